@@ -1,0 +1,5 @@
+import sys
+
+from mmgcn.cli import main
+
+sys.exit(main())

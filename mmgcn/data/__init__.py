@@ -1,0 +1,5 @@
+"""Data layer: the Dataset object, readers per format, preparation, graphs, download."""
+
+from mmgcn.data.dataset import Dataset, DataError, ItemContent
+
+__all__ = ["Dataset", "DataError", "ItemContent"]

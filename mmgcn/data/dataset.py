@@ -1,0 +1,281 @@
+"""The dataset object: the only data currency of the toolkit.
+
+A :class:`Dataset` is immutable and validated once, at construction. It holds the
+train / valid / test interactions as binary ``scipy.sparse.csr_matrix`` of shape
+``(n_users, n_items)``, per-modality item features as float32 tensors of shape
+``(n_items, d)``, optional raw item content (titles, texts, poster paths) and metadata,
+and a free-form ``info`` mapping (split convention, provenance) that ``stats()`` reports.
+
+Errors raised here are :class:`DataError` and name the source file and the field, and
+say how to fix the input.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+SPLITS = ("train", "valid", "test")
+
+
+class DataError(ValueError):
+    """Input data is malformed. The message names the file, the field and the fix."""
+
+
+@dataclass(frozen=True)
+class ItemContent:
+    """Raw content per item (index = item id); ``None`` where an item has none.
+
+    Attributes:
+        titles: display titles, ``(n_items,)``.
+        texts: free text used by text encoders (e.g. title + genres + plot), ``(n_items,)``.
+        image_paths: paths to image files (posters, thumbnails), ``(n_items,)``.
+        audio_paths: paths to audio files, ``(n_items,)``.
+    """
+
+    titles: tuple[str | None, ...] | None = None
+    texts: tuple[str | None, ...] | None = None
+    image_paths: tuple[Path | None, ...] | None = None
+    audio_paths: tuple[Path | None, ...] | None = None
+
+    def fields_present(self) -> dict[str, tuple]:
+        """The content fields that are set, by name."""
+        return {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if getattr(self, f.name) is not None
+        }
+
+    def modality_sources(self) -> dict[str, tuple]:
+        """Content per encoder modality: ``image`` -> paths, ``text`` -> strings, ``audio``."""
+        out = {}
+        if self.image_paths is not None:
+            out["image"] = self.image_paths
+        if self.texts is not None:
+            out["text"] = self.texts
+        if self.audio_paths is not None:
+            out["audio"] = self.audio_paths
+        return out
+
+
+def _as_binary_csr(matrix: Any, split: str, source: str, shape: tuple[int, int]) -> sp.csr_matrix:
+    if not sp.issparse(matrix):
+        raise DataError(f"{source}: field '{split}' must be a scipy.sparse matrix, got {type(matrix).__name__}")
+    if matrix.shape != shape:
+        raise DataError(
+            f"{source}: field '{split}' has shape {matrix.shape} but the dataset is "
+            f"{shape[0]} users x {shape[1]} items; all splits must share one id space "
+            f"(re-index users and items before building the dataset)"
+        )
+    csr = sp.csr_matrix(matrix, dtype=np.float32, copy=True)
+    csr.sum_duplicates()
+    csr.eliminate_zeros()
+    if csr.nnz and not np.all(np.isfinite(csr.data)):
+        raise DataError(f"{source}: field '{split}' holds NaN or inf values; interactions must be finite")
+    csr.data[:] = 1.0
+    csr.sort_indices()
+    csr.indices = csr.indices.astype(np.int32, copy=False)
+    csr.indptr = csr.indptr.astype(np.int64, copy=False)
+    return csr
+
+
+def _as_features(name: str, value: Any, n_items: int, source: str) -> torch.Tensor:
+    if isinstance(value, np.ndarray):
+        if not np.issubdtype(value.dtype, np.number) or np.issubdtype(value.dtype, np.complexfloating):
+            raise DataError(f"{source}: features '{name}' have dtype {value.dtype}; expected a real float array")
+        tensor = torch.from_numpy(np.ascontiguousarray(value, dtype=np.float32))
+    elif isinstance(value, torch.Tensor):
+        if value.is_complex() or value.dtype == torch.bool:
+            raise DataError(f"{source}: features '{name}' have dtype {value.dtype}; expected real floats")
+        tensor = value.detach().to(torch.float32).contiguous()
+    else:
+        raise DataError(f"{source}: features '{name}' must be a numpy array or tensor, got {type(value).__name__}")
+    if tensor.dim() != 2:
+        raise DataError(f"{source}: features '{name}' must be 2-D (n_items, d), got shape {tuple(tensor.shape)}")
+    if tensor.shape[0] != n_items:
+        raise DataError(
+            f"{source}: features '{name}' have {tensor.shape[0]} rows but the dataset has {n_items} items; "
+            f"row i must be item i (regenerate the features for this item set)"
+        )
+    if tensor.shape[1] == 0:
+        raise DataError(f"{source}: features '{name}' have zero columns")
+    bad = ~torch.isfinite(tensor)
+    if bad.any():
+        rows = torch.nonzero(bad.any(dim=1)).flatten()
+        raise DataError(
+            f"{source}: features '{name}' contain NaN/inf in {rows.numel()} row(s) "
+            f"(first item ids: {rows[:5].tolist()}); fill missing content explicitly "
+            f"(zeros + mask, or the mean) when extracting"
+        )
+    tensor.requires_grad_(False)
+    return tensor
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """An immutable, validated multimodal implicit-feedback dataset.
+
+    Args:
+        name: dataset name (e.g. ``"tiktok"``).
+        n_users: number of users; user ids are ``0 .. n_users - 1``.
+        n_items: number of items; item ids are ``0 .. n_items - 1``.
+        train: train interactions, ``(n_users, n_items)`` sparse; stored as binary float32 CSR.
+        valid: validation interactions, same shape.
+        test: test interactions, same shape.
+        features: ``{modality: (n_items, d)}`` float32 item features (empty for ID-only data).
+        content: optional raw item content (titles, texts, image / audio paths).
+        item_meta: optional per-item arrays (length ``n_items``), e.g. genres, release year.
+        user_meta: optional per-user arrays (length ``n_users``), e.g. age, occupation.
+        info: free-form provenance (split convention, source files, filtering report, id maps).
+        source: what the dataset was read from; every error message starts with it.
+
+    Raises:
+        DataError: ids out of range, shapes that disagree, NaN/inf features, empty train,
+            or overlapping splits (unless ``info["allow_overlap"]`` is set).
+    """
+
+    name: str
+    n_users: int
+    n_items: int
+    train: sp.csr_matrix
+    valid: sp.csr_matrix
+    test: sp.csr_matrix
+    features: Mapping[str, torch.Tensor] = field(default_factory=dict)
+    content: ItemContent | None = None
+    item_meta: Mapping[str, np.ndarray] = field(default_factory=dict)
+    user_meta: Mapping[str, np.ndarray] = field(default_factory=dict)
+    info: Mapping[str, Any] = field(default_factory=dict)
+    source: str = "<memory>"
+
+    def __post_init__(self) -> None:
+        src = self.source
+        for attr in ("n_users", "n_items"):
+            value = getattr(self, attr)
+            if not isinstance(value, (int, np.integer)) or value <= 0:
+                raise DataError(f"{src}: field '{attr}' must be a positive integer, got {value!r}")
+        shape = (int(self.n_users), int(self.n_items))
+        object.__setattr__(self, "n_users", shape[0])
+        object.__setattr__(self, "n_items", shape[1])
+        for split in SPLITS:
+            object.__setattr__(self, split, _as_binary_csr(getattr(self, split), split, src, shape))
+        if self.train.nnz == 0:
+            raise DataError(f"{src}: the train split is empty; a recommender needs train interactions")
+        overlaps = self.split_overlaps()
+        if any(overlaps.values()) and not self.info.get("allow_overlap", False):
+            detail = ", ".join(f"{k}: {v}" for k, v in overlaps.items() if v)
+            raise DataError(
+                f"{src}: splits overlap ({detail} shared user-item pairs); train/valid/test "
+                f"must be disjoint (deduplicate, or pass info={{'allow_overlap': True}} to keep them)"
+            )
+        feats = {
+            str(m): _as_features(str(m), v, shape[1], src) for m, v in dict(self.features).items()
+        }
+        object.__setattr__(self, "features", types.MappingProxyType(feats))
+        if self.content is not None:
+            for fname, values in self.content.fields_present().items():
+                if len(values) != shape[1]:
+                    raise DataError(
+                        f"{src}: content '{fname}' has {len(values)} entries but the dataset has "
+                        f"{shape[1]} items (one entry per item, None where missing)"
+                    )
+        for meta_name, meta, n in (("item_meta", self.item_meta, shape[1]), ("user_meta", self.user_meta, shape[0])):
+            for key, values in meta.items():
+                if len(values) != n:
+                    raise DataError(f"{src}: {meta_name} '{key}' has {len(values)} entries, expected {n}")
+        object.__setattr__(self, "item_meta", types.MappingProxyType(dict(self.item_meta)))
+        object.__setattr__(self, "user_meta", types.MappingProxyType(dict(self.user_meta)))
+        object.__setattr__(self, "info", types.MappingProxyType(dict(self.info)))
+
+    # ------------------------------------------------------------------ views
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        """Names of the feature modalities, in insertion order."""
+        return tuple(self.features)
+
+    def split(self, name: str) -> sp.csr_matrix:
+        """The CSR matrix of split ``name`` (``train`` / ``valid`` / ``test``)."""
+        if name not in SPLITS:
+            raise KeyError(f"unknown split {name!r}; expected one of {SPLITS}")
+        return getattr(self, name)
+
+    def split_overlaps(self) -> dict[str, int]:
+        """Number of user-item pairs shared by each pair of splits."""
+        out = {}
+        for i, a in enumerate(SPLITS):
+            for b in SPLITS[i + 1 :]:
+                out[f"{a}&{b}"] = int(getattr(self, a).multiply(getattr(self, b)).nnz)
+        return out
+
+    def cold_items(self, split: str = "test") -> np.ndarray:
+        """Items that appear in ``split`` but have no train interaction (sorted ids)."""
+        in_split = np.diff(self.split(split).tocsc().indptr) > 0
+        in_train = np.diff(self.train.tocsc().indptr) > 0
+        return np.flatnonzero(in_split & ~in_train)
+
+    def with_features(self, features: Mapping[str, Any]) -> Dataset:
+        """A copy with ``features`` replacing the feature dict (validated again)."""
+        return dataclasses.replace(self, features=dict(features))
+
+    def select_modalities(self, modalities: Sequence[str]) -> Dataset:
+        """A copy keeping only the named modalities (in the given order)."""
+        missing = [m for m in modalities if m not in self.features]
+        if missing:
+            raise KeyError(f"{self.name}: no features for modalities {missing}; have {list(self.features)}")
+        return self.with_features({m: self.features[m] for m in modalities})
+
+    # ------------------------------------------------------------------ stats
+    def stats(self) -> dict[str, Any]:
+        """Counts, density, degree quantiles, cold users/items per split, modality dims."""
+        train_user_deg = np.diff(self.train.indptr)
+        train_item_deg = np.diff(self.train.tocsc().indptr)
+        quantiles = (0.0, 0.25, 0.5, 0.75, 0.9, 0.99, 1.0)
+        total = sum(self.split(s).nnz for s in SPLITS)
+        out: dict[str, Any] = {
+            "name": self.name,
+            "n_users": self.n_users,
+            "n_items": self.n_items,
+            "interactions": {s: int(self.split(s).nnz) for s in SPLITS},
+            "total_interactions": int(total),
+            "density": total / (self.n_users * self.n_items),
+            "train_user_degree": dict(zip(map(str, quantiles), np.quantile(train_user_deg, quantiles).tolist())),
+            "train_item_degree": dict(zip(map(str, quantiles), np.quantile(train_item_deg, quantiles).tolist())),
+            "users_without_train": int((train_user_deg == 0).sum()),
+            "items_without_train": int((train_item_deg == 0).sum()),
+            "split_overlaps": self.split_overlaps(),
+        }
+        for split in ("valid", "test"):
+            matrix = self.split(split)
+            users = np.flatnonzero(np.diff(matrix.indptr) > 0)
+            cold_items = self.cold_items(split)
+            cold_mask = np.isin(matrix.indices, cold_items)
+            out[split] = {
+                "users": int(users.size),
+                "cold_users": int((train_user_deg[users] == 0).sum()),
+                "cold_items": int(cold_items.size),
+                "interactions_on_cold_items": int(cold_mask.sum()),
+            }
+        out["modalities"] = {m: int(t.shape[1]) for m, t in self.features.items()}
+        if self.content is not None:
+            out["content"] = {
+                name: sum(v is not None and v != "" for v in values)
+                for name, values in self.content.fields_present().items()
+            }
+        for key in ("split_convention", "split", "filtering"):
+            if key in self.info:
+                out[key] = self.info[key]
+        return out
+
+    def __repr__(self) -> str:
+        mods = ", ".join(f"{m}:{t.shape[1]}" for m, t in self.features.items()) or "none"
+        return (
+            f"Dataset({self.name!r}, users={self.n_users}, items={self.n_items}, "
+            f"train={self.train.nnz}, valid={self.valid.nnz}, test={self.test.nnz}, modalities=[{mods}])"
+        )
