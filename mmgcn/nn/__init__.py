@@ -1,1 +1,1 @@
-"""TODO"""
+"""Neural building blocks: sparse propagation, the modality GCN layer, fusion blocks, losses."""

@@ -16,7 +16,7 @@ def seed_everything(seed: int, deterministic: bool = True) -> np.random.Generato
     (``warn_only`` so that ops without a deterministic variant still run on GPU).
     """
     random.seed(seed)
-    np.random.seed(seed % (2**32))
+    np.random.seed(seed % (2**32))  # noqa: NPY002 -- third-party code may use the legacy global RNG
     torch.manual_seed(seed)
     os.environ.setdefault("PYTHONHASHSEED", str(seed))
     if deterministic:
