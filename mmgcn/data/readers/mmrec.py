@@ -1,0 +1,273 @@
+"""Reader and writer for MMRec's atomic layout.
+
+A folder holds ``<name>.inter``, a tab-separated file with the header
+``userID itemID rating timestamp x_label`` (``x_label`` 0 / 1 / 2 = train / valid / test;
+ids dense from 0), and any number of ``<modality>_feat.npy`` arrays of shape
+``(n_items, d)`` whose row ``i`` is item ``i`` -- the layout MMRec (enoche/MMRec) trains
+from. ``userID``, ``itemID`` and ``x_label`` are required; ``rating`` and ``timestamp``
+are optional and not used (the toolkit treats every row as an implicit positive).
+
+The writer adds a sidecar ``<name>.json`` (MMRec ignores it) with the id-space sizes and
+the per-split counts, so users / items without any interaction survive a round trip and a
+file truncated at a line boundary is detected.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from mmgcn import __version__
+from mmgcn.data.dataset import SPLITS, DataError, Dataset
+from mmgcn.data.readers.common import (
+    feature_files,
+    file_hashes,
+    fingerprint,
+    load_feature_file,
+    verify_pins,
+)
+from mmgcn.utils.io import atomic_write, atomic_write_json
+
+logger = logging.getLogger(__name__)
+
+HEADER = ("userID", "itemID", "rating", "timestamp", "x_label")
+REQUIRED = ("userID", "itemID", "x_label")
+_HEADER_FIX = "expected the tab-separated header 'userID\\titemID\\trating\\ttimestamp\\tx_label'"
+
+
+def find_inter_file(directory: Path, name: str | None = None) -> Path:
+    """``<directory>/<name>.inter``, or the folder's only ``.inter`` file when ``name`` is None."""
+    if name is not None:
+        path = directory / f"{name}.inter"
+        if not path.is_file():
+            raise DataError(f"{path}: file not found; an MMRec folder holds <name>.inter plus *_feat.npy")
+        return path
+    candidates = sorted(directory.glob("*.inter"))
+    if len(candidates) != 1:
+        raise DataError(
+            f"{directory}: expected exactly one .inter file, found {len(candidates)} "
+            f"({', '.join(p.name for p in candidates) or 'none'}); pass the dataset name"
+        )
+    return candidates[0]
+
+
+def _parse_int_column(values: np.ndarray, field: str, path: Path) -> np.ndarray:
+    try:
+        return values.astype(np.int64)
+    except ValueError:
+        for row, value in enumerate(values):
+            try:
+                int(value)
+            except ValueError:
+                raise DataError(
+                    f"{path}: field '{field}' at line {row + 2} is {value!r}, not an integer id; "
+                    f"ids must be dense integers from 0 (re-index the data)"
+                ) from None
+        raise  # pragma: no cover - astype failed but every value parses
+
+
+def read_inter(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Parse an ``.inter`` file into ``(users, items, x_label)`` int64 arrays of shape ``(n,)``.
+
+    Raises:
+        DataError: wrong header, a row with the wrong number of fields (e.g. a truncated
+            file), non-integer ids, negative ids, ``x_label`` outside 0..2.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text ({exc}); an .inter file is a UTF-8 TSV") from None
+    lines = text.split("\n")
+    header = lines[0].rstrip("\r").split("\t")
+    missing = [c for c in REQUIRED if c not in header]
+    if missing or len(set(header)) != len(header):
+        raise DataError(f"{path}: header is {header}, missing columns {missing} or repeated names; {_HEADER_FIX}")
+    body = lines[1:]
+    while body and not body[-1].strip():
+        body.pop()
+    cells = [line.rstrip("\r").split("\t") for line in body]
+    for row, fields in enumerate(cells):
+        if len(fields) != len(header):
+            raise DataError(
+                f"{path}: line {row + 2} has {len(fields)} fields, the header has {len(header)}; the "
+                f"file is truncated or corrupt (re-write it with `mmgcn datasets convert`)"
+            )
+    table = np.array(cells, dtype=str).reshape(len(cells), len(header))
+    columns = {}
+    for field in REQUIRED:
+        columns[field] = _parse_int_column(table[:, header.index(field)], field, path)
+    for field in ("userID", "itemID"):
+        if columns[field].size and columns[field].min() < 0:
+            raise DataError(f"{path}: field '{field}' has negative id {columns[field].min()}; ids start at 0")
+    labels = columns["x_label"]
+    bad = (labels < 0) | (labels > 2)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise DataError(
+            f"{path}: field 'x_label' at line {row + 2} is {labels[row]}; x_label must be 0 (train), "
+            f"1 (valid) or 2 (test)"
+        )
+    return columns["userID"], columns["itemID"], labels
+
+
+def _read_sidecar(path: Path) -> dict | None:
+    if not path.is_file():
+        return None
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: unreadable JSON sidecar ({exc}); delete it or re-convert the dataset") from None
+    for key in ("n_users", "n_items"):
+        if not isinstance(meta.get(key), int) or meta[key] <= 0:
+            raise DataError(f"{path}: field '{key}' must be a positive integer, got {meta.get(key)!r}")
+    return meta
+
+
+def read_mmrec(
+    directory: str | os.PathLike,
+    name: str | None = None,
+    *,
+    modalities: Sequence[str] | None = None,
+    pins: Mapping[str, str] | None = None,
+    verify: bool = True,
+) -> Dataset:
+    """Read an MMRec folder (``<name>.inter`` + ``<modality>_feat.npy``) into a :class:`Dataset`.
+
+    ``n_users`` / ``n_items`` come from the sidecar ``<name>.json`` when present, else
+    from the largest id + 1 and the feature row count.
+
+    Args:
+        directory: the folder.
+        name: the ``.inter`` file stem (default: the folder's only ``.inter`` file).
+        modalities: feature modalities to load (default ``None``: every ``*_feat.npy``).
+        pins: ``{file name: sha256}`` expected hashes; files without a pin are not checked.
+        verify: a pin mismatch raises (default ``True``) or, when ``False``, warns.
+
+    Raises:
+        DataError: see :func:`read_inter`; feature rows that differ from the item count,
+            NaN features, a sidecar that disagrees with the file, overlapping splits.
+    """
+    directory = Path(directory)
+    inter = find_inter_file(directory, name)
+    name = inter.stem
+    available = feature_files(directory)
+    if modalities is not None:
+        absent = [m for m in modalities if m not in available]
+        if absent:
+            raise DataError(f"{directory}: no <modality>_feat.npy for {absent}; available: {list(available)}")
+        available = {m: available[m] for m in modalities}
+    hashes = file_hashes(directory, [inter.name] + [p.name for p in available.values()])
+    verify_pins(directory, hashes, pins, verify, name)
+
+    users, items, labels = read_inter(inter)
+    sidecar_path = directory / f"{name}.json"
+    sidecar = _read_sidecar(sidecar_path)
+    features = {m: load_feature_file(p) for m, p in available.items()}
+    feature_rows = {m: f.shape[0] for m, f in features.items()}
+    if len(set(feature_rows.values())) > 1:
+        raise DataError(f"{directory}: feature files disagree in row count {feature_rows}; each row must be one item")
+    max_user = int(users.max()) + 1 if users.size else 0
+    max_item = int(items.max()) + 1 if items.size else 0
+    n_users = sidecar["n_users"] if sidecar else max_user
+    n_items = sidecar["n_items"] if sidecar else max(max_item, *feature_rows.values(), 0)
+    if max_user > n_users or max_item > n_items:
+        raise DataError(
+            f"{inter}: ids reach user {max_user - 1} / item {max_item - 1} but the dataset has "
+            f"{n_users} users / {n_items} items ({sidecar_path.name if sidecar else 'feature rows'}); "
+            f"the files do not belong together"
+        )
+    for m, rows in feature_rows.items():
+        if rows != n_items:
+            raise DataError(
+                f"{available[m]}: features have {rows} rows but the dataset has {n_items} items; "
+                f"row i must be item i (re-extract or re-convert the features)"
+            )
+    counts = {split: int((labels == code).sum()) for code, split in enumerate(SPLITS)}
+    if sidecar and "interactions" in sidecar and sidecar["interactions"] != counts:
+        raise DataError(
+            f"{inter}: holds {counts} interactions but {sidecar_path.name} records "
+            f"{sidecar['interactions']}; the .inter file is truncated or was edited -- re-convert it"
+        )
+    matrices = {}
+    for code, split in enumerate(SPLITS):
+        pick = labels == code
+        data = np.ones(int(pick.sum()), dtype=np.float32)
+        matrices[split] = sp.csr_matrix((data, (users[pick], items[pick])), shape=(n_users, n_items))
+    info = dict(sidecar.get("info", {})) if sidecar else {}
+    origin = info.get("source_split_convention")
+    info.update(
+        format="mmrec",
+        split_convention="x_label 0 / 1 / 2 = train / valid / test"
+        + (f" (converted from {info.get('source_name', name)}, {origin})" if origin else ""),
+        split={"method": "given by x_label", "train": "x_label=0", "valid": "x_label=1", "test": "x_label=2"},
+        files=hashes,
+        fingerprint=fingerprint(hashes),
+    )
+    return Dataset(
+        name=sidecar.get("name", name) if sidecar else name,
+        n_users=n_users,
+        n_items=n_items,
+        **matrices,
+        features=features,
+        info=info,
+        source=str(inter),
+    )
+
+
+def write_mmrec(
+    dataset: Dataset, directory: str | os.PathLike, *, name: str | None = None, overwrite: bool = False
+) -> Path:
+    """Write ``dataset`` in MMRec's layout under ``directory``; returns the ``.inter`` path.
+
+    Writes ``<name>.inter`` (rows sorted by split, user, item; ``rating`` 1 and
+    ``timestamp`` 0 as placeholders, since a :class:`Dataset` holds implicit feedback
+    only), ``<modality>_feat.npy`` (float32) and the sidecar ``<name>.json``. Each file is
+    written atomically.
+
+    Raises:
+        FileExistsError: ``<name>.inter`` exists and ``overwrite`` is False.
+    """
+    directory = Path(directory)
+    name = name or dataset.name
+    inter = directory / f"{name}.inter"
+    if inter.exists() and not overwrite:
+        raise FileExistsError(f"{inter}: already exists; choose another folder or pass overwrite=True (--force)")
+    directory.mkdir(parents=True, exist_ok=True)
+    blocks = []
+    for code, split in enumerate(SPLITS):
+        csr = dataset.split(split)  # sorted indices: rows come out user-major, items ascending
+        users = np.repeat(np.arange(dataset.n_users, dtype=np.int64), np.diff(csr.indptr))
+        blocks.append(np.column_stack([users, csr.indices.astype(np.int64), np.full(csr.nnz, code)]))
+    rows = np.concatenate(blocks) if blocks else np.zeros((0, 3), dtype=np.int64)
+    with atomic_write(inter, "w", encoding="utf-8", newline="\n") as handle:
+        handle.write("\t".join(HEADER) + "\n")
+        handle.writelines(f"{u}\t{i}\t1\t0\t{x}\n" for u, i, x in rows.tolist())
+    for modality, tensor in dataset.features.items():
+        with atomic_write(directory / f"{modality}_feat.npy", "wb") as handle:
+            np.save(handle, tensor.numpy().astype(np.float32, copy=False), allow_pickle=False)
+    kept_info = {
+        k: v for k, v in dataset.info.items() if k in ("split_convention", "convention", "split", "fingerprint")
+    }
+    atomic_write_json(
+        directory / f"{name}.json",
+        {
+            "format": "mmrec",
+            "name": dataset.name,
+            "n_users": dataset.n_users,
+            "n_items": dataset.n_items,
+            "interactions": {s: int(dataset.split(s).nnz) for s in SPLITS},
+            "modalities": {m: int(t.shape[1]) for m, t in dataset.features.items()},
+            "columns": "rating = 1 and timestamp = 0 are placeholders (implicit feedback)",
+            "written_by": f"mmgcn {__version__}",
+            "info": {"source_name": dataset.name, **{"source_" + k: v for k, v in kept_info.items()}},
+        },
+    )
+    logger.info("wrote %s (%d interactions, modalities %s)", inter, len(rows), list(dataset.features))
+    return inter
