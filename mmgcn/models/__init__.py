@@ -3,6 +3,7 @@
 Importing this package registers the built-in models.
 """
 
+from mmgcn.models import fusion  # noqa: F401 -- registers concat, attention and -graph variants
 from mmgcn.models.base import (
     Embeddings,
     ModelConfig,
