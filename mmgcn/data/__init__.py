@@ -6,6 +6,7 @@ from mmgcn.data.prepare import k_core, make_dataset, reindex, select_items, spli
 from mmgcn.data.readers import read_mmrec, read_mmssl, read_movielens100k, write_mmrec
 from mmgcn.data.registry import dataset_card, list_datasets, load_dataset
 from mmgcn.data.safe_pickle import load_sparse_pickle
+from mmgcn.data.synthetic import make_synthetic
 
 __all__ = [
     "Dataset",
@@ -14,6 +15,7 @@ __all__ = [
     "ItemContent",
     "k_core",
     "make_dataset",
+    "make_synthetic",
     "reindex",
     "select_items",
     "split_log",
