@@ -1,0 +1,84 @@
+"""Checkpoints: atomic saves, restricted loads, and the random states a resume needs.
+
+A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts, so it loads
+with ``torch.load(..., weights_only=True)``: loading a checkpoint never runs code from the
+file. Saves serialise to memory first and then go through :func:`mmgcn.utils.io.atomic_write_bytes`,
+so a crash or a full disk leaves the previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from mmgcn.utils.io import atomic_write_bytes
+
+CHECKPOINT_FORMAT = 1
+
+
+def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
+    """Serialise ``state`` with ``torch.save`` and write it to ``path`` atomically."""
+    buffer = io.BytesIO()
+    torch.save({"format": CHECKPOINT_FORMAT, **state}, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint written by :func:`save_checkpoint` (``weights_only=True``).
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: the file is not a checkpoint of a known format.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: checkpoint not found")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # corrupt bytes, or objects outside the weights_only allow-list
+        raise ValueError(f"{path}: not a readable mmgcn checkpoint ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path}: unknown checkpoint format {state.get('format') if isinstance(state, dict) else type(state).__name__!r}; expected {CHECKPOINT_FORMAT}")
+    return state
+
+
+def capture_rng_state() -> dict[str, Any]:
+    """Python, legacy numpy and torch (CPU + CUDA) random states, as weights_only-safe values."""
+    py_version, py_state, py_gauss = random.getstate()
+    np_name, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()  # noqa: NPY002
+    state: dict[str, Any] = {
+        "python": {"version": py_version, "state": list(py_state), "gauss": py_gauss},
+        "numpy": {
+            "name": np_name,
+            "keys": torch.from_numpy(np_keys.astype(np.int64)),
+            "pos": int(np_pos),
+            "has_gauss": int(np_has_gauss),
+            "gauss": float(np_gauss),
+        },
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: dict[str, Any]) -> None:
+    """Inverse of :func:`capture_rng_state`."""
+    py = state["python"]
+    random.setstate((py["version"], tuple(py["state"]), py["gauss"]))
+    npy = state["numpy"]
+    np.random.set_state(  # noqa: NPY002
+        (npy["name"], npy["keys"].numpy().astype(np.uint32), npy["pos"], npy["has_gauss"], npy["gauss"])
+    )
+    torch.set_rng_state(state["torch"].cpu())
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+
+
+__all__ = ["CHECKPOINT_FORMAT", "capture_rng_state", "load_checkpoint", "restore_rng_state", "save_checkpoint"]

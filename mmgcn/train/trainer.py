@@ -1,0 +1,460 @@
+"""BPR training with early stopping on the validation split, checkpoints and resume.
+
+The loop: per epoch, one pass over the train interactions with uniform negatives
+(:class:`mmgcn.train.sampling.BPRSampler`) and Adam on ``model.loss(users, pos, neg)``;
+every ``eval_every`` epochs a full-ranking evaluation of the **valid** split; the best
+validation ``metric`` selects the checkpoint; ``patience`` evaluations without improvement
+stop the run. Only then is the best checkpoint restored and the **test** split evaluated,
+once. The test split is reached through one method, :meth:`Trainer._final_test`, called
+after the loop; selection never sees it.
+
+Resume: ``checkpoints/last.pt`` holds everything the next epoch depends on (model and
+optimizer state, the sampler's and the global random states, the early-stopping counters
+and the metric history), so on CPU a resumed run reproduces the uninterrupted one bit for
+bit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import re
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mmgcn.config import to_dict
+from mmgcn.data.dataset import SPLITS, Dataset
+from mmgcn.eval.evaluator import EvalResult, evaluate
+from mmgcn.eval.metrics import METRIC_NAMES
+from mmgcn.models.base import Recommender
+from mmgcn.train import run_dir as rd
+from mmgcn.train.checkpoint import (
+    capture_rng_state,
+    load_checkpoint,
+    restore_rng_state,
+    save_checkpoint,
+)
+from mmgcn.train.sampling import BPRSampler
+from mmgcn.utils.io import atomic_write_json
+from mmgcn.utils.seed import seed_everything
+
+log = logging.getLogger(__name__)
+
+#: TrainConfig fields that may change between an interrupted run and its resume
+RESUMABLE_CHANGES = frozenset({"epochs", "progress", "device", "eval_block_size"})
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How a model is trained and selected.
+
+    Args:
+        epochs: maximum number of epochs (default ``1000``; early stopping usually ends sooner).
+        batch_size: BPR triples per step (default ``2048``).
+        lr: Adam learning rate (default ``1e-3``).
+        weight_decay: Adam weight decay on all parameters (default ``0``; models add
+            their own L2 on the batch's embeddings in ``loss``).
+        patience: evaluations without improvement before stopping (default ``20``).
+        min_delta: an evaluation improves only if it beats the best by more than this.
+        eval_every: validate every this many epochs (default ``1``).
+        metric: selection metric on the valid split, ``"<name>@<k>"`` with ``k`` in ``ks``.
+        ks: cut-offs reported (default ``(10, 20, 50)``).
+        seed: seeds python / numpy / torch and the negative sampler (default ``0``).
+        eval_block_size: users scored per evaluation block (default: automatic).
+        valid_mask: splits masked when validating (default ``("train",)``).
+        test_mask: splits masked in the final test (default ``("train", "valid")``; the
+            published TikTok / Baby tables mask only ``train``).
+        warm_cold: report the final test separately on warm and cold items (default ``True``).
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or ``"auto"`` (default ``"cpu"``).
+        deterministic: ask torch for deterministic kernels (default ``True``).
+        progress: tqdm bar over each epoch's batches (default ``True``).
+    """
+
+    epochs: int = 1000
+    batch_size: int = 2048
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    patience: int = 20
+    min_delta: float = 0.0
+    eval_every: int = 1
+    metric: str = "recall@20"
+    ks: tuple[int, ...] = (10, 20, 50)
+    seed: int = 0
+    eval_block_size: int | None = None
+    valid_mask: tuple[str, ...] = ("train",)
+    test_mask: tuple[str, ...] = ("train", "valid")
+    warm_cold: bool = True
+    device: str = "cpu"
+    deterministic: bool = True
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        positive = {"epochs": self.epochs, "batch_size": self.batch_size, "patience": self.patience,
+                    "eval_every": self.eval_every, "lr": self.lr}
+        for name, value in positive.items():
+            if not value > 0:
+                raise ValueError(f"train.{name} must be positive, got {value!r}")
+        if self.weight_decay < 0 or self.min_delta < 0:
+            raise ValueError("train.weight_decay and train.min_delta must be >= 0")
+        if not self.ks or any(k <= 0 for k in self.ks):
+            raise ValueError(f"train.ks must be positive integers, got {list(self.ks)}")
+        if self.eval_block_size is not None and self.eval_block_size <= 0:
+            raise ValueError(f"train.eval_block_size must be positive, got {self.eval_block_size}")
+        match = re.fullmatch(r"([a-z_]+)@(\d+)", self.metric)
+        if not match or match.group(1) not in METRIC_NAMES or int(match.group(2)) not in self.ks:
+            raise ValueError(
+                f"train.metric {self.metric!r} must be '<name>@<k>' with name in {list(METRIC_NAMES)} "
+                f"and k in train.ks {list(self.ks)}"
+            )
+        for name in ("valid_mask", "test_mask"):
+            bad = [s for s in getattr(self, name) if s not in SPLITS]
+            if bad:
+                raise ValueError(f"train.{name} names unknown split(s) {bad}; use names from {list(SPLITS)}")
+        if "valid" in self.valid_mask or "test" in self.valid_mask or "test" in self.test_mask:
+            raise ValueError("train.valid_mask may hold only 'train'; train.test_mask only 'train'/'valid'")
+        if not re.fullmatch(r"cpu|auto|cuda(:\d+)?|mps", self.device):
+            raise ValueError(f"train.device {self.device!r}: use cpu, cuda, cuda:N, mps or auto")
+
+    def torch_device(self) -> torch.device:
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device(self.device)
+
+
+@dataclass
+class TrainResult:
+    """Outcome of :meth:`Trainer.fit`.
+
+    Attributes:
+        metric: the selection metric, e.g. ``"recall@20"``.
+        best_epoch: epoch of the selected checkpoint (``0`` for untrained models).
+        best_value: its validation ``metric``.
+        valid: all validation metrics at ``best_epoch``.
+        test: the final test evaluation of the selected checkpoint (``None`` if skipped).
+        epochs_run: last epoch trained.
+        stopped_early: whether patience ran out before ``epochs``.
+        history: one record per epoch (as in ``metrics.jsonl``).
+        run_dir: the run directory, if any.
+    """
+
+    metric: str
+    best_epoch: int
+    best_value: float
+    valid: dict[str, float]
+    test: EvalResult | None
+    epochs_run: int
+    stopped_early: bool
+    history: list[dict[str, Any]] = field(default_factory=list)
+    run_dir: Path | None = None
+
+
+def _peak_rss_mb() -> float | None:
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return None
+    # ru_maxrss is in KiB on Linux (bytes on macOS; close enough for a log line there)
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def run_epoch(
+    model: Recommender,
+    optimizer: torch.optim.Optimizer,
+    sampler: BPRSampler,
+    batch_size: int,
+    progress: bool = False,
+    device: torch.device | str | None = None,
+    description: str = "train",
+) -> dict[str, float]:
+    """One pass over the train interactions: ``{"loss": mean per triple, "seconds", "batches"}``.
+
+    Raises:
+        FloatingPointError: the epoch's mean loss is NaN or infinite.
+    """
+    from tqdm.auto import tqdm
+
+    if device is None:
+        device = next(iter(model.parameters())).device
+    started = time.perf_counter()
+    model.train()
+    total = torch.zeros((), dtype=torch.float64, device=device)
+    n_seen = n_batches = 0
+    bar = tqdm(
+        sampler.batches(batch_size), total=sampler.n_batches(batch_size),
+        desc=description, unit="batch", leave=False, disable=not progress,
+    )
+    for users, pos, neg in bar:
+        users, pos, neg = users.to(device), pos.to(device), neg.to(device)
+        optimizer.zero_grad(set_to_none=True)
+        loss = model.loss(users, pos, neg)
+        if loss.dim() != 0:
+            raise ValueError(f"{type(model).__name__}.loss must return a scalar, got shape {tuple(loss.shape)}")
+        loss.backward()
+        optimizer.step()
+        # accumulate on device: a .item() per batch would sync the GPU every step
+        total += loss.detach().to(torch.float64) * users.numel()
+        n_seen += users.numel()
+        n_batches += 1
+    mean_loss = (total / max(n_seen, 1)).item()
+    if not math.isfinite(mean_loss):
+        raise FloatingPointError(f"{description}: mean loss is {mean_loss}; lower the learning rate or check the model")
+    return {"loss": mean_loss, "seconds": time.perf_counter() - started, "batches": n_batches}
+
+
+class Trainer:
+    """Train ``model`` on ``dataset`` and select it on the valid split.
+
+    Args:
+        model: a registered recommender (built and seeded by the caller).
+        dataset: the dataset the model was built for.
+        config: a :class:`TrainConfig`.
+        run_dir: where config, metrics and checkpoints go (``None``: nothing is written
+            and ``resume`` is unavailable).
+        resume: continue the run in ``run_dir`` from ``checkpoints/last.pt``.
+        callbacks: called with each epoch's record after its checkpoint is written.
+        run_config: the resolved config to record in ``config.yaml`` (its ``model`` and
+            ``train`` sections are replaced by the actual configs).
+    """
+
+    def __init__(
+        self,
+        model: Recommender,
+        dataset: Dataset,
+        config: TrainConfig | None = None,
+        run_dir: str | Path | None = None,
+        *,
+        resume: bool = False,
+        callbacks: Sequence[Callable[[dict[str, Any]], None]] = (),
+        run_config: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.config = config or TrainConfig()
+        self.dataset = dataset
+        self.device = self.config.torch_device()
+        self.model = model.to(self.device)
+        if resume and run_dir is None:
+            raise ValueError("resume needs a run_dir")
+        self.run_dir = None if run_dir is None else rd.check_run_dir(run_dir, resume)
+        self.resume = resume
+        self.callbacks = list(callbacks)
+        self.trainable = bool(getattr(model, "trainable", True))
+        self.run_config = {
+            "run": {"model": model.name, "dataset": dataset.name},
+            **dict(run_config or {}),
+            "model": to_dict(model.config),
+            "train": to_dict(self.config),
+        }
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.sampler: BPRSampler | None = None
+        self.epoch = 0
+        self.best_value = -math.inf
+        self.best_epoch = 0
+        self.bad_evals = 0
+        self.stopped_early = False
+        self.history: list[dict[str, Any]] = []
+        self._best_model_state: dict[str, torch.Tensor] | None = None
+
+    # ------------------------------------------------------------------ public
+    def fit(self, evaluate_test: bool = True) -> TrainResult:
+        """Train with early stopping on valid, restore the best state, test it once."""
+        with self._log_to_run_dir():
+            self._start()
+            if self.resume:
+                self._restore()
+            if self.trainable:
+                self._train_loop()
+            elif not self.history:
+                self._select_untrained()
+            if self._best_model_state is not None:
+                self.model.load_state_dict(self._best_model_state)
+            test = self._final_test() if evaluate_test else None
+        best_record = next((r for r in self.history if r["epoch"] == self.best_epoch and "valid" in r), {})
+        return TrainResult(
+            metric=self.config.metric,
+            best_epoch=self.best_epoch,
+            best_value=self.best_value,
+            valid=dict(best_record.get("valid", {})),
+            test=test,
+            epochs_run=self.epoch,
+            stopped_early=self.stopped_early,
+            history=list(self.history),
+            run_dir=self.run_dir,
+        )
+
+    # ------------------------------------------------------------------ phases
+    def _start(self) -> None:
+        cfg = self.config
+        seed_everything(cfg.seed, deterministic=cfg.deterministic)
+        if self.trainable:
+            params = [p for p in self.model.parameters() if p.requires_grad]
+            if not params:
+                raise ValueError(
+                    f"{type(self.model).__name__} has no trainable parameters; set trainable = False "
+                    f"on the class if it is meant to be evaluated without training"
+                )
+            self.optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+            self.sampler = BPRSampler(self.dataset.train, seed=cfg.seed)
+        if self.run_dir is not None:
+            rd.write_yaml(self.run_dir / rd.CONFIG_FILE, self.run_config)
+            env_path = self.run_dir / rd.ENVIRONMENT_FILE
+            environment = rd.environment_info()
+            if self.resume and env_path.exists():
+                # keep the first start's record; list every resume after it
+                first = json.loads(env_path.read_text(encoding="utf-8"))
+                first.setdefault("resumes", []).append(environment)
+                environment = first
+            atomic_write_json(env_path, environment)
+
+    def _restore(self) -> None:
+        assert self.run_dir is not None
+        # _start() built fresh optimizer / sampler objects; overwrite their state
+        state = load_checkpoint(self.run_dir / rd.LAST_CHECKPOINT)
+        saved = state["train_config"]
+        current = to_dict(self.config)
+        changed = sorted(k for k in current if k not in RESUMABLE_CHANGES and saved.get(k) != current[k])
+        if changed:
+            raise ValueError(
+                f"{self.run_dir}: cannot resume with a different train config for {changed} "
+                f"(checkpoint: {[saved.get(k) for k in changed]}, now: {[current[k] for k in changed]})"
+            )
+        if state["model_name"] != self.model.name or state["model_config"] != to_dict(self.model.config):
+            raise ValueError(f"{self.run_dir}: the checkpoint is for model {state['model_name']!r} with config "
+                             f"{state['model_config']}, not {self.model.name!r} with {to_dict(self.model.config)}")
+        self.model.load_state_dict(state["model"])
+        if self.optimizer is not None:
+            self.optimizer.load_state_dict(state["optimizer"])
+        if self.sampler is not None:
+            self.sampler.load_state_dict(state["sampler"])
+        restore_rng_state(state["rng"])
+        self.epoch, self.best_value, self.best_epoch = state["epoch"], state["best_value"], state["best_epoch"]
+        self.bad_evals, self.stopped_early = state["bad_evals"], state["stopped_early"]
+        self.history = list(state["history"])
+        best_path = self.run_dir / rd.BEST_CHECKPOINT
+        if best_path.exists():
+            self._best_model_state = load_checkpoint(best_path)["model"]
+        rd.write_jsonl(self.run_dir / rd.METRICS_FILE, self.history)
+        log.info("resumed %s at epoch %d (best %s %.4f at epoch %d)", self.run_dir, self.epoch,
+                 self.config.metric, self.best_value, self.best_epoch)
+
+    def _train_loop(self) -> None:
+        cfg = self.config
+        assert self.optimizer is not None and self.sampler is not None
+        while self.epoch < cfg.epochs and not self.stopped_early:
+            self.epoch += 1
+            if self.device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(self.device)
+            stats = run_epoch(self.model, self.optimizer, self.sampler, cfg.batch_size,
+                              progress=cfg.progress, device=self.device, description=f"epoch {self.epoch}")
+            record: dict[str, Any] = {"epoch": self.epoch, "loss": stats["loss"], "train_seconds": stats["seconds"]}
+            if self.epoch % cfg.eval_every == 0 or self.epoch == cfg.epochs:
+                self._validate_into(record)
+            self._end_epoch(record)
+
+    def _select_untrained(self) -> None:
+        record: dict[str, Any] = {"epoch": 0, "loss": None, "train_seconds": 0.0}
+        self._validate_into(record)
+        self._end_epoch(record)
+
+    def _validate_into(self, record: dict[str, Any]) -> None:
+        """Evaluate the valid split, update the early-stopping state, save the best model."""
+        cfg = self.config
+        result = evaluate(self.model, self.dataset, split="valid", ks=cfg.ks, mask=cfg.valid_mask,
+                          block_size=cfg.eval_block_size)
+        value = result.metrics[cfg.metric]
+        improved = value > self.best_value + cfg.min_delta
+        if improved:
+            self.best_value, self.best_epoch, self.bad_evals = value, self.epoch, 0
+            self._best_model_state = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
+        else:
+            self.bad_evals += 1
+            self.stopped_early = self.bad_evals >= cfg.patience
+        record.update(valid=result.metrics, eval_seconds=result.seconds, improved=improved)
+        if improved and self.run_dir is not None:
+            save_checkpoint(self.run_dir / rd.BEST_CHECKPOINT, self._checkpoint_state(record))
+
+    def _end_epoch(self, record: dict[str, Any]) -> None:
+        record.update(
+            best_epoch=self.best_epoch,
+            best_value=self.best_value if math.isfinite(self.best_value) else None,
+            bad_evals=self.bad_evals,
+            peak_rss_mb=_peak_rss_mb(),
+            peak_gpu_mb=torch.cuda.max_memory_allocated(self.device) / 2**20 if self.device.type == "cuda" else None,
+        )
+        self.history.append(record)
+        metric = record.get("valid", {}).get(self.config.metric)
+        log.info(
+            "epoch %d: loss %s  valid %s %s (best %.4f @ %d)  train %.2fs  eval %.2fs  peak RSS %.0f MB%s",
+            record["epoch"], "-" if record["loss"] is None else f"{record['loss']:.5f}", self.config.metric,
+            "-" if metric is None else f"{metric:.4f}", self.best_value, self.best_epoch,
+            record["train_seconds"], record.get("eval_seconds") or 0.0, record["peak_rss_mb"] or 0.0,
+            "" if record["peak_gpu_mb"] is None else f"  peak GPU {record['peak_gpu_mb']:.0f} MB",
+        )
+        if self.run_dir is not None:
+            rd.write_jsonl(self.run_dir / rd.METRICS_FILE, self.history)
+            save_checkpoint(self.run_dir / rd.LAST_CHECKPOINT, self._checkpoint_state(record))
+        if self.stopped_early:
+            log.info("early stop after epoch %d: no %s improvement in %d evaluations",
+                     self.epoch, self.config.metric, self.config.patience)
+        for callback in self.callbacks:
+            callback(record)
+
+    def _final_test(self) -> EvalResult:
+        """The one place that reads the test split: after selection, on the best state."""
+        cfg = self.config
+        result = evaluate(self.model, self.dataset, split="test", ks=cfg.ks, mask=cfg.test_mask,
+                          block_size=cfg.eval_block_size, warm_cold=cfg.warm_cold)
+        log.info("test of the epoch-%d model (selected by valid %s = %.4f): %s",
+                 self.best_epoch, cfg.metric, self.best_value, result.summary())
+        if self.run_dir is not None:
+            atomic_write_json(self.run_dir / rd.TEST_METRICS_FILE, {
+                "selected_by": f"valid {cfg.metric}",
+                "best_epoch": self.best_epoch,
+                "best_value": self.best_value,
+                "model": self.model.name,
+                "dataset": self.dataset.name,
+                **result.to_dict(),
+            })
+            rd.write_npz(self.run_dir / rd.TEST_PER_USER_FILE, result.per_user_arrays())
+        return result
+
+    # ------------------------------------------------------------------ helpers
+    def _checkpoint_state(self, record: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            "epoch": self.epoch,
+            "model_name": self.model.name,
+            "model_config": to_dict(self.model.config),
+            "train_config": to_dict(self.config),
+            "model": self.model.state_dict(),
+            "optimizer": None if self.optimizer is None else self.optimizer.state_dict(),
+            "sampler": None if self.sampler is None else self.sampler.state_dict(),
+            "rng": capture_rng_state(),
+            "best_value": self.best_value,
+            "best_epoch": self.best_epoch,
+            "bad_evals": self.bad_evals,
+            "stopped_early": self.stopped_early,
+            "history": [*self.history] if self.history and self.history[-1] is record else [*self.history, dict(record)],
+        }
+
+    @contextlib.contextmanager
+    def _log_to_run_dir(self) -> Iterator[None]:
+        if self.run_dir is None:
+            yield
+            return
+        handler = logging.FileHandler(self.run_dir / rd.LOG_FILE, encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        package_logger = logging.getLogger("mmgcn")
+        package_logger.addHandler(handler)
+        try:
+            yield
+        finally:
+            package_logger.removeHandler(handler)
+            handler.close()
+
+
+__all__ = ["RESUMABLE_CHANGES", "TrainConfig", "TrainResult", "Trainer", "run_epoch"]
