@@ -1,0 +1,311 @@
+"""Benchmark configuration: which models, seeds, protocol and settings a ``mmgcn bench`` run uses.
+
+A benchmark YAML file maps onto :class:`BenchConfig` (unknown keys are errors) plus one
+optional ``full:`` section of overrides that ``--full`` applies on top (the complete
+protocol: more epochs, patience, seeds), e.g.::
+
+    dataset: tiktok
+    models: [mmgcn, lightgcn, popular]
+    seeds: 2
+    train: {epochs: 30, patience: 5}
+    model_configs:
+      mmgcn: {dim: 64}
+    grids:
+      lightgcn:
+        params: {num_layers: [1, 2], reg_weight: [1.0e-4, 1.0e-3]}
+        select_on: valid          # the only accepted value: "test" is refused
+    full:
+      seeds: 3
+      train: {epochs: 300, patience: 20}
+
+Precedence (lowest first): :class:`BenchConfig` defaults < file < ``full:`` section (with
+``--full``) < command-line flags. Model specs may name a modality subset for ablations:
+``mmgcn[visual]``, ``mmgcn[visual+acoustic]`` (see :class:`ModelSpec`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from mmgcn.config import ConfigError, from_dict, load_yaml, merge
+
+DEFAULT_MODELS = ("mmgcn", "mmgcn-faithful", "concat", "attention", "lightgcn", "vbpr", "bpr", "popular")
+PROTOCOLS = ("standard", "cold-start")
+# the only split a model or a hyper-parameter may be selected on
+SELECTABLE_SPLITS = ("valid", "validation")
+# applied by --full when the file has no ``full:`` section: MMRec's complete protocol
+FULL_DEFAULTS: dict[str, Any] = {"seeds": 3, "train": {"epochs": 300, "patience": 20}}
+
+_SPEC_RE = re.compile(r"^(?P<base>[a-z0-9][a-z0-9_-]*)(?:\[(?P<mods>[A-Za-z0-9_+-]+)\])?$")
+_METRIC_RE = re.compile(r"^[a-z_]+@[0-9]+$")
+
+
+def _refuse_test_selection(value: str, where: str) -> str:
+    if value not in SELECTABLE_SPLITS:
+        raise ConfigError(
+            f"{where}: select_on={value!r} is refused; models and hyper-parameters are selected on "
+            f"the validation split only (set select_on: valid) -- the test split is looked at "
+            f"once, after selection, so that the reported figures are not tuned on it"
+        )
+    return "valid"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One entry of the model list: a registry name plus an optional modality subset.
+
+    ``"mmgcn"`` -> ``ModelSpec("mmgcn", "mmgcn", None)`` (all modalities);
+    ``"mmgcn[visual+acoustic]"`` -> ``ModelSpec(..., "mmgcn", ("visual", "acoustic"))``,
+    trained on ``dataset.select_modalities(("visual", "acoustic"))``.
+    """
+
+    name: str
+    base: str
+    modalities: tuple[str, ...] | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> ModelSpec:
+        text = text.strip()
+        match = _SPEC_RE.match(text)
+        if not match:
+            raise ConfigError(
+                f"model spec {text!r}: expected a registry name, optionally with a modality subset "
+                f"in brackets, e.g. 'mmgcn' or 'mmgcn[visual+acoustic]'"
+            )
+        mods = match.group("mods")
+        modalities = tuple(m for m in mods.split("+") if m) if mods else None
+        if modalities is not None and len(set(modalities)) != len(modalities):
+            raise ConfigError(f"model spec {text!r}: a modality is named twice")
+        return cls(text, match.group("base"), modalities)
+
+    @property
+    def dirname(self) -> str:
+        """A file-system-safe directory name for this spec (the spec itself is already safe)."""
+        return self.name
+
+
+@dataclass(frozen=True)
+class GridConfig:
+    """A small hyper-parameter grid for one model, selected on the VALIDATION split.
+
+    Args:
+        params: ``{model-config key: [candidate values]}``; the grid is their product.
+        select_on: the split the grid is selected on; only ``"valid"`` is accepted
+            (``"test"`` raises :class:`ConfigError`).
+        seed: the seed every grid point is trained with (default: the first seed).
+
+    Each point is trained like a benchmark cell (early stopping on the benchmark's
+    validation ``metric``) and the point with the best validation value wins; the test
+    metrics of grid points are never read.
+    """
+
+    params: dict[str, list[Any]]
+    select_on: str = "valid"
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "select_on", _refuse_test_selection(self.select_on, "grid"))
+        if not self.params:
+            raise ConfigError("grid: 'params' is empty; give at least one key with a list of values")
+        for key, values in self.params.items():
+            if not isinstance(values, (list, tuple)) or len(values) == 0:
+                raise ConfigError(f"grid: params.{key} must be a non-empty list of values, got {values!r}")
+
+    def points(self) -> list[dict[str, Any]]:
+        """Every combination of the grid, in a stable order (first key varies slowest)."""
+        keys = list(self.params)
+        points: list[dict[str, Any]] = [{}]
+        for key in keys:
+            points = [{**p, key: v} for p in points for v in self.params[key]]
+        return points
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """Resolved settings of one benchmark run.
+
+    Args:
+        dataset: dataset name for :func:`mmgcn.data.registry.load_dataset` (default ``"tiktok"``).
+        models: model specs in table order (default: :data:`DEFAULT_MODELS`).
+        seeds: number of seeds per model; seeds are ``first_seed .. first_seed + seeds - 1``
+            (default 3).
+        first_seed: the first seed (default 0).
+        ks: cut-offs of the test metrics (default ``(10, 20, 50)``).
+        metric: validation metric for early stopping and grid selection (default ``"recall@20"``).
+        select_on: split that drives early stopping and grids; only ``"valid"`` (default).
+        protocol: ``"standard"`` (full ranking, seen items masked) or ``"cold-start"``
+            (adds warm / cold test breakdown) (default ``"standard"``).
+        baseline: model spec every other model is tested against (default ``"mmgcn"``).
+        significance_metrics: per-user test metrics of the significance tests
+            (default ``("recall@20", "ndcg@20")``).
+        train: trainer settings for every model (keys of ``mmgcn.train.trainer.TrainConfig``).
+        model_train: per-model trainer overrides, by spec name or registry name.
+        model_configs: per-model config overrides, by spec name or registry name.
+        grids: per-model :class:`GridConfig`, by spec name or registry name.
+        dataset_kwargs: keyword arguments for the dataset loader (e.g. split convention).
+        data_dir: raw data directory (default: ``$MMGCN_DATA``).
+        out: results root; tables land in ``<out>/<dataset>/`` (default ``"benchmarks/results"``).
+        device: torch device (default ``"cpu"``).
+        mode: ``"quick"`` or ``"full"`` (set by ``--full``; recorded in the results header).
+        budget_note: one line printed in the header: what these settings are meant to cost.
+    """
+
+    dataset: str = "tiktok"
+    models: tuple[str, ...] = DEFAULT_MODELS
+    seeds: int = 3
+    first_seed: int = 0
+    ks: tuple[int, ...] = (10, 20, 50)
+    metric: str = "recall@20"
+    select_on: str = "valid"
+    protocol: str = "standard"
+    baseline: str = "mmgcn"
+    significance_metrics: tuple[str, ...] = ("recall@20", "ndcg@20")
+    train: dict[str, Any] = field(default_factory=dict)
+    model_train: dict[str, dict[str, Any]] = field(default_factory=dict)
+    model_configs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    grids: dict[str, Any] = field(default_factory=dict)
+    dataset_kwargs: dict[str, Any] = field(default_factory=dict)
+    data_dir: str | None = None
+    out: str = "benchmarks/results"
+    device: str = "cpu"
+    mode: str = "quick"
+    budget_note: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "select_on", _refuse_test_selection(self.select_on, "bench config"))
+        if not self.dataset or "/" in self.dataset or self.dataset.startswith("."):
+            raise ConfigError(f"bench config: dataset {self.dataset!r} is not a valid dataset name")
+        if not self.models:
+            raise ConfigError("bench config: 'models' is empty; name at least one model")
+        specs = [ModelSpec.parse(m) for m in self.models]
+        names = [s.name for s in specs]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"bench config: a model is listed twice in {names}")
+        object.__setattr__(self, "models", tuple(names))
+        if self.seeds < 1:
+            raise ConfigError(f"bench config: seeds must be >= 1, got {self.seeds}")
+        if not self.ks or any(k < 1 for k in self.ks):
+            raise ConfigError(f"bench config: ks must be positive integers, got {list(self.ks)}")
+        for name in (self.metric, *self.significance_metrics):
+            if not _METRIC_RE.match(name):
+                raise ConfigError(f"bench config: metric {name!r} must look like 'recall@20'")
+        if self.protocol not in PROTOCOLS:
+            raise ConfigError(f"bench config: protocol {self.protocol!r} is not one of {list(PROTOCOLS)}")
+        if self.mode not in ("quick", "full"):
+            raise ConfigError(f"bench config: mode {self.mode!r} must be 'quick' or 'full'")
+        grids = {}
+        for key, grid in self.grids.items():
+            if isinstance(grid, GridConfig):
+                grids[key] = grid
+            elif isinstance(grid, Mapping):
+                grids[key] = from_dict(GridConfig, grid, where=f"grids.{key}")
+            else:
+                raise ConfigError(f"bench config: grids.{key} must be a mapping with 'params'")
+        object.__setattr__(self, "grids", grids)
+        for section in ("model_train", "model_configs"):
+            for key, value in getattr(self, section).items():
+                if not isinstance(value, Mapping):
+                    raise ConfigError(f"bench config: {section}.{key} must be a mapping, got {value!r}")
+
+    # ------------------------------------------------------------------ views
+    @property
+    def specs(self) -> tuple[ModelSpec, ...]:
+        return tuple(ModelSpec.parse(m) for m in self.models)
+
+    @property
+    def seed_list(self) -> tuple[int, ...]:
+        return tuple(range(self.first_seed, self.first_seed + self.seeds))
+
+    @property
+    def results_name(self) -> str:
+        """Folder name of this run's results under ``out``: the dataset, plus the protocol if not standard."""
+        return self.dataset if self.protocol == "standard" else f"{self.dataset}-{self.protocol}"
+
+    def model_config_for(self, spec: ModelSpec) -> dict[str, Any]:
+        """Model config overrides for ``spec``: registry-name entry, then spec-name entry on top."""
+        return _layered(self.model_configs, spec)
+
+    def train_config_for(self, spec: ModelSpec) -> dict[str, Any]:
+        """Trainer settings for ``spec``: ``train``, then per-model ``model_train`` entries."""
+        return merge(dict(self.train), _layered(self.model_train, spec))
+
+    def grid_for(self, spec: ModelSpec) -> GridConfig | None:
+        return self.grids.get(spec.name, self.grids.get(spec.base))
+
+
+def _layered(table: Mapping[str, Mapping[str, Any]], spec: ModelSpec) -> dict[str, Any]:
+    out: dict[str, Any] = dict(table.get(spec.base, {}))
+    if spec.name != spec.base:
+        out = merge(out, table.get(spec.name, {}))
+    return out
+
+
+def config_hash(payload: Mapping[str, Any]) -> str:
+    """SHA-256 of the canonical JSON of ``payload`` (sorted keys): a cell's identity."""
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=_plain)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _plain(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj):
+        return dataclasses.asdict(obj)
+    if isinstance(obj, (tuple, set)):
+        return list(obj)
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    raise TypeError(f"cannot hash object of type {type(obj).__name__}")
+
+
+def load_bench_config(
+    path: str | os.PathLike | None = None,
+    *,
+    full: bool = False,
+    overrides: Mapping[str, Any] | None = None,
+) -> BenchConfig:
+    """Build a :class:`BenchConfig`: defaults < file ``path`` < its ``full:`` section < ``overrides``.
+
+    Args:
+        path: a benchmark YAML file, or ``None`` for the built-in defaults.
+        full: apply the file's ``full:`` section (or :data:`FULL_DEFAULTS` if it has none)
+            and record ``mode: full``.
+        overrides: values from the command line (already parsed), applied last.
+
+    Raises:
+        ConfigError: unknown keys, bad types, ``select_on: test`` anywhere.
+    """
+    data: dict[str, Any] = load_yaml(path) if path is not None else {}
+    where = str(path) if path is not None else "bench config"
+    full_section = data.pop("full", None)
+    if full_section is not None and not isinstance(full_section, Mapping):
+        raise ConfigError(f"{where}: 'full' must be a mapping of overrides, got {full_section!r}")
+    if "mode" in data:
+        raise ConfigError(f"{where}: 'mode' is set by --full, not in the file")
+    if full:
+        data = merge(data, full_section if full_section is not None else FULL_DEFAULTS)
+        data["mode"] = "full"
+    if overrides:
+        data = merge(data, dict(overrides))
+    try:
+        return from_dict(BenchConfig, data, where=where)
+    except ConfigError as exc:
+        if where in str(exc):
+            raise
+        raise ConfigError(f"{where}: {exc}") from exc
+
+
+def parse_model_list(text: str | Sequence[str]) -> tuple[str, ...]:
+    """``"a,b,mmgcn[visual]"`` -> ``("a", "b", "mmgcn[visual]")`` (validated)."""
+    items = text.split(",") if isinstance(text, str) else list(text)
+    specs = tuple(ModelSpec.parse(item).name for item in items if item.strip())
+    if not specs:
+        raise ConfigError("--models: no model named")
+    return specs

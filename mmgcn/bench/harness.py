@@ -1,0 +1,332 @@
+"""The benchmark harness: models x seeds on one dataset, trained, selected on validation, tested once.
+
+For every model spec of a :class:`~mmgcn.bench.config.BenchConfig` the harness
+
+1. runs the model's grid, if it has one: each point is a cell trained with the grid seed
+   and early-stopped on validation; the point with the best validation metric wins (test
+   metrics of grid points are never read);
+2. runs one cell per seed with the model's config (and the chosen grid point); a cell
+   trains with early stopping on the validation metric and evaluates once on test;
+3. aggregates the seeds (mean, sample std), tests every model against the reference model
+   on per-user test metrics, and writes ``results.{json,md,csv}`` and the PNG figures to
+   ``<out>/<dataset>/`` (``<dataset>-cold-start`` under that protocol).
+
+Cells live in ``<folder>/cells/<model>/seed-<k>/`` and grid points in
+``<folder>/grid/<model>/point-<i>/`` (see :mod:`mmgcn.bench.cells`). A re-run skips every
+cell whose completion marker carries the same config hash, unless ``force``; a cell that
+raises is recorded as failed (traceback in its ``error.txt``) and the run goes on.
+
+One tqdm bar counts cells across the whole run; the trainer draws per-epoch bars beneath.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from mmgcn import __version__
+from mmgcn.bench.aggregate import add_significance, summarise_model
+from mmgcn.bench.cells import (
+    ERROR_TXT,
+    CellRunner,
+    CellTask,
+    PeakMemory,
+    clear_cell,
+    copy_cell,
+    is_finished,
+    load_cell,
+    load_per_user,
+    save_cell,
+)
+from mmgcn.bench.config import BenchConfig, ModelSpec, config_hash
+from mmgcn.bench.plots import write_plots
+from mmgcn.bench.results import BenchResults, CellResult, header_lines, write_results
+from mmgcn.config import ConfigError
+from mmgcn.data.dataset import Dataset
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BenchRun:
+    """What :func:`run_benchmark` returns: the results, where they are, and what happened."""
+
+    results: BenchResults
+    folder: Path
+    files: dict[str, Path] = field(default_factory=dict)
+    ran: int = 0
+    skipped: int = 0
+    failed: int = 0
+
+
+def dataset_fingerprint(dataset: Dataset) -> dict[str, Any]:
+    """Sizes that change when the data changes (part of every cell's config hash)."""
+    return {
+        "name": dataset.name,
+        "n_users": dataset.n_users,
+        "n_items": dataset.n_items,
+        "nnz": [int(dataset.train.nnz), int(dataset.valid.nnz), int(dataset.test.nnz)],
+        "modalities": {m: int(t.shape[1]) for m, t in dataset.features.items()},
+        # the loaders' sha256-based fingerprint of the files read, where they record one
+        "files": dataset.info.get("fingerprint"),
+    }
+
+
+def check_specs(config: BenchConfig, dataset: Dataset) -> None:
+    """Every modality subset names modalities the dataset has (a :class:`ConfigError` otherwise)."""
+    for spec in config.specs:
+        if spec.modalities is None:
+            continue
+        missing = [m for m in spec.modalities if m not in dataset.features]
+        if missing:
+            raise ConfigError(
+                f"model spec {spec.name!r}: dataset {dataset.name!r} has no modality {missing}; "
+                f"available: {list(dataset.modalities) or 'none (interactions only)'}"
+            )
+
+
+def build_header(config: BenchConfig, dataset: Dataset, runner: CellRunner) -> dict[str, Any]:
+    """The run description shown above every table and under every figure."""
+    import scipy
+    import torch
+
+    nnz = (dataset.train.nnz, dataset.valid.nnz, dataset.test.nnz)
+    train = runner.describe(dict(config.train), config)
+    epochs, patience = train.get("epochs", "?"), train.get("patience", "?")
+    per_model = {name: dict(v) for name, v in config.model_train.items() if name in {s.base for s in config.specs} | set(config.models)}
+    selection = (
+        f"early stopping on validation {config.metric} (patience {patience}, at most {epochs} epochs); "
+        f"test evaluated once with the best-validation checkpoint"
+    )
+    if per_model:
+        selection += "; per-model trainer settings: " + "; ".join(
+            f"{name} " + ", ".join(f"{k}={v}" for k, v in sorted(values.items())) for name, values in sorted(per_model.items())
+        )
+    if config.grids:
+        selection += "; grids selected on validation only"
+    split = dataset.info.get("split_convention") or dataset.info.get("split") or "as provided by the dataset loader"
+    protocol = f"full ranking over all {dataset.n_items} items"
+    if config.protocol == "cold-start":
+        protocol += "; metrics also reported over warm and cold (no train edge) test items separately"
+    modalities = ", ".join(f"{m} {t.shape[1]}-d" for m, t in dataset.features.items()) or "none (interactions only)"
+    seeds = config.seed_list
+    in_run = config.baseline in config.models
+    significance = (
+        f"each model vs {config.baseline} on per-user test {', '.join(config.significance_metrics)}: "
+        f"Wilcoxon signed-rank (zeros dropped) and paired t-test, two-sided; users paired by id, "
+        f"each user's metric averaged over seeds first; Holm correction over models"
+        if in_run
+        else f"none (reference model {config.baseline!r} not in this run)"
+    )
+    return {
+        "dataset": f"{dataset.name} ({dataset.n_users:,} users x {dataset.n_items:,} items; "
+        f"train/valid/test {nnz[0]:,}/{nnz[1]:,}/{nnz[2]:,} interactions)",
+        "dataset_name": dataset.name,
+        "split": str(split),
+        "protocol": protocol,
+        "protocol_name": config.protocol,
+        "masking": "validation ranks with train items masked; test ranks with train + valid items masked (-inf)",
+        "selection": selection,
+        "seeds": f"{', '.join(map(str, seeds))} ({len(seeds)} per model)",
+        "modalities": modalities,
+        "significance": significance,
+        "significance_metrics": list(config.significance_metrics),
+        "baseline": config.baseline,
+        "metric": config.metric,
+        "ks": list(config.ks),
+        "mode": "full protocol (--full)" if config.mode == "full" else "quick default run (see --full for the complete protocol)",
+        "budget_note": config.budget_note,
+        "models": list(config.models),
+        "train": train,
+        "versions": {
+            "mmgcn": __version__,
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "numpy": np.__version__,
+            "scipy": scipy.__version__,
+        },
+        "device": config.device,
+        "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def _task(config: BenchConfig, runner: CellRunner, fingerprint: dict[str, Any], spec: ModelSpec, seed: int,
+          directory: Path, point: dict[str, Any] | None, model_config: dict[str, Any]) -> CellTask:
+    train_config = config.train_config_for(spec)
+    payload = {
+        "dataset": fingerprint,
+        "dataset_kwargs": config.dataset_kwargs,
+        "protocol": config.protocol,
+        "ks": list(config.ks),
+        "metric": config.metric,
+        "spec": spec.name,
+        "seed": seed,
+        "device": config.device,
+        **runner.resolve(spec, model_config, train_config, config),
+    }
+    return CellTask(spec, seed, model_config, train_config, directory, config_hash(payload), point)
+
+
+def run_cell(task: CellTask, dataset: Dataset, config: BenchConfig, runner: CellRunner, force: bool) -> tuple[CellResult, str]:
+    """Run (or skip) one cell; returns its result and ``"skipped"`` / ``"ran"`` / ``"failed"``."""
+    if not force and is_finished(task.directory, task.config_hash):
+        try:
+            return load_cell(task.directory), "skipped"
+        except (OSError, ValueError, TypeError) as exc:
+            log.warning("%s: unreadable finished cell (%s); running it again", task.label, exc)
+    clear_cell(task.directory)
+    try:
+        with PeakMemory(config.device) as memory:
+            output = runner.run(task, dataset, config)
+        if output.result.peak_mem_mb is None:
+            output.result.peak_mem_mb = memory.peak_mb()
+        save_cell(task.directory, output, task.config_hash)
+        return output.result, "ran"
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:  # a crashing cell is reported and the benchmark goes on
+        (task.directory / ERROR_TXT).write_text(traceback.format_exc(), encoding="utf-8")
+        message = f"{type(exc).__name__}: {exc}"
+        log.error("%s failed: %s (traceback in %s)", task.label, message, task.directory / ERROR_TXT)
+        return CellResult(task.spec.name, task.seed, status="failed", error=message, config_hash=task.config_hash), "failed"
+
+
+def run_benchmark(
+    config: BenchConfig,
+    *,
+    runner: CellRunner | None = None,
+    dataset: Dataset | None = None,
+    force: bool = False,
+    progress: bool = True,
+    plots: bool = True,
+    echo: Callable[[str], None] | None = None,
+) -> BenchRun:
+    """Run every cell of ``config`` (skipping finished ones), then write tables and figures.
+
+    Args:
+        config: the benchmark settings.
+        runner: trains and tests one cell (default: :class:`mmgcn.bench.runner.TrainerRunner`).
+        dataset: the dataset (default: ``load_dataset(config.dataset, ...)``).
+        force: re-run finished cells too.
+        progress: draw the tqdm bars.
+        plots: draw the PNG figures (``mmgcn report`` can draw them later from the JSON).
+        echo: called with each header line before the run starts (the CLI prints them).
+
+    Returns:
+        a :class:`BenchRun`; failed cells are in ``results.cells`` with ``status="failed"``.
+    """
+    if runner is None:
+        from mmgcn.bench.runner import TrainerRunner
+
+        runner = TrainerRunner(progress=progress)
+    if dataset is None:
+        from mmgcn.data.registry import load_dataset
+
+        dataset = load_dataset(config.dataset, data_dir=config.data_dir, **config.dataset_kwargs)
+    check_specs(config, dataset)
+    folder = Path(config.out) / config.results_name
+    header = build_header(config, dataset, runner)
+    if echo is not None:
+        for line in header_lines(header):
+            echo(line)
+    fingerprint = dataset_fingerprint(dataset)
+    seeds = config.seed_list
+    grids = {spec.name: config.grid_for(spec) for spec in config.specs}
+    for spec in config.specs:
+        # resolve every model's config (and grid point) now: a bad key fails before any training
+        base_config = config.model_config_for(spec)
+        for point in grids[spec.name].points() if grids[spec.name] else [{}]:
+            runner.resolve(spec, {**base_config, **point}, config.train_config_for(spec), config)
+    folder.mkdir(parents=True, exist_ok=True)
+    ignore = folder / ".gitignore"
+    if not ignore.exists():
+        # tables and figures are the results to commit; cells hold bulky per-run files
+        ignore.write_text("cells/\ngrid/\n", encoding="utf-8")
+    total = sum(len(seeds) + (len(g.points()) if g else 0) for g in grids.values())
+    bar = tqdm(total=total, desc=f"bench {config.results_name}", unit="cell", position=0, disable=not progress)
+    run = BenchRun(results=BenchResults(header=header, summaries=[]), folder=folder)
+    cells_by_model: dict[str, list[CellResult]] = {}
+    grid_report: dict[str, list[dict[str, Any]]] = {}
+    selected_points: dict[str, dict[str, Any] | None] = {}
+
+    def step(task: CellTask, force_task: bool = force) -> CellResult:
+        bar.set_postfix_str(task.label, refresh=True)
+        result, what = run_cell(task, dataset, config, runner, force_task)
+        setattr(run, what, getattr(run, what) + 1)
+        bar.update(1)
+        return result
+
+    try:
+        for spec in config.specs:
+            base_config = config.model_config_for(spec)
+            grid = grids[spec.name]
+            model_dir = spec.dirname
+            chosen: dict[str, Any] | None = None
+            trial_tasks: list[CellTask] = []
+            if grid is not None:
+                grid_seed = grid.seed if grid.seed is not None else seeds[0]
+                trials = []
+                for index, point in enumerate(grid.points()):
+                    task = _task(config, runner, fingerprint, spec, grid_seed,
+                                 folder / "grid" / model_dir / f"point-{index}", point, {**base_config, **point})
+                    trial_tasks.append(task)
+                    trials.append((point, step(task)))
+                finished = [(p, r) for p, r in trials if r.status == "ok" and r.best_valid is not None]
+                if finished:
+                    # best validation value; ties go to the earlier grid point
+                    chosen = max(finished, key=lambda pr: pr[1].best_valid)[0]
+                grid_report[spec.name] = [
+                    {"params": p, "valid": r.best_valid if r.status == "ok" else None, "selected": p is chosen}
+                    for p, r in trials
+                ]
+                selected_points[spec.name] = chosen
+            cells = []
+            for seed in seeds:
+                directory = folder / "cells" / model_dir / f"seed-{seed}"
+                if grid is not None and chosen is None:
+                    bar.update(1)
+                    run.failed += 1
+                    cells.append(CellResult(spec.name, seed, status="failed", error="no grid point finished"))
+                    continue
+                model_config = {**base_config, **(chosen or {})}
+                task = _task(config, runner, fingerprint, spec, seed, directory, None, model_config)
+                reusable = [t for t in trial_tasks if t.config_hash == task.config_hash and is_finished(t.directory, t.config_hash)]
+                if reusable and (force or not is_finished(directory, task.config_hash)):
+                    # the selected grid point at the grid seed is this very cell: reuse it
+                    copy_cell(reusable[0].directory, directory, task.config_hash)
+                    cells.append(step(task, force_task=False))
+                else:
+                    cells.append(step(task))
+            cells_by_model[spec.name] = cells
+    finally:
+        bar.close()
+
+    summaries = [summarise_model(s.name, cells_by_model.get(s.name, []), selected_points.get(s.name)) for s in config.specs]
+    cell_dirs = {(s.name, seed): folder / "cells" / s.dirname / f"seed-{seed}" for s in config.specs for seed in seeds}
+    add_significance(
+        summaries,
+        cells_by_model,
+        config.baseline,
+        config.significance_metrics,
+        lambda cell: load_per_user(cell_dirs[(cell.model, cell.seed)] / "per_user.npz"),
+    )
+    results = BenchResults(
+        header=header,
+        summaries=summaries,
+        cells=[c for s in config.specs for c in cells_by_model.get(s.name, [])],
+        grids=grid_report,
+    )
+    run.results = results
+    run.files = write_results(results, folder)
+    if plots:
+        run.files.update(write_plots(results, folder))
+    return run

@@ -1,0 +1,61 @@
+"""Rebuild the Markdown / CSV tables and the figures of benchmark folders from their JSON.
+
+``mmgcn report benchmarks/results/`` finds every folder holding a ``results.json`` (the
+given folder itself, or its direct sub-folders: one per dataset and protocol), reads it,
+and rewrites ``results.md``, ``results.csv`` and the PNG figures next to it. Nothing is
+re-trained and no per-cell file is needed.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from mmgcn.bench.plots import write_plots
+from mmgcn.bench.results import RESULTS_JSON, BenchResults, read_results, render_tables
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Report:
+    """One rebuilt folder."""
+
+    folder: Path
+    results: BenchResults
+    files: dict[str, Path]
+
+
+def find_result_folders(root: str | Path) -> list[Path]:
+    """Folders under ``root`` (``root`` itself or its direct children) that hold ``results.json``."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: no such results directory")
+    if (root / RESULTS_JSON).is_file():
+        return [root]
+    return sorted(p for p in root.iterdir() if p.is_dir() and (p / RESULTS_JSON).is_file())
+
+
+def rebuild(root: str | Path, plots: bool = True) -> list[Report]:
+    """Re-render every results folder under ``root``.
+
+    Raises:
+        FileNotFoundError: ``root`` is missing or holds no ``results.json`` at all.
+        ValueError: a ``results.json`` is malformed (the message names the file).
+    """
+    folders = find_result_folders(root)
+    if not folders:
+        raise FileNotFoundError(
+            f"{root}: no results.json here or in its sub-folders; run `mmgcn bench` first"
+        )
+    reports = []
+    for folder in folders:
+        results = read_results(folder / RESULTS_JSON)
+        render_tables(results, folder)
+        files = {"md": folder / "results.md", "csv": folder / "results.csv"}
+        if plots:
+            files.update(write_plots(results, folder))
+        log.info("rebuilt %s", folder)
+        reports.append(Report(folder, results, files))
+    return reports

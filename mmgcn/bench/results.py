@@ -1,0 +1,400 @@
+"""Benchmark results as plain objects, and their JSON / Markdown / CSV forms.
+
+``results.json`` is the source of truth of a benchmark folder: the header (dataset, split
+convention, protocol, selection, seeds), one :class:`ModelSummary` per model (mean and
+standard deviation over seeds, significance against the reference model) and every
+:class:`CellResult` (one trained model and seed, with its validation curve).
+``results.md`` and ``results.csv`` are rendered from those objects only, so
+``mmgcn report`` rebuilds them identically from the JSON (:func:`read_results`).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mmgcn.bench.stats import PairedTest
+from mmgcn.utils.io import atomic_write, atomic_write_json
+
+SCHEMA_VERSION = 1
+RESULTS_JSON = "results.json"
+RESULTS_MD = "results.md"
+RESULTS_CSV = "results.csv"
+
+# resource columns, in table order: (key in ModelSummary.mean, table heading, format)
+RESOURCE_COLUMNS = (
+    ("epochs", "epochs", "{:.1f}"),
+    ("train_s_per_epoch", "train s/epoch", "{:.2f}"),
+    ("eval_s", "test eval s", "{:.2f}"),
+    ("params", "parameters", "{:,.0f}"),
+    ("peak_mem_mb", "peak mem MB", "{:,.0f}"),
+)
+METRIC_ORDER = ("recall", "ndcg", "precision", "hit_rate", "map", "mrr", "coverage")
+
+
+@dataclass
+class CellResult:
+    """One (model, seed) cell: a trained model evaluated once on test.
+
+    Attributes:
+        model: model spec (``"mmgcn"``, ``"mmgcn[visual]"`` ...).
+        seed: the seed.
+        status: ``"ok"`` or ``"failed"``.
+        test: test metrics by name (``"recall@20"``; ``"cold/recall@20"`` under cold-start).
+        valid_curve: ``[[epoch, value], ...]`` of the validation selection metric.
+        best_epoch: epoch whose checkpoint was evaluated on test.
+        best_valid: validation metric at ``best_epoch``.
+        epochs: epochs trained (early stopping included).
+        train_s_per_epoch: mean wall-clock seconds per training epoch.
+        eval_s: seconds of the single test evaluation.
+        params: trainable parameters.
+        peak_mem_mb: peak memory of the cell in MiB (see ``harness`` for how it is measured).
+        model_config: the resolved model config the cell trained with.
+        config_hash: the cell's identity (see :func:`mmgcn.bench.config.config_hash`).
+        error: the error message of a failed cell.
+        uses_content: whether the model reads item features (ID-only models cannot rank
+            cold items above chance).
+        n_test_users: evaluated test users, overall (``"all"``) and per warm / cold group.
+    """
+
+    model: str
+    seed: int
+    status: str = "ok"
+    test: dict[str, float] = field(default_factory=dict)
+    valid_curve: list[list[float]] = field(default_factory=list)
+    best_epoch: int | None = None
+    best_valid: float | None = None
+    epochs: int | None = None
+    train_s_per_epoch: float | None = None
+    eval_s: float | None = None
+    params: int | None = None
+    peak_mem_mb: float | None = None
+    model_config: dict[str, Any] = field(default_factory=dict)
+    config_hash: str = ""
+    error: str | None = None
+    uses_content: bool | None = None
+    n_test_users: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _json_safe(dataclasses.asdict(self))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CellResult:
+        return cls(**_known_fields(cls, data))
+
+
+@dataclass
+class ModelSummary:
+    """Seeds of one model aggregated.
+
+    Attributes:
+        model: model spec.
+        seeds: seeds that finished.
+        failed_seeds: seeds whose cell crashed.
+        mean: mean over finished seeds, per test metric and per resource column.
+        std: sample standard deviation (``ddof=1``) over seeds; ``None`` with one seed.
+        significance: ``{metric: PairedTest}`` against the reference model (absent for the
+            reference itself and when it has no finished cell).
+        wilcoxon_p_holm: ``{metric: Holm-adjusted Wilcoxon p}`` over all models compared.
+        selected: the grid point chosen on validation, if the model had a grid.
+    """
+
+    model: str
+    seeds: list[int] = field(default_factory=list)
+    failed_seeds: list[int] = field(default_factory=list)
+    mean: dict[str, float] = field(default_factory=dict)
+    std: dict[str, float | None] = field(default_factory=dict)
+    significance: dict[str, PairedTest] = field(default_factory=dict)
+    wilcoxon_p_holm: dict[str, float | None] = field(default_factory=dict)
+    selected: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["significance"] = {m: t.to_dict() for m, t in self.significance.items()}
+        return _json_safe(out)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelSummary:
+        kwargs = _known_fields(cls, data)
+        kwargs["significance"] = {m: PairedTest.from_dict(t) for m, t in data.get("significance", {}).items()}
+        return cls(**kwargs)
+
+
+@dataclass
+class BenchResults:
+    """Everything one benchmark folder reports.
+
+    Attributes:
+        header: run description (``dataset``, ``split``, ``protocol``, ``masking``,
+            ``selection``, ``seeds``, ``ks``, ``baseline``, ``significance``, ``mode``,
+            ``budget_note``, ``versions`` ...) printed above every table.
+        summaries: one per model, in table order.
+        cells: every cell, finished or failed.
+        grids: ``{model: [{"params": {...}, "valid": value, "selected": bool}, ...]}``.
+    """
+
+    header: dict[str, Any]
+    summaries: list[ModelSummary]
+    cells: list[CellResult] = field(default_factory=list)
+    grids: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "header": _json_safe(self.header),
+            "summaries": [s.to_dict() for s in self.summaries],
+            "cells": [c.to_dict() for c in self.cells],
+            "grids": _json_safe(self.grids),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BenchResults:
+        version = data.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise ValueError(f"results schema_version {version!r} is not {SCHEMA_VERSION}; re-run the benchmark")
+        return cls(
+            header=dict(data["header"]),
+            summaries=[ModelSummary.from_dict(s) for s in data["summaries"]],
+            cells=[CellResult.from_dict(c) for c in data.get("cells", [])],
+            grids=dict(data.get("grids", {})),
+        )
+
+    # ------------------------------------------------------------ table views
+    @property
+    def metric_names(self) -> list[str]:
+        """Test metric names present in any summary, ordered by group, family and K."""
+        names = {m for s in self.summaries for m in s.mean if "@" in m}
+        return sorted(names, key=_metric_sort_key)
+
+    @property
+    def primary_metrics(self) -> list[str]:
+        """The columns of the main table: the significance metrics (default R@20, N@20)."""
+        wanted = list(self.header.get("significance_metrics") or [])
+        present = set(self.metric_names)
+        return [m for m in wanted if m in present] or self.metric_names[:2]
+
+
+def _metric_sort_key(name: str) -> tuple:
+    group, _, base = name.rpartition("/")
+    family, _, k = base.partition("@")
+    family_rank = METRIC_ORDER.index(family) if family in METRIC_ORDER else len(METRIC_ORDER)
+    return (group, family_rank, family, int(k) if k.isdigit() else 0)
+
+
+def _known_fields(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ValueError(f"{cls.__name__}: unknown field(s) {unknown} in results JSON")
+    return {k: v for k, v in data.items() if k in names}
+
+
+def _json_safe(value: Any) -> Any:
+    """Replace NaN / inf floats by ``None`` (JSON has no NaN), recursively."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+# ---------------------------------------------------------------- formatting
+def metric_label(name: str) -> str:
+    """``"recall@20"`` -> ``"Recall@20"``; ``"cold/ndcg@10"`` -> ``"cold NDCG@10"``."""
+    group, _, base = name.rpartition("/")
+    family, _, k = base.partition("@")
+    pretty = {"recall": "Recall", "ndcg": "NDCG", "precision": "Precision", "hit_rate": "HitRate",
+              "map": "MAP", "mrr": "MRR", "coverage": "Coverage"}.get(family, family)
+    label = f"{pretty}@{k}" if k else pretty
+    return f"{group} {label}" if group else label
+
+
+def _mean_std(summary: ModelSummary, key: str, fmt: str = "{:.4f}") -> str:
+    mean = summary.mean.get(key)
+    if mean is None:
+        return "–"
+    std = summary.std.get(key)
+    text = fmt.format(mean)
+    return f"{text} ± {fmt.format(std)}" if std is not None else text
+
+
+def _p_value(p: float | None) -> str:
+    if p is None or (isinstance(p, float) and math.isnan(p)):
+        return "–"
+    return "<1e-4" if p < 1e-4 else f"{p:.4f}"
+
+
+def header_lines(header: dict[str, Any]) -> list[str]:
+    """The run description every table and figure carries, one ``key: value`` per line."""
+    keys = (
+        ("dataset", "dataset"),
+        ("split", "split"),
+        ("protocol", "protocol"),
+        ("masking", "masking"),
+        ("selection", "selection"),
+        ("seeds", "seeds"),
+        ("modalities", "modalities"),
+        ("significance", "significance"),
+        ("mode", "run"),
+        ("budget_note", "budget"),
+    )
+    lines = []
+    for key, label in keys:
+        value = header.get(key)
+        if value in (None, "", [], {}):
+            continue
+        if isinstance(value, (list, tuple)):
+            value = ", ".join(map(str, value))
+        lines.append(f"{label}: {value}")
+    return lines
+
+
+def _table(rows: list[list[str]]) -> list[str]:
+    head, *body = rows
+    out = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    out += ["| " + " | ".join(row) + " |" for row in body]
+    return out
+
+
+def to_markdown(results: BenchResults) -> str:
+    """The Markdown page of a benchmark folder: header block, main table, all metrics, failures."""
+    header = results.header
+    title = f"# Benchmark: {header.get('dataset', '?')}"
+    if header.get("protocol_name", "standard") != "standard":
+        title += f" ({header['protocol_name']})"
+    lines = [title, ""]
+    lines += [f"> {line}  " for line in header_lines(header)]
+    lines.append("")
+    baseline = header.get("baseline")
+    primary = results.primary_metrics
+
+    head = ["model", "seeds"] + [metric_label(m) for m in primary]
+    for m in primary:
+        head += [f"p Wilcoxon {metric_label(m)}", f"p t-test {metric_label(m)}"]
+    head += [label for _, label, _ in RESOURCE_COLUMNS]
+    rows = [head]
+    for s in results.summaries:
+        row = [s.model + (" (ref)" if s.model == baseline else ""), str(len(s.seeds))]
+        row += [_mean_std(s, m) for m in primary]
+        for m in primary:
+            test = s.significance.get(m)
+            row += [_p_value(test.wilcoxon_p if test else None), _p_value(test.t_p if test else None)]
+        row += [_mean_std(s, key, fmt) for key, _, fmt in RESOURCE_COLUMNS]
+        rows.append(row)
+    lines += ["## Main results (test, mean ± std over seeds)", ""] + _table(rows) + [""]
+
+    if any(s.wilcoxon_p_holm for s in results.summaries):
+        lines.append(
+            "Holm-adjusted Wilcoxon p (family: every model against the reference): "
+            + "; ".join(
+                f"{s.model} " + ", ".join(
+                    f"{metric_label(m)} {_p_value(s.wilcoxon_p_holm[m])}"
+                    for m in sorted(s.wilcoxon_p_holm, key=_metric_sort_key)
+                )
+                for s in results.summaries
+                if s.wilcoxon_p_holm
+            )
+        )
+        lines.append("")
+
+    names = results.metric_names
+    if names:
+        rows = [["model"] + [metric_label(m) for m in names]]
+        rows += [[s.model] + [_mean_std(s, m) for m in names] for s in results.summaries]
+        lines += ["## All test metrics (mean ± std over seeds)", ""] + _table(rows) + [""]
+
+    if results.grids:
+        lines += ["## Grids (selected on validation)", ""]
+        order = [s.model for s in results.summaries if s.model in results.grids]
+        order += sorted(set(results.grids) - set(order))
+        for model in order:
+            for point in results.grids[model]:
+                mark = " **selected**" if point.get("selected") else ""
+                value = point.get("valid")
+                shown = "failed" if value is None else f"{value:.4f}"
+                lines.append(f"- {model} {json.dumps(point.get('params'), sort_keys=True)}: valid {shown}{mark}")
+        lines.append("")
+
+    failed = [c for c in results.cells if c.status != "ok"]
+    if failed:
+        lines += ["## Failed cells", ""]
+        lines += [f"- {c.model} seed {c.seed}: {c.error}" for c in failed]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def to_csv(results: BenchResults) -> str:
+    """One row per model: seeds, mean and std of every metric and resource, p-values."""
+    names = results.metric_names
+    resources = [key for key, _, _ in RESOURCE_COLUMNS]
+    sig_metrics = sorted({m for s in results.summaries for m in s.significance}, key=_metric_sort_key)
+    columns = ["model", "n_seeds", "failed_seeds"]
+    for key in names + resources:
+        columns += [f"{key}_mean", f"{key}_std"]
+    for m in sig_metrics:
+        columns += [f"{m}_wilcoxon_p", f"{m}_wilcoxon_p_holm", f"{m}_ttest_p", f"{m}_mean_diff", f"{m}_n_users"]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    for s in results.summaries:
+        row: list[Any] = [s.model, len(s.seeds), " ".join(map(str, s.failed_seeds))]
+        for key in names + resources:
+            row += [_csv_number(s.mean.get(key)), _csv_number(s.std.get(key))]
+        for m in sig_metrics:
+            test = s.significance.get(m)
+            if test is None:
+                row += [""] * 5
+            else:
+                row += [_csv_number(test.wilcoxon_p), _csv_number(s.wilcoxon_p_holm.get(m)),
+                        _csv_number(test.t_p), _csv_number(test.mean_diff), test.n_users]
+        writer.writerow(row)
+    return buffer.getvalue()
+
+
+def _csv_number(value: float | None) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return ""
+    return repr(float(value)) if isinstance(value, float) else str(value)
+
+
+# ---------------------------------------------------------------- files
+def write_results(results: BenchResults, folder: str | Path) -> dict[str, Path]:
+    """Write ``results.json``, ``results.md`` and ``results.csv`` into ``folder`` atomically."""
+    folder = Path(folder)
+    paths = {"json": folder / RESULTS_JSON, "md": folder / RESULTS_MD, "csv": folder / RESULTS_CSV}
+    atomic_write_json(paths["json"], results.to_dict())
+    render_tables(results, folder)
+    return paths
+
+
+def render_tables(results: BenchResults, folder: str | Path) -> None:
+    """(Re)write ``results.md`` and ``results.csv`` from ``results``."""
+    folder = Path(folder)
+    with atomic_write(folder / RESULTS_MD, "w", encoding="utf-8") as handle:
+        handle.write(to_markdown(results))
+    with atomic_write(folder / RESULTS_CSV, "w", encoding="utf-8", newline="") as handle:
+        handle.write(to_csv(results))
+
+
+def read_results(path: str | Path) -> BenchResults:
+    """Load a ``results.json`` (or the folder holding one)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / RESULTS_JSON
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc}); re-run the benchmark to rewrite it") from exc
+    try:
+        return BenchResults.from_dict(data)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"{path}: malformed results ({exc})") from exc

@@ -1,0 +1,118 @@
+"""The real cell runner: build the model, train it with :class:`mmgcn.train.trainer.Trainer`.
+
+One cell = one model spec and one seed. The model is built from the registry on the
+dataset (restricted to the spec's modalities, for ablations) after seeding everything
+with the cell's seed; the trainer early-stops on the benchmark's validation metric,
+restores the best-validation state and evaluates the test split once. The runner turns
+the trainer's outcome into a :class:`~mmgcn.bench.results.CellResult` and the per-user
+test vectors; the trainer's run directory (resolved config, ``metrics.jsonl``,
+``test_metrics.json``, log) is kept in the cell under ``run/``, its checkpoints are
+deleted once the cell is done unless ``keep_checkpoints``.
+"""
+
+from __future__ import annotations
+
+import shutil
+from typing import Any
+
+import numpy as np
+
+from mmgcn.bench.cells import CellOutput, CellRunner, CellTask
+from mmgcn.bench.config import BenchConfig, ModelSpec
+from mmgcn.bench.results import CellResult
+from mmgcn.config import ConfigError, from_dict, to_dict
+from mmgcn.data.dataset import Dataset
+from mmgcn.models.base import build_config, build_model, model_class
+from mmgcn.train.trainer import TrainConfig, Trainer
+from mmgcn.utils.seed import seed_everything
+
+# set once, at the top level of the benchmark config, for every model alike
+BENCH_OWNED_KEYS = ("metric", "ks", "seed", "device")
+# trainer settings that cannot change a cell's results (left out of its config hash)
+NOT_HASHED = ("progress", "eval_block_size")
+
+
+class TrainerRunner(CellRunner):
+    """Train and test a cell with the project's trainer and evaluator.
+
+    Args:
+        progress: let the trainer draw its per-epoch batch bars (default ``True``).
+        keep_checkpoints: keep ``run/checkpoints/`` of finished cells (default ``False``:
+            they are only needed to resume an interrupted cell).
+    """
+
+    def __init__(self, progress: bool = True, keep_checkpoints: bool = False) -> None:
+        self.progress = progress
+        self.keep_checkpoints = keep_checkpoints
+
+    def train_config(self, values: dict[str, Any], config: BenchConfig, seed: int = 0) -> TrainConfig:
+        """The :class:`TrainConfig` of a cell: the config's trainer keys plus the benchmark's own."""
+        clash = [k for k in BENCH_OWNED_KEYS if k in values]
+        if clash:
+            raise ConfigError(
+                f"train settings {clash} are set by the benchmark for every model alike "
+                f"(use the top-level keys metric / ks / seeds / device)"
+            )
+        merged = {
+            "warm_cold": config.protocol == "cold-start",
+            **values,
+            "metric": config.metric,
+            "ks": list(config.ks),
+            "device": config.device,
+            "seed": seed,
+            "progress": self.progress,
+        }
+        return from_dict(TrainConfig, merged, where="train")
+
+    def resolve(self, spec: ModelSpec, model_config: dict[str, Any], train_config: dict[str, Any],
+                config: BenchConfig) -> dict[str, Any]:
+        train = to_dict(self.train_config(train_config, config))
+        for key in (*NOT_HASHED, "seed"):
+            train.pop(key, None)
+        return {"model": to_dict(build_config(spec.base, model_config)), "train": train}
+
+    def describe(self, train_config: dict[str, Any], config: BenchConfig) -> dict[str, Any]:
+        values = to_dict(self.train_config(train_config, config))
+        for key in (*NOT_HASHED, "seed"):
+            values.pop(key, None)
+        return values
+
+    def run(self, task: CellTask, dataset: Dataset, config: BenchConfig) -> CellOutput:
+        spec = task.spec
+        data = dataset.select_modalities(spec.modalities) if spec.modalities is not None else dataset
+        train_config = self.train_config(task.train_config, config, task.seed)
+        seed_everything(task.seed, deterministic=train_config.deterministic)
+        model = build_model(spec.base, data, task.model_config)
+        run_dir = task.directory / "run"
+        trainer = Trainer(
+            model, data, train_config, run_dir,
+            run_config={"bench": {"spec": spec.name, "seed": task.seed, "config_hash": task.config_hash,
+                                  "grid_point": task.grid_point}},
+        )
+        outcome = trainer.fit()
+        if not self.keep_checkpoints:
+            shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+        test = outcome.test
+        if test is None:
+            raise RuntimeError(f"{spec.name}: the trainer returned no test evaluation")
+        metrics = dict(test.metrics)
+        for group, result in test.groups.items():
+            metrics.update({f"{group}/{name}": value for name, value in result.metrics.items()})
+        curve = [[r["epoch"], r["valid"][config.metric]] for r in outcome.history if "valid" in r]
+        epoch_times = [r["train_seconds"] for r in outcome.history if r.get("epoch", 0) >= 1]
+        result = CellResult(
+            model=spec.name,
+            seed=task.seed,
+            test=metrics,
+            valid_curve=curve,
+            best_epoch=outcome.best_epoch,
+            best_valid=float(outcome.best_value) if np.isfinite(outcome.best_value) else None,
+            epochs=outcome.epochs_run,
+            train_s_per_epoch=float(np.mean(epoch_times)) if epoch_times else 0.0,
+            eval_s=float(test.seconds),
+            params=int(model.num_parameters()),
+            model_config=to_dict(model.config),
+            uses_content=bool(model_class(spec.base).uses_content),
+            n_test_users={"all": test.n_users, **{g: r.n_users for g, r in test.groups.items()}},
+        )
+        return CellOutput(result, test.per_user_arrays())

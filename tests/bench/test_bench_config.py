@@ -1,0 +1,123 @@
+"""Benchmark config: schema, --full section, model specs, and the refusal to select on test."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mmgcn.bench.config import (
+    FULL_DEFAULTS,
+    BenchConfig,
+    GridConfig,
+    ModelSpec,
+    config_hash,
+    load_bench_config,
+    parse_model_list,
+)
+from mmgcn.config import ConfigError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "bench.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_grid_refuses_select_on_test(tmp_path: Path) -> None:
+    path = write(tmp_path, "grids:\n  lightgcn:\n    params: {num_layers: [1, 2]}\n    select_on: test\n")
+    with pytest.raises(ConfigError, match="select_on='test' is refused"):
+        load_bench_config(path)
+    with pytest.raises(ConfigError, match="refused"):
+        GridConfig(params={"dim": [32]}, select_on="test")
+
+
+def test_top_level_refuses_select_on_test(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="refused"):
+        load_bench_config(write(tmp_path, "select_on: test\n"))
+    # a --full section cannot sneak it in either
+    with pytest.raises(ConfigError, match="refused"):
+        load_bench_config(write(tmp_path, "full:\n  select_on: test\n"), full=True)
+
+
+def test_grid_points_and_valid_selection(tmp_path: Path) -> None:
+    path = write(tmp_path, "grids:\n  lightgcn:\n    params: {num_layers: [1, 2], reg_weight: [0.1, 0.01]}\n")
+    config = load_bench_config(path)
+    grid = config.grid_for(ModelSpec.parse("lightgcn"))
+    assert grid is not None and grid.select_on == "valid"
+    assert grid.points() == [
+        {"num_layers": 1, "reg_weight": 0.1},
+        {"num_layers": 1, "reg_weight": 0.01},
+        {"num_layers": 2, "reg_weight": 0.1},
+        {"num_layers": 2, "reg_weight": 0.01},
+    ]
+    with pytest.raises(ConfigError, match="non-empty list"):
+        GridConfig(params={"dim": []})
+
+
+def test_full_section_and_overrides(tmp_path: Path) -> None:
+    path = write(tmp_path, "dataset: tiktok\nseeds: 1\ntrain: {epochs: 5, patience: 2, lr: 0.01}\n"
+                           "full:\n  seeds: 3\n  train: {epochs: 300}\n")
+    quick = load_bench_config(path)
+    assert (quick.seeds, quick.train, quick.mode) == (1, {"epochs": 5, "patience": 2, "lr": 0.01}, "quick")
+    full = load_bench_config(path, full=True, overrides={"models": ["bpr", "popular"]})
+    assert (full.seeds, full.mode, full.models) == (3, "full", ("bpr", "popular"))
+    assert full.train == {"epochs": 300, "patience": 2, "lr": 0.01}  # nested merge keeps the rest
+    # no full: section -> the built-in complete protocol
+    plain = load_bench_config(write(tmp_path, "seeds: 1\n"), full=True)
+    assert plain.seeds == FULL_DEFAULTS["seeds"] and plain.train == FULL_DEFAULTS["train"]
+
+
+def test_unknown_keys_and_bad_values(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="unknown key"):
+        load_bench_config(write(tmp_path, "epochs: 3\n"))
+    with pytest.raises(ConfigError, match="protocol"):
+        load_bench_config(write(tmp_path, "protocol: sampled\n"))
+    with pytest.raises(ConfigError, match="seeds must be >= 1"):
+        BenchConfig(seeds=0)
+    with pytest.raises(ConfigError, match="twice"):
+        BenchConfig(models=("bpr", "bpr"))
+    with pytest.raises(ConfigError, match="mode"):
+        load_bench_config(write(tmp_path, "mode: full\n"))
+
+
+def test_model_specs() -> None:
+    spec = ModelSpec.parse("mmgcn[visual+acoustic]")
+    assert (spec.base, spec.modalities) == ("mmgcn", ("visual", "acoustic"))
+    assert ModelSpec.parse("mmgcn-faithful").modalities is None
+    assert parse_model_list("mmgcn, mmgcn[visual],popular") == ("mmgcn", "mmgcn[visual]", "popular")
+    for bad in ("mmgcn[]", "MMGCN", "mmgcn[a+a]", "../x", "mmgcn[visual"):
+        with pytest.raises(ConfigError):
+            ModelSpec.parse(bad)
+
+
+def test_per_model_layering_spec_over_base() -> None:
+    config = BenchConfig(
+        models=("mmgcn", "mmgcn[visual]"),
+        train={"epochs": 10, "patience": 3},
+        model_train={"mmgcn": {"lr": 0.01}, "mmgcn[visual]": {"epochs": 4}},
+        model_configs={"mmgcn": {"dim": 32}, "mmgcn[visual]": {"dim": 16}},
+    )
+    full_spec, visual = config.specs
+    assert config.model_config_for(full_spec) == {"dim": 32}
+    assert config.model_config_for(visual) == {"dim": 16}
+    assert config.train_config_for(visual) == {"epochs": 4, "patience": 3, "lr": 0.01}
+    assert config.results_name == "tiktok"
+    assert BenchConfig(protocol="cold-start").results_name == "tiktok-cold-start"
+
+
+def test_config_hash_is_canonical() -> None:
+    assert config_hash({"a": 1, "b": [1, 2]}) == config_hash({"b": (1, 2), "a": 1})
+    assert config_hash({"a": 1}) != config_hash({"a": 2})
+
+
+@pytest.mark.parametrize("name", ["tiktok.yaml", "amazon-baby.yaml", "ml-100k.yaml"])
+def test_shipped_configs_load(name: str) -> None:
+    path = REPO / "benchmarks" / "configs" / name
+    quick = load_bench_config(path)
+    full = load_bench_config(path, full=True)
+    assert quick.mode == "quick" and full.mode == "full"
+    assert "popular" in quick.models
+    assert full.seeds >= 3 and quick.budget_note
