@@ -111,6 +111,9 @@ def deduplicate(log: InteractionLog) -> tuple[InteractionLog, int]:
     if len(log) == 0:
         return log, 0
     key = log.users * np.int64(log.n_items) + log.items
+    sorted_key = np.sort(key)
+    if not (sorted_key[1:] == sorted_key[:-1]).any():
+        return log, 0  # the common case, found with one unstable sort
     if log.timestamps is None:
         order = np.argsort(key, kind="stable")
     else:
@@ -149,8 +152,9 @@ def _labels_from_sizes(
 
 def _random_user_order(log: InteractionLog, rng: np.random.Generator) -> np.ndarray:
     """Events grouped by user, in a seeded random order within each user."""
-    perm = rng.permutation(len(log))
-    return perm[np.argsort(log.users[perm], kind="stable")]
+    # Unique keys (user, random rank): any sort algorithm gives the same order.
+    key = log.users * np.int64(len(log)) + rng.permutation(len(log))
+    return np.argsort(key)
 
 
 def _temporal_user_order(log: InteractionLog) -> np.ndarray:

@@ -212,7 +212,7 @@ def _check_args(n_users, n_items, modalities, n_factors, per_user, skew, noise, 
     for name, value in (("n_users", n_users), ("n_items", n_items), ("n_factors", n_factors)):
         if not isinstance(value, (int, np.integer)) or value <= 0:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    if n_users * 1 > np.iinfo(np.int32).max or n_items > np.iinfo(np.int32).max:
+    if max(n_users, n_items) > np.iinfo(np.int32).max:
         raise ValueError("n_users and n_items must fit in int32")
     if not modalities:
         raise ValueError("modalities must name at least one modality with its feature dimension")
@@ -284,6 +284,8 @@ def make_synthetic(
     )
     if not 0.0 <= cold_item_fraction < 1.0:
         raise ValueError(f"cold_item_fraction must be in [0, 1), got {cold_item_fraction}")
+    if split_method == "cold_items" and cold_item_fraction == 0:
+        raise ValueError("split_method='cold_items' needs cold_item_fraction > 0")
     method, warm = split_method, "random"
     if cold_item_fraction > 0 and split_method != "cold_items":
         method, warm = "cold_items", split_method
@@ -296,6 +298,7 @@ def make_synthetic(
     }
     return make_dataset(
         log, name=name, method=method, ratios=ratios, seed=seed, features=features,
-        cold_item_fraction=cold_item_fraction if cold_item_fraction > 0 else 0.1, warm_method=warm,
+        # The fraction only matters to a cold-item split; make_dataset ignores it otherwise.
+        cold_item_fraction=cold_item_fraction if method == "cold_items" else 0.1, warm_method=warm,
         info={"synthetic": arguments, "planted": planted}, source=log.source,
     )
