@@ -140,3 +140,5 @@ def test_planted_user_tastes_only_when_small_and_errors():
         make_synthetic(10, 10, popularity_skew=-1.0)
     with pytest.raises(ValueError, match="cold_item_fraction"):
         make_synthetic(10, 10, cold_item_fraction=1.0, progress=False)
+    with pytest.raises(ValueError, match="needs cold_item_fraction"):
+        make_synthetic(10, 10, cold_item_fraction=0.0, split_method="cold_items", progress=False)
