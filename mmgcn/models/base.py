@@ -67,7 +67,8 @@ class Recommender(nn.Module):
 
     Subclasses set ``name`` (registry key), ``Config`` (a frozen dataclass derived from
     :class:`ModelConfig`), ``uses_content`` (whether item features are used, i.e. whether
-    items without train edges can still be scored meaningfully), and implement
+    items without train edges can still be scored meaningfully), ``trainable`` (``False``
+    for models with nothing to train, whose ``loss`` raises), and implement
     :meth:`embed` and :meth:`loss`. Models that do not score by a dot product override
     :meth:`score`.
 
@@ -80,6 +81,8 @@ class Recommender(nn.Module):
     name: ClassVar[str] = "base"
     Config: ClassVar[type[ModelConfig]] = ModelConfig
     uses_content: ClassVar[bool] = False
+    # False for models with nothing to learn (e.g. most-popular): trainers skip the epoch loop
+    trainable: ClassVar[bool] = True
 
     def __init__(self, config: ModelConfig, dataset: Dataset) -> None:
         super().__init__()
