@@ -82,8 +82,8 @@ def _as_binary_csr(matrix: Any, split: str, source: str, shape: tuple[int, int])
         raise DataError(f"{source}: field '{split}' holds NaN or inf values; interactions must be finite")
     csr.data[:] = 1.0
     csr.sort_indices()
-    csr.indices = csr.indices.astype(np.int32, copy=False)
-    csr.indptr = csr.indptr.astype(np.int64, copy=False)
+    # scipy picks one index dtype for indices and indptr (int32 while nnz fits); mixing
+    # them breaks tocoo()/nonzero(), so leave the choice to scipy
     return csr
 
 
