@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from typing import Any
 
@@ -192,7 +193,11 @@ def _download(args: argparse.Namespace) -> int:
 
 def _convert(args: argparse.Namespace) -> int:
     dataset, _ = _load(args)
-    inter = write_mmrec(dataset, args.out_dir, overwrite=args.force)
+    try:
+        inter = write_mmrec(dataset, args.out_dir, overwrite=args.force)
+    except FileExistsError as exc:  # not among the errors mmgcn.cli.main reports itself
+        print(f"mmgcn: error: {exc}", file=sys.stderr)
+        return 1
     files = [inter.name] + [f"{m}_feat.npy" for m in dataset.features] + [f"{inter.stem}.json"]
     total = sum(dataset.split(s).nnz for s in ("train", "valid", "test"))
     print(f"wrote {inter.parent}: {', '.join(files)} ({total:,} interactions, x_label 0/1/2 = train/valid/test)")

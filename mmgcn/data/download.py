@@ -173,8 +173,9 @@ def download_dataset(
         the dataset folder ``<data_dir>/<name>``.
 
     Raises:
-        DownloadError: a file could not be fetched from any of its sources, or no source
-            gave the pinned bytes; the message lists every attempt.
+        DownloadError: a required file could not be fetched from any of its sources, or no
+            source gave the pinned bytes; the message lists every attempt. An optional file
+            (``optional: true`` in the card) that fails is logged as a warning instead.
         DataError: a file already present differs from its pin (re-run with ``force``).
     """
     card = dataset_card(name)
@@ -192,6 +193,7 @@ def download_dataset(
             continue
         todo[fname] = entry
     errors: dict[str, list[str]] = {fname: [] for fname in todo}
+    done: set[str] = set()
 
     # archives first: one fetch gives many files
     by_archive: dict[str, dict[str, dict[str, Any]]] = {}
@@ -213,11 +215,10 @@ def download_dataset(
             failed = {fname: str(exc) for fname in wanted}
         for fname, why in failed.items():
             errors[fname].append(why)
+        done.update(set(wanted) - set(failed))
 
     for fname, entry in todo.items():
-        if (root / fname).is_file() and not errors[fname]:
-            continue
-        if not entry.get("url"):
+        if fname in done or not entry.get("url"):
             continue
         if errors[fname]:
             logger.warning("%s: %s; trying %s", fname, errors[fname][-1], entry["url"])
@@ -225,10 +226,14 @@ def download_dataset(
         try:
             download_file(url, root / fname, entry.get("sha256"), timeout)
             errors[fname] = []
+            done.add(fname)
         except DownloadError as exc:
             errors[fname].append(str(exc))
 
-    failed = {f: why for f, why in errors.items() if why}
+    failed = {f: why or ["the card gives no source for it"] for f, why in errors.items() if f not in done}
+    for fname in [f for f in failed if todo[f].get("optional")]:
+        # the dataset loads without it (ml-100k: texts without plots); say so, do not fail
+        logger.warning("%s: optional file not obtained: %s", root / fname, " | ".join(failed.pop(fname)))
     if failed:
         detail = "\n".join(f"  {f}: " + " | then: ".join(why) for f, why in failed.items())
         raise DownloadError(f"{root}: could not obtain {len(failed)} file(s) of {name}:\n{detail}")

@@ -66,7 +66,7 @@ def _parse_int_column(values: np.ndarray, field: str, path: Path) -> np.ndarray:
                 int(value)
             except ValueError:
                 raise DataError(
-                    f"{path}: field '{field}' at line {row + 2} is {value!r}, not an integer id; "
+                    f"{path}: field '{field}' at line {row + 2} is {str(value)!r}, not an integer id; "
                     f"ids must be dense integers from 0 (re-index the data)"
                 ) from None
         raise  # pragma: no cover - astype failed but every value parses
@@ -169,9 +169,13 @@ def read_mmrec(
     users, items, labels = read_inter(inter)
     sidecar_path = directory / f"{name}.json"
     sidecar = _read_sidecar(sidecar_path)
+    if sidecar and isinstance(sidecar.get("modality_order"), list):
+        # the writer's modality order; files it did not write go last
+        order = [m for m in sidecar["modality_order"] if m in available]
+        available = {m: available[m] for m in order + [m for m in available if m not in order]}
     features = {m: load_feature_file(p) for m, p in available.items()}
     feature_rows = {m: f.shape[0] for m, f in features.items()}
-    if len(set(feature_rows.values())) > 1:
+    if not sidecar and len(set(feature_rows.values())) > 1:
         raise DataError(f"{directory}: feature files disagree in row count {feature_rows}; each row must be one item")
     max_user = int(users.max()) + 1 if users.size else 0
     max_item = int(items.max()) + 1 if items.size else 0
@@ -264,6 +268,7 @@ def write_mmrec(
             "n_items": dataset.n_items,
             "interactions": {s: int(dataset.split(s).nnz) for s in SPLITS},
             "modalities": {m: int(t.shape[1]) for m, t in dataset.features.items()},
+            "modality_order": list(dataset.features),
             "columns": "rating = 1 and timestamp = 0 are placeholders (implicit feedback)",
             "written_by": f"mmgcn {__version__}",
             "info": {"source_name": dataset.name, **{"source_" + k: v for k, v in kept_info.items()}},
