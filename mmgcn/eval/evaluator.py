@@ -257,8 +257,6 @@ def evaluate(
             scores = model.score(block_t, items=cand_t, emb=emb)
             if scores.shape != (block.size, n_cand):
                 raise ValueError(f"{type(model).__name__}.score returned shape {tuple(scores.shape)}, expected {(block.size, n_cand)}")
-            if torch.isnan(scores).any():
-                raise ValueError(f"{type(model).__name__} produced NaN scores (diverged training?)")
             if scores.dtype in (torch.float16, torch.bfloat16):
                 scores = scores.float()
             elif scores._is_view() or not scores.is_contiguous():
@@ -268,6 +266,8 @@ def evaluate(
                 _rows_to_dense_(scores, masked, block, float("-inf"))
             top_scores, top_items = top_k_items(scores, k_max)
             del scores
+            if torch.isnan(top_scores).any():  # topk ranks NaN first, so any NaN shows here
+                raise ValueError(f"{type(model).__name__} produced NaN scores (diverged training?)")
             is_positive = torch.zeros((block.size, n_cand), dtype=torch.bool, device=device)
             _rows_to_dense_(is_positive, positives, block, True)
             hits = is_positive.gather(1, top_items)

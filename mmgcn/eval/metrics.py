@@ -118,15 +118,34 @@ def mrr_at_k(hits: Tensor, k: int) -> Tensor:
 
 
 def ranking_metrics(hits: Tensor, n_pos: Tensor, ks: Iterable[int]) -> dict[str, Tensor]:
-    """Every metric of :data:`METRIC_NAMES` at every ``k``: ``{"recall@20": (n_users,), ...}``."""
+    """Every metric of :data:`METRIC_NAMES` at every ``k``: ``{"recall@20": (n_users,), ...}``.
+
+    Same values as the single-metric functions, computed from one cumulative sum.
+    """
+    ks = sorted(set(ks))
+    hits, n_pos = _prepare(hits, n_pos, max(ks))
+    n_users, length = hits.shape
+    device = hits.device
+    ranks = torch.arange(1, length + 1, dtype=torch.float64, device=device)
+    found = torch.cumsum(hits, 1)  # hits within the first r places
+    disc = _discounts(max(ks), device)
+    dcg = torch.cumsum(hits * disc[:length], 1)
+    ideal = torch.cumsum(disc, 0)
+    ap = torch.cumsum(hits * found / ranks, 1)
+    has_hit = hits.sum(1) > 0
+    first = hits.argmax(1) + 1  # rank of the first hit (meaningless where has_hit is False)
     out: dict[str, Tensor] = {}
+    zeros = torch.zeros(n_users, dtype=torch.float64, device=device)
     for k in ks:
-        out[f"recall@{k}"] = recall_at_k(hits, n_pos, k)
-        out[f"ndcg@{k}"] = ndcg_at_k(hits, n_pos, k)
-        out[f"precision@{k}"] = precision_at_k(hits, k)
-        out[f"hit_rate@{k}"] = hit_rate_at_k(hits, k)
-        out[f"map@{k}"] = map_at_k(hits, n_pos, k)
-        out[f"mrr@{k}"] = mrr_at_k(hits, k)
+        last = min(k, length) - 1
+        n_found = found[:, last] if length else zeros
+        capped = torch.clamp(n_pos, max=k)
+        out[f"recall@{k}"] = n_found / n_pos
+        out[f"ndcg@{k}"] = (dcg[:, last] if length else zeros) / ideal[capped.long() - 1]
+        out[f"precision@{k}"] = n_found / k
+        out[f"hit_rate@{k}"] = (n_found > 0).to(torch.float64)
+        out[f"map@{k}"] = (ap[:, last] if length else zeros) / capped
+        out[f"mrr@{k}"] = torch.where(has_hit & (first <= k), 1.0 / first.to(torch.float64), zeros)
     return out
 
 
@@ -158,7 +177,8 @@ def top_k_items(scores: Tensor, k: int) -> tuple[Tensor, Tensor]:
     """The ``k`` best columns per row, ties broken by the lower column index.
 
     Args:
-        scores: ``(n_users, n_candidates)``; masked entries hold ``-inf``; no NaN.
+        scores: ``(n_users, n_candidates)``; masked entries hold ``-inf``. NaN sorts
+            first (as in ``torch.topk``), so callers can detect it in the returned values.
         k: list length; clipped to ``n_candidates``.
 
     Returns:
@@ -167,24 +187,26 @@ def top_k_items(scores: Tensor, k: int) -> tuple[Tensor, Tensor]:
     if scores.dim() != 2:
         raise ValueError(f"scores must be 2-D, got shape {tuple(scores.shape)}")
     k = min(k, scores.shape[1])
-    values, indices = torch.topk(scores, k, dim=1)
     if k == 0 or scores.shape[0] == 0:
-        return values, indices
+        return torch.topk(scores, k, dim=1)
+    # one extra place tells whether a tie straddles the cut-off: then topk may have picked
+    # any of the tied items, and those rows are redone with a full stable sort
+    extra = int(k < scores.shape[1])
+    values, indices = torch.topk(scores, k + extra, dim=1)
+    straddling = values[:, k - 1] == values[:, k] if extra else None
+    values, indices = values[:, :k], indices[:, :k]
     # within the list: order by (score desc, index asc); a stable sort by score of the
     # index-sorted list does exactly that
     indices, perm = indices.sort(dim=1)
     values = values.gather(1, perm)
     order = torch.sort(values, dim=1, descending=True, stable=True).indices
     values, indices = values.gather(1, order), indices.gather(1, order)
-    # at the cut-off: if items outside the list tie with the k-th score, topk may have
-    # picked any of them; redo those rows with a full stable sort
-    kth = values[:, -1:]
-    ambiguous = (scores == kth).sum(1) > (values == kth).sum(1)
-    rows = torch.nonzero(ambiguous).flatten()
-    if rows.numel():
-        full = torch.sort(scores[rows], dim=1, descending=True, stable=True)
-        values[rows] = full.values[:, :k]
-        indices[rows] = full.indices[:, :k]
+    if straddling is not None:
+        rows = torch.nonzero(straddling).flatten()
+        if rows.numel():
+            full = torch.sort(scores[rows], dim=1, descending=True, stable=True)
+            values[rows] = full.values[:, :k]
+            indices[rows] = full.indices[:, :k]
     return values, indices
 
 

@@ -127,3 +127,18 @@ def test_top_k_puts_masked_items_last_and_coverage_ignores_them():
 def test_top_k_clips_k_to_catalogue():
     values, items = top_k_items(torch.tensor([[0.3, 0.1]]), 10)
     assert items.tolist() == [[0, 1]]
+
+
+@pytest.mark.parametrize("length", [1, 4, 12])
+def test_ranking_metrics_fast_path_equals_single_metric_functions(length):
+    generator = torch.Generator().manual_seed(length)
+    hits = torch.rand(200, length, generator=generator) < 0.3
+    n_pos = hits.sum(1) + torch.randint(1, 6, (200,), generator=generator)
+    out = ranking_metrics(hits, n_pos, ks=(1, 3, 10))
+    for k in (1, 3, 10):
+        torch.testing.assert_close(out[f"recall@{k}"], recall_at_k(hits, n_pos, k))
+        torch.testing.assert_close(out[f"ndcg@{k}"], ndcg_at_k(hits, n_pos, k))
+        torch.testing.assert_close(out[f"precision@{k}"], precision_at_k(hits, k))
+        torch.testing.assert_close(out[f"hit_rate@{k}"], hit_rate_at_k(hits, k))
+        torch.testing.assert_close(out[f"map@{k}"], map_at_k(hits, n_pos, k))
+        torch.testing.assert_close(out[f"mrr@{k}"], mrr_at_k(hits, k))
