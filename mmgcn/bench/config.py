@@ -142,7 +142,8 @@ class BenchConfig:
         select_on: split that drives early stopping and grids; only ``"valid"`` (default).
         protocol: ``"standard"`` (full ranking, seen items masked) or ``"cold-start"``
             (adds warm / cold test breakdown) (default ``"standard"``).
-        baseline: model spec every other model is tested against (default ``"mmgcn"``).
+        baseline: model spec every other model is tested against (default ``"mmgcn"``; when
+            it is not in ``models``, the first model listed is the reference instead).
         significance_metrics: per-user test metrics of the significance tests
             (default ``("recall@20", "ndcg@20")``).
         train: trainer settings for every model (keys of ``mmgcn.train.trainer.TrainConfig``).
@@ -218,6 +219,11 @@ class BenchConfig:
     @property
     def specs(self) -> tuple[ModelSpec, ...]:
         return tuple(ModelSpec.parse(m) for m in self.models)
+
+    @property
+    def reference(self) -> str:
+        """The model every other one is tested against: ``baseline`` if it runs, else the first model."""
+        return self.baseline if self.baseline in self.models else self.models[0]
 
     @property
     def seed_list(self) -> tuple[int, ...]:

@@ -49,7 +49,8 @@ from mmgcn.bench.cells import (
 )
 from mmgcn.bench.config import BenchConfig, ModelSpec, config_hash
 from mmgcn.bench.plots import write_plots
-from mmgcn.bench.results import BenchResults, CellResult, header_lines, write_results
+from mmgcn.bench.results import BenchResults, CellResult, write_results
+from mmgcn.bench.tables import header_lines
 from mmgcn.config import ConfigError
 from mmgcn.data.dataset import Dataset
 
@@ -94,6 +95,23 @@ def check_specs(config: BenchConfig, dataset: Dataset) -> None:
             )
 
 
+def describe_split(split: Any) -> str:
+    """One line for a loader's ``info["split"]`` record (a dict of method, ratios, seed ...)."""
+    if not split:
+        return "as provided by the dataset loader"
+    if not isinstance(split, dict):
+        return str(split)
+    parts = []
+    for key in ("method", "warm_method", "ratios", "seed", "cold_item_fraction", "train", "valid", "test"):
+        value = split.get(key)
+        if value is None:
+            continue
+        if isinstance(value, (list, tuple)):
+            value = ":".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
+        parts.append(f"{key} {value}")
+    return ", ".join(parts) or str(split)
+
+
 def build_header(config: BenchConfig, dataset: Dataset, runner: CellRunner) -> dict[str, Any]:
     """The run description shown above every table and under every figure."""
     import scipy
@@ -113,19 +131,16 @@ def build_header(config: BenchConfig, dataset: Dataset, runner: CellRunner) -> d
         )
     if config.grids:
         selection += "; grids selected on validation only"
-    split = dataset.info.get("split_convention") or dataset.info.get("split") or "as provided by the dataset loader"
+    split = dataset.info.get("split_convention") or describe_split(dataset.info.get("split"))
     protocol = f"full ranking over all {dataset.n_items} items"
     if config.protocol == "cold-start":
         protocol += "; metrics also reported over warm and cold (no train edge) test items separately"
     modalities = ", ".join(f"{m} {t.shape[1]}-d" for m, t in dataset.features.items()) or "none (interactions only)"
     seeds = config.seed_list
-    in_run = config.baseline in config.models
     significance = (
-        f"each model vs {config.baseline} on per-user test {', '.join(config.significance_metrics)}: "
+        f"each model vs {config.reference} on per-user test {', '.join(config.significance_metrics)}: "
         f"Wilcoxon signed-rank (zeros dropped) and paired t-test, two-sided; users paired by id, "
         f"each user's metric averaged over seeds first; Holm correction over models"
-        if in_run
-        else f"none (reference model {config.baseline!r} not in this run)"
     )
     return {
         "dataset": f"{dataset.name} ({dataset.n_users:,} users x {dataset.n_items:,} items; "
@@ -140,7 +155,7 @@ def build_header(config: BenchConfig, dataset: Dataset, runner: CellRunner) -> d
         "modalities": modalities,
         "significance": significance,
         "significance_metrics": list(config.significance_metrics),
-        "baseline": config.baseline,
+        "baseline": config.reference,
         "metric": config.metric,
         "ks": list(config.ks),
         "mode": "full protocol (--full)" if config.mode == "full" else "quick default run (see --full for the complete protocol)",
@@ -315,7 +330,7 @@ def run_benchmark(
     add_significance(
         summaries,
         cells_by_model,
-        config.baseline,
+        config.reference,
         config.significance_metrics,
         lambda cell: load_per_user(cell_dirs[(cell.model, cell.seed)] / "per_user.npz"),
     )

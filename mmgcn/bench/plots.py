@@ -21,7 +21,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from mmgcn.bench.results import BenchResults, header_lines, metric_label
+from mmgcn.bench.results import BenchResults
+from mmgcn.bench.tables import header_lines, metric_label
 from mmgcn.utils.io import atomic_write_bytes
 
 BAR_CHART = "bar_chart.png"

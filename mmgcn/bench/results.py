@@ -1,4 +1,4 @@
-"""Benchmark results as plain objects, and their JSON / Markdown / CSV forms.
+"""Benchmark results as plain objects, written and read as JSON (tables: :mod:`mmgcn.bench.tables`).
 
 ``results.json`` is the source of truth of a benchmark folder: the header (dataset, split
 convention, protocol, selection, seeds), one :class:`ModelSummary` per model (mean and
@@ -10,9 +10,7 @@ standard deviation over seeds, significance against the reference model) and eve
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 import json
 import math
 from dataclasses import dataclass, field
@@ -170,7 +168,7 @@ class BenchResults:
     def metric_names(self) -> list[str]:
         """Test metric names present in any summary, ordered by group, family and K."""
         names = {m for s in self.summaries for m in s.mean if "@" in m}
-        return sorted(names, key=_metric_sort_key)
+        return sorted(names, key=metric_sort_key)
 
     @property
     def primary_metrics(self) -> list[str]:
@@ -180,7 +178,7 @@ class BenchResults:
         return [m for m in wanted if m in present] or self.metric_names[:2]
 
 
-def _metric_sort_key(name: str) -> tuple:
+def metric_sort_key(name: str) -> tuple:
     group, _, base = name.rpartition("/")
     family, _, k = base.partition("@")
     family_rank = METRIC_ORDER.index(family) if family in METRIC_ORDER else len(METRIC_ORDER)
@@ -206,165 +204,6 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-# ---------------------------------------------------------------- formatting
-def metric_label(name: str) -> str:
-    """``"recall@20"`` -> ``"Recall@20"``; ``"cold/ndcg@10"`` -> ``"cold NDCG@10"``."""
-    group, _, base = name.rpartition("/")
-    family, _, k = base.partition("@")
-    pretty = {"recall": "Recall", "ndcg": "NDCG", "precision": "Precision", "hit_rate": "HitRate",
-              "map": "MAP", "mrr": "MRR", "coverage": "Coverage"}.get(family, family)
-    label = f"{pretty}@{k}" if k else pretty
-    return f"{group} {label}" if group else label
-
-
-def _mean_std(summary: ModelSummary, key: str, fmt: str = "{:.4f}") -> str:
-    mean = summary.mean.get(key)
-    if mean is None:
-        return "–"
-    std = summary.std.get(key)
-    text = fmt.format(mean)
-    return f"{text} ± {fmt.format(std)}" if std is not None else text
-
-
-def _p_value(p: float | None) -> str:
-    if p is None or (isinstance(p, float) and math.isnan(p)):
-        return "–"
-    return "<1e-4" if p < 1e-4 else f"{p:.4f}"
-
-
-def header_lines(header: dict[str, Any]) -> list[str]:
-    """The run description every table and figure carries, one ``key: value`` per line."""
-    keys = (
-        ("dataset", "dataset"),
-        ("split", "split"),
-        ("protocol", "protocol"),
-        ("masking", "masking"),
-        ("selection", "selection"),
-        ("seeds", "seeds"),
-        ("modalities", "modalities"),
-        ("significance", "significance"),
-        ("mode", "run"),
-        ("budget_note", "budget"),
-    )
-    lines = []
-    for key, label in keys:
-        value = header.get(key)
-        if value in (None, "", [], {}):
-            continue
-        if isinstance(value, (list, tuple)):
-            value = ", ".join(map(str, value))
-        lines.append(f"{label}: {value}")
-    return lines
-
-
-def _table(rows: list[list[str]]) -> list[str]:
-    head, *body = rows
-    out = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
-    out += ["| " + " | ".join(row) + " |" for row in body]
-    return out
-
-
-def to_markdown(results: BenchResults) -> str:
-    """The Markdown page of a benchmark folder: header block, main table, all metrics, failures."""
-    header = results.header
-    title = f"# Benchmark: {header.get('dataset', '?')}"
-    if header.get("protocol_name", "standard") != "standard":
-        title += f" ({header['protocol_name']})"
-    lines = [title, ""]
-    lines += [f"> {line}  " for line in header_lines(header)]
-    lines.append("")
-    baseline = header.get("baseline")
-    primary = results.primary_metrics
-
-    head = ["model", "seeds"] + [metric_label(m) for m in primary]
-    for m in primary:
-        head += [f"p Wilcoxon {metric_label(m)}", f"p t-test {metric_label(m)}"]
-    head += [label for _, label, _ in RESOURCE_COLUMNS]
-    rows = [head]
-    for s in results.summaries:
-        row = [s.model + (" (ref)" if s.model == baseline else ""), str(len(s.seeds))]
-        row += [_mean_std(s, m) for m in primary]
-        for m in primary:
-            test = s.significance.get(m)
-            row += [_p_value(test.wilcoxon_p if test else None), _p_value(test.t_p if test else None)]
-        row += [_mean_std(s, key, fmt) for key, _, fmt in RESOURCE_COLUMNS]
-        rows.append(row)
-    lines += ["## Main results (test, mean ± std over seeds)", ""] + _table(rows) + [""]
-
-    if any(s.wilcoxon_p_holm for s in results.summaries):
-        lines.append(
-            "Holm-adjusted Wilcoxon p (family: every model against the reference): "
-            + "; ".join(
-                f"{s.model} " + ", ".join(
-                    f"{metric_label(m)} {_p_value(s.wilcoxon_p_holm[m])}"
-                    for m in sorted(s.wilcoxon_p_holm, key=_metric_sort_key)
-                )
-                for s in results.summaries
-                if s.wilcoxon_p_holm
-            )
-        )
-        lines.append("")
-
-    names = results.metric_names
-    if names:
-        rows = [["model"] + [metric_label(m) for m in names]]
-        rows += [[s.model] + [_mean_std(s, m) for m in names] for s in results.summaries]
-        lines += ["## All test metrics (mean ± std over seeds)", ""] + _table(rows) + [""]
-
-    if results.grids:
-        lines += ["## Grids (selected on validation)", ""]
-        order = [s.model for s in results.summaries if s.model in results.grids]
-        order += sorted(set(results.grids) - set(order))
-        for model in order:
-            for point in results.grids[model]:
-                mark = " **selected**" if point.get("selected") else ""
-                value = point.get("valid")
-                shown = "failed" if value is None else f"{value:.4f}"
-                lines.append(f"- {model} {json.dumps(point.get('params'), sort_keys=True)}: valid {shown}{mark}")
-        lines.append("")
-
-    failed = [c for c in results.cells if c.status != "ok"]
-    if failed:
-        lines += ["## Failed cells", ""]
-        lines += [f"- {c.model} seed {c.seed}: {c.error}" for c in failed]
-        lines.append("")
-    return "\n".join(lines)
-
-
-def to_csv(results: BenchResults) -> str:
-    """One row per model: seeds, mean and std of every metric and resource, p-values."""
-    names = results.metric_names
-    resources = [key for key, _, _ in RESOURCE_COLUMNS]
-    sig_metrics = sorted({m for s in results.summaries for m in s.significance}, key=_metric_sort_key)
-    columns = ["model", "n_seeds", "failed_seeds"]
-    for key in names + resources:
-        columns += [f"{key}_mean", f"{key}_std"]
-    for m in sig_metrics:
-        columns += [f"{m}_wilcoxon_p", f"{m}_wilcoxon_p_holm", f"{m}_ttest_p", f"{m}_mean_diff", f"{m}_n_users"]
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(columns)
-    for s in results.summaries:
-        row: list[Any] = [s.model, len(s.seeds), " ".join(map(str, s.failed_seeds))]
-        for key in names + resources:
-            row += [_csv_number(s.mean.get(key)), _csv_number(s.std.get(key))]
-        for m in sig_metrics:
-            test = s.significance.get(m)
-            if test is None:
-                row += [""] * 5
-            else:
-                row += [_csv_number(test.wilcoxon_p), _csv_number(s.wilcoxon_p_holm.get(m)),
-                        _csv_number(test.t_p), _csv_number(test.mean_diff), test.n_users]
-        writer.writerow(row)
-    return buffer.getvalue()
-
-
-def _csv_number(value: float | None) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return ""
-    return repr(float(value)) if isinstance(value, float) else str(value)
-
-
 # ---------------------------------------------------------------- files
 def write_results(results: BenchResults, folder: str | Path) -> dict[str, Path]:
     """Write ``results.json``, ``results.md`` and ``results.csv`` into ``folder`` atomically."""
@@ -377,6 +216,8 @@ def write_results(results: BenchResults, folder: str | Path) -> dict[str, Path]:
 
 def render_tables(results: BenchResults, folder: str | Path) -> None:
     """(Re)write ``results.md`` and ``results.csv`` from ``results``."""
+    from mmgcn.bench.tables import to_csv, to_markdown
+
     folder = Path(folder)
     with atomic_write(folder / RESULTS_MD, "w", encoding="utf-8") as handle:
         handle.write(to_markdown(results))

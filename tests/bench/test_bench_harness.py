@@ -14,8 +14,9 @@ from mmgcn.bench.cells import MARKER, CellOutput, CellRunner, CellTask, load_per
 from mmgcn.bench.config import BenchConfig
 from mmgcn.bench.harness import run_benchmark
 from mmgcn.bench.report import rebuild
-from mmgcn.bench.results import CellResult, read_results, to_csv, to_markdown
+from mmgcn.bench.results import CellResult, read_results
 from mmgcn.bench.stats import paired_tests, pool_seeds
+from mmgcn.bench.tables import to_csv, to_markdown
 from mmgcn.config import ConfigError
 from mmgcn.data.dataset import Dataset
 
@@ -210,3 +211,17 @@ def test_report_errors(tmp_path: Path) -> None:
     (bad / "results.json").write_text("{not json")
     with pytest.raises(ValueError, match="not valid JSON"):
         rebuild(tmp_path)
+
+
+def test_cli_report(tmp_path: Path, tiny_dataset: Dataset, capsys: pytest.CaptureFixture[str]) -> None:
+    from mmgcn.cli import main
+
+    result = run(make_config(tmp_path), ScriptedRunner(), tiny_dataset)
+    markdown = (result.folder / "results.md").read_text()
+    (result.folder / "results.md").unlink()
+    assert main(["report", str(tmp_path / "results"), "--no-plots"]) == 0
+    printed = capsys.readouterr().out
+    assert markdown in printed and f"rebuilt {result.folder}" in printed
+    assert (result.folder / "results.md").read_text() == markdown
+    assert main(["report", str(tmp_path / "nothing")]) == 1
+    assert "no such results directory" in capsys.readouterr().err

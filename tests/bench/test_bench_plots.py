@@ -8,7 +8,8 @@ import pytest
 from PIL import Image
 
 from mmgcn.bench.plots import validation_curves, write_plots
-from mmgcn.bench.results import BenchResults, CellResult, ModelSummary, to_markdown
+from mmgcn.bench.results import BenchResults, CellResult, ModelSummary
+from mmgcn.bench.tables import to_markdown
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

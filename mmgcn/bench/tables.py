@@ -1,0 +1,213 @@
+"""Markdown and CSV renderings of :class:`~mmgcn.bench.results.BenchResults`.
+
+Both are pure functions of the results object (no clock, no file system), so the tables
+``mmgcn report`` rebuilds from ``results.json`` are byte-identical to the ones the
+benchmark wrote. Dict contents are always visited in a canonical order (JSON sorts keys).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from typing import Any
+
+from mmgcn.bench.results import (
+    RESOURCE_COLUMNS,
+    BenchResults,
+    ModelSummary,
+    metric_sort_key,
+)
+
+# metric families shown in the Markdown "all metrics" table (every metric is in the CSV)
+TABLE_FAMILIES = ("recall", "ndcg", "precision", "hit_rate")
+
+
+def metric_label(name: str) -> str:
+    """``"recall@20"`` -> ``"Recall@20"``; ``"cold/ndcg@10"`` -> ``"cold NDCG@10"``."""
+    group, _, base = name.rpartition("/")
+    family, _, k = base.partition("@")
+    pretty = {"recall": "Recall", "ndcg": "NDCG", "precision": "Precision", "hit_rate": "HitRate",
+              "map": "MAP", "mrr": "MRR", "coverage": "Coverage"}.get(family, family)
+    label = f"{pretty}@{k}" if k else pretty
+    return f"{group} {label}" if group else label
+
+
+def _mean_std(summary: ModelSummary, key: str, fmt: str = "{:.4f}") -> str:
+    mean = summary.mean.get(key)
+    if mean is None:
+        return "–"
+    std = summary.std.get(key)
+    text = fmt.format(mean)
+    return f"{text} ± {fmt.format(std)}" if std is not None else text
+
+
+def _p_value(p: float | None) -> str:
+    if p is None or (isinstance(p, float) and math.isnan(p)):
+        return "–"
+    return "<1e-4" if p < 1e-4 else f"{p:.4f}"
+
+
+def header_lines(header: dict[str, Any]) -> list[str]:
+    """The run description every table and figure carries, one ``key: value`` per line."""
+    keys = (
+        ("dataset", "dataset"),
+        ("split", "split"),
+        ("protocol", "protocol"),
+        ("masking", "masking"),
+        ("selection", "selection"),
+        ("seeds", "seeds"),
+        ("modalities", "modalities"),
+        ("significance", "significance"),
+        ("mode", "run"),
+        ("budget_note", "budget"),
+    )
+    lines = []
+    for key, label in keys:
+        value = header.get(key)
+        if value in (None, "", [], {}):
+            continue
+        if isinstance(value, (list, tuple)):
+            value = ", ".join(map(str, value))
+        lines.append(f"{label}: {value}")
+    return lines
+
+
+def _table(rows: list[list[str]]) -> list[str]:
+    head, *body = rows
+    out = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    out += ["| " + " | ".join(row) + " |" for row in body]
+    return out
+
+
+def to_markdown(results: BenchResults) -> str:
+    """The Markdown page of a benchmark folder: header block, main table, all metrics, failures."""
+    header = results.header
+    title = f"# Benchmark: {header.get('dataset', '?')}"
+    if header.get("protocol_name", "standard") != "standard":
+        title += f" ({header['protocol_name']})"
+    lines = [title, ""]
+    lines += [f"> {line}  " for line in header_lines(header)]
+    lines.append("")
+    baseline = header.get("baseline")
+    primary = results.primary_metrics
+
+    head = ["model", "seeds"] + [metric_label(m) for m in primary]
+    for m in primary:
+        head += [f"p Wilcoxon {metric_label(m)}", f"p t-test {metric_label(m)}"]
+    head += [label for _, label, _ in RESOURCE_COLUMNS]
+    rows = [head]
+    for s in results.summaries:
+        row = [s.model + (" (ref)" if s.model == baseline else ""), str(len(s.seeds))]
+        row += [_mean_std(s, m) for m in primary]
+        for m in primary:
+            test = s.significance.get(m)
+            row += [_p_value(test.wilcoxon_p if test else None), _p_value(test.t_p if test else None)]
+        row += [_mean_std(s, key, fmt) for key, _, fmt in RESOURCE_COLUMNS]
+        rows.append(row)
+    lines += ["## Main results (test, mean ± std over seeds)", ""] + _table(rows) + [""]
+
+    if any(s.wilcoxon_p_holm for s in results.summaries):
+        lines.append(
+            "Holm-adjusted Wilcoxon p (family: every model against the reference): "
+            + "; ".join(
+                f"{s.model} " + ", ".join(
+                    f"{metric_label(m)} {_p_value(s.wilcoxon_p_holm[m])}"
+                    for m in sorted(s.wilcoxon_p_holm, key=metric_sort_key)
+                )
+                for s in results.summaries
+                if s.wilcoxon_p_holm
+            )
+        )
+        lines.append("")
+
+    names = [m for m in results.metric_names if "/" not in m and m.split("@")[0] in TABLE_FAMILIES]
+    if names:
+        rows = [["model"] + [metric_label(m) for m in names]]
+        rows += [[s.model] + [_mean_std(s, m) for m in names] for s in results.summaries]
+        lines += ["## All test metrics (mean ± std over seeds; MAP, MRR, coverage in the CSV)", ""]
+        lines += _table(rows) + [""]
+    lines += _warm_cold_section(results, primary)
+
+    if results.grids:
+        lines += ["## Grids (selected on validation)", ""]
+        order = [s.model for s in results.summaries if s.model in results.grids]
+        order += sorted(set(results.grids) - set(order))
+        for model in order:
+            for point in results.grids[model]:
+                mark = " **selected**" if point.get("selected") else ""
+                value = point.get("valid")
+                shown = "failed" if value is None else f"{value:.4f}"
+                lines.append(f"- {model} {json.dumps(point.get('params'), sort_keys=True)}: valid {shown}{mark}")
+        lines.append("")
+
+    failed = [c for c in results.cells if c.status != "ok"]
+    if failed:
+        lines += ["## Failed cells", ""]
+        lines += [f"- {c.model} seed {c.seed}: {c.error}" for c in failed]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _warm_cold_section(results: BenchResults, primary: list[str]) -> list[str]:
+    groups = [g for g in ("warm", "cold") if any(f"{g}/{m}" in s.mean for s in results.summaries for m in primary)]
+    if not groups:
+        return []
+    content = {}
+    users: dict[str, dict[str, int]] = {}
+    for cell in results.cells:
+        if cell.status == "ok":
+            content.setdefault(cell.model, cell.uses_content)
+            users.setdefault(cell.model, dict(cell.n_test_users))
+    head = ["model", "uses content"] + [f"{g} users" for g in groups]
+    head += [f"{g} {metric_label(m)}" for m in primary for g in groups]
+    rows = [head]
+    for s in results.summaries:
+        uses = content.get(s.model)
+        row = [s.model, "–" if uses is None else ("yes" if uses else "no (ID only)")]
+        row += [str(users.get(s.model, {}).get(g, "–")) for g in groups]
+        row += [_mean_std(s, f"{g}/{m}") for m in primary for g in groups]
+        rows.append(row)
+    note = (
+        "Cold items have no train interaction: a model that does not read item content (ID only) "
+        "cannot rank them above chance. Each group's metrics are over the users holding test "
+        "items of that group, counting only that group's items as hits."
+    )
+    return ["## Warm and cold test items (mean ± std over seeds)", "", note, ""] + _table(rows) + [""]
+
+
+def to_csv(results: BenchResults) -> str:
+    """One row per model: seeds, mean and std of every metric and resource, p-values."""
+    names = results.metric_names
+    resources = [key for key, _, _ in RESOURCE_COLUMNS]
+    sig_metrics = sorted({m for s in results.summaries for m in s.significance}, key=metric_sort_key)
+    columns = ["model", "n_seeds", "failed_seeds"]
+    for key in names + resources:
+        columns += [f"{key}_mean", f"{key}_std"]
+    for m in sig_metrics:
+        columns += [f"{m}_wilcoxon_p", f"{m}_wilcoxon_p_holm", f"{m}_ttest_p", f"{m}_mean_diff", f"{m}_n_users"]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    for s in results.summaries:
+        row: list[Any] = [s.model, len(s.seeds), " ".join(map(str, s.failed_seeds))]
+        for key in names + resources:
+            row += [_csv_number(s.mean.get(key)), _csv_number(s.std.get(key))]
+        for m in sig_metrics:
+            test = s.significance.get(m)
+            if test is None:
+                row += [""] * 5
+            else:
+                row += [_csv_number(test.wilcoxon_p), _csv_number(s.wilcoxon_p_holm.get(m)),
+                        _csv_number(test.t_p), _csv_number(test.mean_diff), test.n_users]
+        writer.writerow(row)
+    return buffer.getvalue()
+
+
+def _csv_number(value: float | None) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return ""
+    return repr(float(value)) if isinstance(value, float) else str(value)
+
+

@@ -1,0 +1,134 @@
+"""``mmgcn bench`` (models x seeds on one dataset) and ``mmgcn report`` (rebuild tables and plots).
+
+Examples::
+
+    mmgcn bench --config benchmarks/configs/tiktok.yaml            # quick default run
+    mmgcn bench --dataset tiktok --models mmgcn,lightgcn,popular --seeds 3 --full
+    mmgcn bench --dataset tiktok --models "mmgcn,mmgcn[image],mmgcn[audio]"   # ablation
+    mmgcn bench --dataset amazon-baby --models lightgcn,bpr,popular
+    mmgcn report benchmarks/results/
+
+Without ``--config``, ``benchmarks/configs/<dataset>.yaml`` is used when it exists under
+the current directory (the dataset defaults to ``tiktok``), else the built-in defaults.
+Flags override the file; ``--set key=value`` reaches any config key (dotted for nested
+ones, e.g. ``--set train.epochs=5``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from mmgcn.config import apply_overrides
+
+CONFIG_DIR = Path("benchmarks") / "configs"
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    bench = subparsers.add_parser(
+        "bench",
+        help="benchmark models x seeds on a dataset: tables (md/csv/json), significance, plots",
+        description=(__doc__ or "").split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    bench.add_argument("--config", type=Path, help="benchmark YAML (default: benchmarks/configs/<dataset>.yaml if present)")
+    bench.add_argument("--dataset", help="dataset name (tiktok, amazon-baby, ml-100k, ...)")
+    bench.add_argument("--models", help="comma-separated model specs, e.g. mmgcn,lightgcn,popular or mmgcn[image]")
+    bench.add_argument("--seeds", type=int, help="seeds per model")
+    bench.add_argument("--full", action="store_true", help="the complete protocol (the config's full: section)")
+    bench.add_argument("--force", action="store_true", help="re-run finished cells too")
+    bench.add_argument("--out", help="results root (default benchmarks/results)")
+    bench.add_argument("--protocol", choices=("standard", "cold-start"), help="evaluation protocol")
+    bench.add_argument("--data-dir", help="raw data root (default $MMGCN_DATA)")
+    bench.add_argument("--device", help="torch device: cpu, cuda, cuda:N, auto")
+    bench.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="override any config key (repeatable), e.g. --set train.epochs=5")
+    bench.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
+    bench.add_argument("--no-progress", action="store_true", help="no progress bars")
+    bench.add_argument("--keep-checkpoints", action="store_true", help="keep each cell's model checkpoints")
+    bench.set_defaults(func=run_bench)
+
+    report = subparsers.add_parser(
+        "report",
+        help="rebuild benchmark tables and plots from results.json files",
+        description="Rebuild results.md, results.csv and the PNG figures of every benchmark folder "
+        "(DIR itself or its sub-folders) from their results.json.",
+    )
+    report.add_argument("directory", nargs="?", type=Path, default=Path("benchmarks") / "results",
+                        help="results root or one dataset folder (default benchmarks/results)")
+    report.add_argument("--no-plots", action="store_true", help="tables only")
+    report.add_argument("--quiet", action="store_true", help="do not print the tables")
+    report.set_defaults(func=run_report)
+
+
+def _config_path(args: argparse.Namespace) -> Path | None:
+    if args.config is not None:
+        if not args.config.is_file():
+            raise FileNotFoundError(f"--config {args.config}: no such file")
+        return args.config
+    candidate = CONFIG_DIR / f"{args.dataset or 'tiktok'}.yaml"
+    return candidate if candidate.is_file() else None
+
+
+def _cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    from mmgcn.bench.config import parse_model_list
+
+    values: dict[str, Any] = apply_overrides({}, args.overrides)
+    flags = {
+        "dataset": args.dataset,
+        "models": list(parse_model_list(args.models)) if args.models else None,
+        "seeds": args.seeds,
+        "out": args.out,
+        "protocol": args.protocol,
+        "data_dir": args.data_dir,
+        "device": args.device,
+    }
+    values.update({k: v for k, v in flags.items() if v is not None})
+    return values
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    from mmgcn.bench.config import load_bench_config
+    from mmgcn.bench.harness import run_benchmark
+    from mmgcn.bench.runner import TrainerRunner
+    from mmgcn.bench.tables import to_markdown
+
+    path = _config_path(args)
+    config = load_bench_config(path, full=args.full, overrides=_cli_overrides(args))
+    print(f"mmgcn bench: {config.dataset}, {len(config.models)} models x {config.seeds} seeds "
+          f"({config.mode} run; config: {path or 'built-in defaults'})", flush=True)
+    runner = TrainerRunner(progress=not args.no_progress, keep_checkpoints=args.keep_checkpoints)
+    with logging_redirect_tqdm():
+        run = run_benchmark(
+            config,
+            runner=runner,
+            force=args.force,
+            progress=not args.no_progress,
+            plots=not args.no_plots,
+            echo=lambda line: print(f"  {line}", flush=True),
+        )
+    print()
+    print(to_markdown(run.results))
+    print(f"cells: {run.ran} ran, {run.skipped} skipped (finished earlier), {run.failed} failed; "
+          f"results in {run.folder}/")
+    if run.failed:
+        print(f"mmgcn bench: {run.failed} cell(s) failed; see the 'Failed cells' section and each "
+              f"cell's error.txt", file=sys.stderr)
+        return 1
+    return 0
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from mmgcn.bench.report import rebuild
+    from mmgcn.bench.tables import to_markdown
+
+    reports = rebuild(args.directory, plots=not args.no_plots)
+    for report in reports:
+        if not args.quiet:
+            print(to_markdown(report.results))
+        print(f"rebuilt {report.folder}: " + ", ".join(sorted(p.name for p in report.files.values())))
+    return 0
