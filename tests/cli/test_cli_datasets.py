@@ -129,7 +129,7 @@ def test_download_command(capsys, data_root, tmp_path):
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(www))
     handler.log_message = lambda *a: None
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     try:
         mirror = f"http://127.0.0.1:{server.server_address[1]}"
         code, out, _ = _run(capsys, "datasets", "download", "amazon-baby", "--data-dir", str(tmp_path / "d"),

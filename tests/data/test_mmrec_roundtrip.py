@@ -150,3 +150,20 @@ def test_features_survive_as_float32(tmp_path, tiny_dataset):
     back = read_mmrec(tmp_path, modalities=["visual"])
     assert back.modalities == ("visual",)
     assert torch.equal(back.features["visual"], tiny_dataset.features["visual"])
+
+
+def test_crlf_and_text_columns_take_the_checked_parser(tmp_path):
+    plain = HEADER + "0\t1\t5\t100\t0\n1\t0\t3\t101\t2\n"
+    (tmp_path / "a.inter").write_text(plain)
+    (tmp_path / "b.inter").write_bytes(plain.replace("\n", "\r\n").encode())
+    (tmp_path / "c.inter").write_text(plain.replace("\t100\t", "\t2014-01-01\t"))
+    expected = [arr.tolist() for arr in read_inter(tmp_path / "a.inter")]
+    assert expected == [[0, 1], [1, 0], [0, 2]]
+    for name in ("b.inter", "c.inter"):
+        assert [arr.tolist() for arr in read_inter(tmp_path / name)] == expected
+
+
+def test_blank_line_in_the_middle_is_named(tmp_path):
+    (tmp_path / "bad.inter").write_text(HEADER + "0\t1\t5\t100\t0\n\n1\t0\t3\t101\t2\n")
+    with pytest.raises(DataError, match="line 3 has 1 fields"):
+        read_mmrec(tmp_path)
