@@ -57,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         log.error("interrupted")
         return 130
-    except (ValueError, KeyError, FileNotFoundError, PermissionError) as exc:
+    except (ValueError, KeyError, OSError) as exc:
         # user-facing errors (DataError, ConfigError, missing files) without a traceback;
         # -vv shows it
         if args.verbose >= 2:
