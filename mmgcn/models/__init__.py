@@ -3,7 +3,16 @@
 Importing this package registers the built-in models.
 """
 
-from mmgcn.models import fusion  # noqa: F401 -- registers concat, attention and -graph variants
+# importing the model modules registers them: concat / attention(-graph) fusion models,
+# mmgcn(-faithful), bpr, lightgcn, vbpr, popular
+from mmgcn.models import (  # noqa: F401
+    fusion,
+    lightgcn,
+    mf,
+    mmgcn,
+    popular,
+    vbpr,
+)
 from mmgcn.models.base import (
     Embeddings,
     ModelConfig,

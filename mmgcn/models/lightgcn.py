@@ -1,0 +1,104 @@
+r"""LightGCN: linear propagation of ID embeddings over the normalised user-item graph.
+
+He et al., "LightGCN: Simplifying and Powering Graph Convolution Network for
+Recommendation", SIGIR 2020, https://arxiv.org/abs/2002.02126.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from mmgcn.data.dataset import Dataset
+from mmgcn.models.base import Embeddings, ModelConfig, Recommender, register_model
+from mmgcn.nn.losses import bpr_loss, l2_reg
+from mmgcn.nn.propagation import BipartitePropagation
+
+
+@dataclass(frozen=True)
+class LightGCNConfig(ModelConfig):
+    """Configuration of :class:`LightGCN`."""
+
+    dim: int = 64
+    reg_weight: float = 1e-4
+    num_layers: int = 3
+
+    def __post_init__(self) -> None:
+        if self.dim <= 0:
+            raise ValueError(f"dim must be positive, got {self.dim}")
+        if self.num_layers < 0:
+            raise ValueError(f"num_layers must be >= 0, got {self.num_layers}")
+        if self.reg_weight < 0:
+            raise ValueError(f"reg_weight must be >= 0, got {self.reg_weight}")
+
+
+def layer_mean_propagation(graph: BipartitePropagation, users: Tensor, items: Tensor, num_layers: int) -> tuple[Tensor, Tensor]:
+    r"""LightGCN's propagation: :math:`\frac{1}{K+1}\sum_{k=0}^{K} \hat A^k E`, users and items apart.
+
+    Args:
+        graph: the (symmetric-normalised) bipartite operators.
+        users: ``(n_users, d)`` layer-0 user states.
+        items: ``(n_items, d)`` layer-0 item states.
+        num_layers: :math:`K` (``0`` returns the inputs).
+
+    Returns:
+        ``(users (n_users, d), items (n_items, d))``.
+    """
+    user_sum, item_sum = users, items
+    for _ in range(num_layers):
+        users, items = graph(users, items)
+        user_sum, item_sum = user_sum + users, item_sum + items
+    scale = 1.0 / (num_layers + 1)
+    return user_sum * scale, item_sum * scale
+
+
+@register_model
+class LightGCN(Recommender):
+    r"""LightGCN: ID embeddings smoothed over the train graph, averaged over layers.
+
+    .. math::
+        E^{(k+1)} = D^{-1/2} A D^{-1/2} E^{(k)}, \qquad
+        E = \frac{1}{K+1}\sum_{k=0}^{K} E^{(k)}, \qquad \hat y_{ui} = e_u^\top e_i
+
+    Loss: BPR plus ``reg_weight`` times the L2 of the batch's *ego* (layer-0) embeddings,
+    as in the paper.
+
+    Args (:class:`LightGCNConfig`):
+        dim: embedding width (default ``64``).
+        reg_weight: L2 weight on the batch's layer-0 embeddings (default ``1e-4``).
+        num_layers: :math:`K`, propagation layers (default ``3``; ``0`` is BPR-MF).
+    """
+
+    name: ClassVar[str] = "lightgcn"
+    Config: ClassVar[type[ModelConfig]] = LightGCNConfig
+
+    def __init__(self, config: LightGCNConfig, dataset: Dataset) -> None:
+        super().__init__(config, dataset)
+        self.graph = BipartitePropagation(dataset.train, "sym")
+        self.user_embedding = nn.Parameter(torch.empty(self.n_users, config.dim))
+        self.item_embedding = nn.Parameter(torch.empty(self.n_items, config.dim))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.xavier_normal_(self.user_embedding)
+        nn.init.xavier_normal_(self.item_embedding)
+
+    def embed(self) -> Embeddings:
+        users, items = layer_mean_propagation(
+            self.graph, self.user_embedding, self.item_embedding, self.config.num_layers
+        )
+        return Embeddings(users, items, {"id": (users, items)})
+
+    def loss(self, users: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
+        emb = self.embed()
+        user_vecs = emb.users[users]
+        pos_scores = (user_vecs * emb.items[pos]).sum(1)
+        neg_scores = (user_vecs * emb.items[neg]).sum(1)
+        reg = l2_reg(self.user_embedding[users], self.item_embedding[pos], self.item_embedding[neg])
+        return bpr_loss(pos_scores, neg_scores) + self.config.reg_weight * reg
+
+
+__all__ = ["LightGCN", "LightGCNConfig", "layer_mean_propagation"]

@@ -1,0 +1,197 @@
+r"""The modality GCN of MMGCN: one layer (:class:`MMGCNConv`) and one modality's stack.
+
+Wei et al., "MMGCN: Multi-modal Graph Convolution Network for Personalized Recommendation
+of Micro-video", ACM MM 2019, https://arxiv.org/abs/1908.09494 (original code:
+github.com/weiyinwei/MMGCN).
+
+Nodes are users and items of the bipartite train graph; each modality runs its own stack
+of layers on the same graph (:class:`~mmgcn.nn.propagation.BipartitePropagation`), with
+user and item states kept as two tensors so that every hop is two half-size sparse
+products instead of one over the square adjacency.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from mmgcn.nn.propagation import BipartitePropagation
+
+COMBINES = ("concat", "ele")
+
+
+class MMGCNConv(nn.Module):
+    r"""One MMGCN layer for one modality (equations 1, 5 and the combination of the paper).
+
+    For node :math:`v` (user or item) with state :math:`x_v`, neighbours
+    :math:`\mathcal N(v)` in the train graph and ID embedding :math:`e_v`:
+
+    .. math::
+        h_v &= \sigma\Big(\textstyle\bigoplus_{u \in \mathcal N(v)} W_a x_u\Big)
+        \qquad \text{(aggregation; }\bigoplus = \text{mean or sum, by the graph's norm)}\\
+        \hat x_v &= \sigma(W_s x_v + b_s) + e_v \\
+        x'_v &= \begin{cases}
+            \sigma\big(W_g [h_v \,\|\, \hat x_v] + b_g\big) & \text{combine = concat}\\
+            \sigma\big(W_g h_v + b_g + \hat x_v\big) & \text{combine = ele}
+        \end{cases}
+
+    with :math:`\sigma` = LeakyReLU. :math:`W_a` keeps the input width (as in the original
+    code); the output has the ID width. The aggregation is done before the transform
+    (:math:`(\hat A X) W_a = \hat A (X W_a)`): the sparse product then runs at the input
+    width, and no ``(n_edges, d)`` message tensor is ever built.
+
+    Args:
+        in_dim: width of the incoming node states.
+        out_dim: width of the output and of the ID embeddings.
+        combine: ``"concat"`` (default) or ``"ele"`` (element-wise sum), see above.
+        use_id: add the ID embedding in :math:`\hat x_v` (default ``True``); with ``False``
+            ``user_id``/``item_id`` may be ``None``.
+        negative_slope: LeakyReLU slope (default ``0.01``, PyTorch's and the original's).
+    """
+
+    def __init__(
+        self,
+        in_dim: int,
+        out_dim: int,
+        combine: str = "concat",
+        use_id: bool = True,
+        negative_slope: float = 0.01,
+    ) -> None:
+        super().__init__()
+        if combine not in COMBINES:
+            raise ValueError(f"combine must be one of {COMBINES}, got {combine!r}")
+        if in_dim <= 0 or out_dim <= 0:
+            raise ValueError(f"in_dim and out_dim must be positive, got {in_dim}, {out_dim}")
+        self.in_dim, self.out_dim = in_dim, out_dim
+        self.combine, self.use_id, self.negative_slope = combine, use_id, negative_slope
+        self.aggregate_weight = nn.Linear(in_dim, in_dim, bias=False)
+        self.self_weight = nn.Linear(in_dim, out_dim)
+        self.combine_weight = nn.Linear(in_dim + out_dim if combine == "concat" else in_dim, out_dim)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        for linear in (self.aggregate_weight, self.self_weight, self.combine_weight):
+            nn.init.xavier_normal_(linear.weight)
+            if linear.bias is not None:
+                nn.init.zeros_(linear.bias)
+
+    def _act(self, x: Tensor) -> Tensor:
+        return F.leaky_relu(x, self.negative_slope)
+
+    def _update(self, neighbours: Tensor, own: Tensor, ids: Tensor | None) -> Tensor:
+        h = self._act(self.aggregate_weight(neighbours))
+        x_hat = self._act(self.self_weight(own))
+        if self.use_id:
+            x_hat = x_hat + ids
+        if self.combine == "concat":
+            return self._act(self.combine_weight(torch.cat([h, x_hat], dim=1)))
+        return self._act(self.combine_weight(h) + x_hat)
+
+    def forward(
+        self,
+        user_x: Tensor,
+        item_x: Tensor,
+        graph: BipartitePropagation,
+        user_id: Tensor | None = None,
+        item_id: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """``(users (n_users, in_dim), items (n_items, in_dim))`` -> ``(n_users, out_dim), (n_items, out_dim)``.
+
+        ``user_id`` ``(n_users, out_dim)`` and ``item_id`` ``(n_items, out_dim)`` are the ID
+        embeddings (required when ``use_id``).
+        """
+        if self.use_id and (user_id is None or item_id is None):
+            raise ValueError("MMGCNConv(use_id=True) needs user_id and item_id embeddings")
+        user_neighbours, item_neighbours = graph(user_x, item_x)
+        return (
+            self._update(user_neighbours, user_x, user_id),
+            self._update(item_neighbours, item_x, item_id),
+        )
+
+    def extra_repr(self) -> str:
+        return f"{self.in_dim}, {self.out_dim}, combine={self.combine!r}, use_id={self.use_id}"
+
+
+class ModalityGCN(nn.Module):
+    r"""One modality's graph network in MMGCN: input states, then ``num_layers`` layers.
+
+    .. math::
+        x^{(0)}_i = \mathrm{norm}(P f_i + b_P) \text{ (or } f_i \text{ raw)}, \qquad
+        x^{(0)}_u = \mathrm{norm}(p_u), \qquad
+        x^{(l+1)} = \mathrm{MMGCNConv}_l(x^{(l)})
+
+    where :math:`f_i` are the item's features of this modality, :math:`P` an optional
+    linear projection, :math:`p_u` the user's learned preference in this modality and
+    ``norm`` an optional row-wise L2 normalisation (as in the original). Items without
+    train edges get no neighbour messages but still a content-based state through the
+    self path of every layer (cold start).
+
+    Args:
+        n_users: number of users.
+        feature_dim: width of the modality's item features.
+        out_dim: output width (the ID embedding width).
+        num_layers: number of :class:`MMGCNConv` layers (default ``2``).
+        latent_dim: project features to this width first; ``None`` keeps them raw
+            (default ``None``). The user preference has the resulting width.
+        combine: ``"concat"`` or ``"ele"`` (default ``"concat"``).
+        use_id: add ID embeddings in every layer (default ``True``).
+        normalize_input: L2-normalise each node's input state (default ``True``).
+        train_preference: whether the user preference is trained (default ``True``; the
+            original code leaves it at its random init).
+        negative_slope: LeakyReLU slope (default ``0.01``).
+    """
+
+    def __init__(
+        self,
+        n_users: int,
+        feature_dim: int,
+        out_dim: int,
+        num_layers: int = 2,
+        latent_dim: int | None = None,
+        combine: str = "concat",
+        use_id: bool = True,
+        normalize_input: bool = True,
+        train_preference: bool = True,
+        negative_slope: float = 0.01,
+    ) -> None:
+        super().__init__()
+        if num_layers < 1:
+            raise ValueError(f"num_layers must be >= 1, got {num_layers}")
+        self.normalize_input = normalize_input
+        self.projection = nn.Linear(feature_dim, latent_dim) if latent_dim else None
+        input_dim = latent_dim or feature_dim
+        self.preference = nn.Parameter(torch.empty(n_users, input_dim), requires_grad=train_preference)
+        dims = [input_dim] + [out_dim] * num_layers
+        self.layers = nn.ModuleList(
+            MMGCNConv(dims[k], dims[k + 1], combine, use_id, negative_slope) for k in range(num_layers)
+        )
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        with torch.no_grad():
+            nn.init.xavier_normal_(self.preference)
+        if self.projection is not None:
+            nn.init.xavier_normal_(self.projection.weight)
+            nn.init.zeros_(self.projection.bias)
+        for layer in self.layers:
+            layer.reset_parameters()
+
+    def forward(
+        self,
+        features: Tensor,
+        graph: BipartitePropagation,
+        user_id: Tensor | None = None,
+        item_id: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """``features (n_items, feature_dim)`` -> ``(users (n_users, out_dim), items (n_items, out_dim))``."""
+        item_x = self.projection(features) if self.projection is not None else features
+        user_x = self.preference
+        if self.normalize_input:
+            user_x, item_x = F.normalize(user_x, dim=1), F.normalize(item_x, dim=1)
+        for layer in self.layers:
+            user_x, item_x = layer(user_x, item_x, graph, user_id, item_id)
+        return user_x, item_x
+
+
+__all__ = ["COMBINES", "MMGCNConv", "ModalityGCN"]

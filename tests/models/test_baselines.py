@@ -1,0 +1,151 @@
+"""BPR-MF, LightGCN, VBPR and most-popular behind the common API."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from mmgcn.data.dataset import Dataset
+from mmgcn.data.graph import normalized_adjacency
+from mmgcn.models import available_models, build_model
+
+# tiny_dataset: train u0 {0,1}, u1 {1,2}, u2 {2,3}, u3 {0}; item 4 cold
+TRIPLES = (torch.tensor([0, 0, 1, 1, 2, 2, 3]), torch.tensor([0, 1, 1, 2, 2, 3, 0]), torch.tensor([4, 3, 0, 4, 0, 1, 2]))
+LEARNED = ["bpr", "lightgcn", "vbpr"]
+
+
+def _model(dataset, name, seed=0, **config):
+    torch.manual_seed(seed)
+    return build_model(name, dataset, {"dim": 4, **config})
+
+
+def _train_steps(model, steps=8, lr=0.05):
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    losses = []
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = model.loss(*TRIPLES)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return losses
+
+
+def test_all_models_registered():
+    assert {"bpr", "lightgcn", "vbpr", "popular", "mmgcn", "mmgcn-faithful"} <= set(available_models())
+
+
+@pytest.mark.parametrize("name", LEARNED)
+def test_shapes_parts_and_scores(tiny_dataset, name):
+    model = _model(tiny_dataset, name)
+    emb = model.embed()
+    assert emb.users.shape[0] == 4 and emb.items.shape[0] == 5
+    assert emb.users.shape[1] == emb.items.shape[1]
+    by_parts = sum(u @ i.T for u, i in emb.parts.values())
+    torch.testing.assert_close(by_parts, emb.users @ emb.items.T)
+    assert model.score(torch.tensor([0, 3])).shape == (2, 5)
+
+
+@pytest.mark.parametrize("name", LEARNED)
+def test_training_reduces_loss_deterministically(tiny_dataset, name):
+    losses = _train_steps(_model(tiny_dataset, name))
+    assert losses[-1] < losses[0]
+    assert losses == _train_steps(_model(tiny_dataset, name))
+
+
+@pytest.mark.parametrize("name", LEARNED + ["popular"])
+def test_recommend_never_returns_train_items(tiny_dataset, name):
+    model = _model(tiny_dataset, name)
+    _, top = model.recommend(torch.arange(4), k=3)  # every user has >= 3 unseen items
+    full_scores, full_items = model.recommend(torch.arange(4), k=5)
+    for user in range(4):
+        seen = set(tiny_dataset.train[user].indices.tolist())
+        assert not seen & set(top[user].tolist())
+        for score, item in zip(full_scores[user].tolist(), full_items[user].tolist()):
+            assert (score == float("-inf")) == (item in seen)
+
+
+def test_loss_matches_bpr_formula_for_mf(tiny_dataset):
+    model = _model(tiny_dataset, "bpr", reg_weight=0.5)
+    users, pos, neg = TRIPLES
+    u, i, j = model.user_embedding[users], model.item_embedding[pos], model.item_embedding[neg]
+    diff = (u * i).sum(1) - (u * j).sum(1)
+    expected = -torch.log(torch.sigmoid(diff)).mean() + 0.5 * (u.pow(2).sum() + i.pow(2).sum() + j.pow(2).sum()) / (2 * 7)
+    torch.testing.assert_close(model.loss(users, pos, neg), expected)
+
+
+def test_lightgcn_is_layer_mean_of_propagated_embeddings(tiny_dataset):
+    model = _model(tiny_dataset, "lightgcn", num_layers=2)
+    adj = normalized_adjacency(tiny_dataset.train, "sym").to_dense()
+    e0 = torch.cat([model.user_embedding, model.item_embedding]).detach()
+    expected = (e0 + adj @ e0 + adj @ adj @ e0) / 3
+    emb = model.embed()
+    torch.testing.assert_close(torch.cat([emb.users, emb.items]).detach(), expected)
+    # zero layers is plain MF
+    flat = _model(tiny_dataset, "lightgcn", num_layers=0).embed()
+    torch.testing.assert_close(flat.users, _model(tiny_dataset, "lightgcn").user_embedding)
+
+
+def test_lightgcn_regularises_ego_embeddings_only(tiny_dataset):
+    model = _model(tiny_dataset, "lightgcn", reg_weight=0.0)
+    plain = model.loss(*TRIPLES)
+    model_reg = _model(tiny_dataset, "lightgcn", reg_weight=1.0)
+    users, pos, neg = TRIPLES
+    ego = (model_reg.user_embedding[users].pow(2).sum() + model_reg.item_embedding[pos].pow(2).sum()
+           + model_reg.item_embedding[neg].pow(2).sum()) / (2 * 7)
+    torch.testing.assert_close(model_reg.loss(*TRIPLES), plain + ego)
+
+
+def test_lightgcn_gradients_reach_all_connected_embeddings(tiny_dataset):
+    model = _model(tiny_dataset, "lightgcn", num_layers=2)
+    model.loss(*TRIPLES).backward()
+    assert (model.user_embedding.grad.abs().sum(1) > 0).all()
+    assert (model.item_embedding.grad.abs().sum(1) > 0).all()
+
+
+def test_vbpr_cold_items_scored_from_content(tiny_dataset):
+    model = _model(tiny_dataset, "vbpr")
+    _train_steps(model, steps=3)
+    emb = model.embed()
+    content_users, content_items = emb.parts["content"]
+    assert content_items[4].abs().sum() > 0  # item 4 has no train edge
+    changed = dict(tiny_dataset.features)
+    changed["visual"] = changed["visual"].clone()
+    changed["visual"][4] *= -1
+    twin = _model(tiny_dataset.with_features(changed), "vbpr")
+    twin.load_state_dict(model.state_dict())
+    assert not torch.allclose(twin.embed().items[4], emb.items[4])
+    torch.testing.assert_close(twin.embed().items[:4], emb.items[:4])
+
+
+def test_vbpr_needs_features_and_content_dim(tiny_dataset):
+    with pytest.raises(ValueError, match="needs item features"):
+        build_model("vbpr", tiny_dataset.with_features({}))
+    model = _model(tiny_dataset, "vbpr", content_dim=3, item_bias=False)
+    assert model.embed().users.shape == (4, 4 + 3)
+    assert set(model.embed().parts) == {"id", "content"}
+
+
+def _counts_dataset():
+    # item train counts: i0 3, i1 1, i2 2, i3 0
+    pairs = [(0, 0), (1, 0), (2, 0), (0, 2), (1, 2), (2, 1)]
+    rows, cols = zip(*pairs)
+    train = sp.csr_matrix((np.ones(6, np.float32), (rows, cols)), shape=(3, 4))
+    empty = sp.csr_matrix((3, 4), dtype=np.float32)
+    test = sp.csr_matrix(([1.0], ([0], [3])), shape=(3, 4))
+    return Dataset(name="counts", n_users=3, n_items=4, train=train, valid=empty, test=test)
+
+
+def test_popular_ranks_by_train_counts():
+    data = _counts_dataset()
+    model = build_model("popular", data)
+    assert not model.trainable and model.num_parameters() == 0
+    torch.testing.assert_close(model.score(torch.tensor([0, 2])), torch.tensor([[3.0, 1.0, 2.0, 0.0]] * 2))
+    _, unmasked = model.recommend([2], k=4, exclude_seen=False)
+    assert unmasked.tolist() == [[0, 2, 1, 3]]
+    _, masked = model.recommend([0, 2], k=2)  # u0 saw 0, 2; u2 saw 0, 1
+    assert masked.tolist() == [[1, 3], [2, 3]]
+    with pytest.raises(RuntimeError, match="nothing to train"):
+        model.loss(*[torch.tensor([0])] * 3)

@@ -1,0 +1,200 @@
+"""MMGCN: shapes, gradients, faithful flags, layers, combine modes, cold items, training."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mmgcn.config import ConfigError
+from mmgcn.models import build_model
+from mmgcn.models.mmgcn import MMGCN, MMGCNFaithful
+from mmgcn.nn.mmgcn_conv import MMGCNConv
+
+# tiny_dataset: train u0 {0,1}, u1 {1,2}, u2 {2,3}, u3 {0}; item 4 cold; visual 6-d, acoustic 3-d
+TRIPLES = (torch.tensor([0, 0, 1, 1, 2, 2, 3]), torch.tensor([0, 1, 1, 2, 2, 3, 0]), torch.tensor([4, 3, 0, 4, 0, 1, 2]))
+
+
+def _model(dataset, name="mmgcn", seed=0, **config):
+    torch.manual_seed(seed)
+    return build_model(name, dataset, {"dim": 8, **config})
+
+
+def _train_steps(model, steps=5, lr=0.01):
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
+    losses = []
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = model.loss(*TRIPLES)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return losses
+
+
+def test_shapes_and_registry(tiny_dataset):
+    model = _model(tiny_dataset, latent_dim=5)
+    assert isinstance(model, MMGCN) and model.uses_content and model.trainable
+    emb = model.embed()
+    assert emb.users.shape == (4, 8) and emb.items.shape == (5, 8)
+    assert set(emb.parts) == {"visual", "acoustic"}
+    assert model.score(torch.tensor([0, 2])).shape == (2, 5)
+    assert model.score(torch.tensor([1]), torch.tensor([0, 4])).shape == (1, 2)
+    assert isinstance(build_model("mmgcn-faithful", tiny_dataset), MMGCNFaithful)
+    with pytest.raises(ConfigError, match="unknown key"):
+        build_model("mmgcn", tiny_dataset, {"layers": 2})
+    with pytest.raises(ConfigError, match="num_layers"):
+        build_model("mmgcn", tiny_dataset, {"num_layers": 0})
+
+
+@pytest.mark.parametrize("fusion", ["mean", "sum", "attention"])
+def test_parts_decompose_the_score_exactly(tiny_dataset, fusion):
+    model = _model(tiny_dataset, fusion=fusion)
+    emb = model.embed()
+    by_parts = sum(u @ i.T for u, i in emb.parts.values())
+    torch.testing.assert_close(by_parts, emb.users @ emb.items.T)
+
+
+def test_gradients_reach_ids_preferences_and_every_projection(tiny_dataset):
+    model = _model(tiny_dataset)
+    model.loss(*TRIPLES).backward()
+    for name in ("user_id", "item_id"):
+        grad = getattr(model, name).grad
+        assert grad is not None and grad.abs().sum() > 0, name
+    for m, gcn in model.gcns.items():
+        assert gcn.projection is not None, m  # correct mode projects every modality
+        assert gcn.preference.grad.abs().sum() > 0, m
+        assert gcn.projection.weight.grad.abs().sum() > 0, m
+        for layer in gcn.layers:
+            assert layer.aggregate_weight.weight.grad.abs().sum() > 0, m
+
+
+def _snapshot(model):
+    return {k: v.detach().clone() for k, v in model.named_parameters()}
+
+
+def test_faithful_defaults_freeze_ids_and_preferences(tiny_dataset):
+    model = _model(tiny_dataset, "mmgcn-faithful", project_modalities=["visual"])
+    cfg = model.config
+    assert (cfg.num_layers, cfg.combine, cfg.latent_dim) == (3, "concat", 256)
+    assert not model.user_id.requires_grad and not model.item_id.requires_grad
+    assert all(not gcn.preference.requires_grad for gcn in model.gcns.values())
+    # only the visual modality is projected (to 256-d); acoustic enters raw (3-d)
+    assert model.gcns["visual"].projection.out_features == 256
+    assert model.gcns["visual"].preference.shape == (4, 256)
+    assert model.gcns["acoustic"].projection is None
+    assert model.gcns["acoustic"].preference.shape == (4, 3)
+    assert all(len(gcn.layers) == 3 for gcn in model.gcns.values())
+    before = _snapshot(model)
+    _train_steps(model, steps=2)
+    after = _snapshot(model)
+    frozen = {"user_id", "item_id", "gcns.visual.preference", "gcns.acoustic.preference"}
+    for name in frozen:
+        assert torch.equal(before[name], after[name]), name
+    changed = [n for n in before if n not in frozen and not torch.equal(before[n], after[n])]
+    assert "gcns.visual.projection.weight" in changed and len(changed) > 10
+
+
+def test_faithful_default_projects_image_only_and_ignores_absent_names(tiny_dataset):
+    # the default ("image",) is absent from the tiny dataset: nothing is projected
+    model = _model(tiny_dataset, "mmgcn-faithful")
+    assert model.projected == ()
+    assert all(gcn.projection is None for gcn in model.gcns.values())
+
+
+@pytest.mark.parametrize(
+    "flag, frozen",
+    [("train_id_embedding", {"user_id", "item_id"}), ("train_preference", {"gcns.visual.preference", "gcns.acoustic.preference"})],
+)
+def test_each_freezing_flag_is_separate(tiny_dataset, flag, frozen):
+    model = _model(tiny_dataset, **{flag: False})
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert not (frozen & trainable)
+    all_frozen = {"user_id", "item_id", "gcns.visual.preference", "gcns.acoustic.preference"}
+    assert all_frozen - frozen <= trainable
+    before = _snapshot(model)
+    _train_steps(model, steps=2)
+    for name in all_frozen:
+        assert torch.equal(before[name], model.get_parameter(name)) == (name in frozen), name
+
+
+def test_num_layers_sets_the_receptive_field(tiny_dataset):
+    """Perturbing item 3's features reaches exactly the nodes within num_layers hops."""
+    changed_features = dict(tiny_dataset.features)
+    changed_features["visual"] = changed_features["visual"].clone()
+    changed_features["visual"][3] += 1.0
+    perturbed = tiny_dataset.with_features(changed_features)
+    for layers, users_hit, items_hit in ((1, {2}, {3}), (2, {2}, {2, 3}), (3, {1, 2}, {2, 3})):
+        model = _model(tiny_dataset, num_layers=layers)
+        twin = _model(perturbed, num_layers=layers)
+        assert len(model.gcns["visual"].layers) == layers
+        a, b = model.embed(), twin.embed()
+        user_diff = {u for u in range(4) if not torch.allclose(a.users[u], b.users[u])}
+        item_diff = {i for i in range(5) if not torch.allclose(a.items[i], b.items[i])}
+        assert (user_diff, item_diff) == (users_hit, items_hit), layers
+
+
+def test_concat_and_elementwise_differ_in_weights_and_outputs(tiny_dataset):
+    concat = _model(tiny_dataset, combine="concat", latent_dim=5)
+    ele = _model(tiny_dataset, combine="ele", latent_dim=5)
+    first_concat, first_ele = concat.gcns["visual"].layers[0], ele.gcns["visual"].layers[0]
+    assert first_concat.combine_weight.in_features == 5 + 8
+    assert first_ele.combine_weight.in_features == 5
+    assert not torch.allclose(concat.embed().items, ele.embed().items)
+
+
+def test_conv_elementwise_rule_by_hand():
+    """One MMGCNConv in ele mode against the update rule written out densely."""
+    torch.manual_seed(0)
+    import scipy.sparse as sp
+
+    from mmgcn.nn.propagation import BipartitePropagation
+
+    train = sp.csr_matrix(([1.0, 1.0, 1.0], ([0, 0, 1], [0, 1, 1])), shape=(2, 2))
+    graph = BipartitePropagation(train, "left")
+    conv = MMGCNConv(3, 2, combine="ele", negative_slope=0.2)
+    users, items = torch.randn(2, 3), torch.randn(2, 3)
+    uid, iid = torch.randn(2, 2), torch.randn(2, 2)
+    out_users, _ = conv(users, items, graph, uid, iid)
+    act = torch.nn.LeakyReLU(0.2)
+    mean_u0 = (items[0] + items[1]) / 2  # user 0 averages items 0 and 1
+    h = act(conv.aggregate_weight(mean_u0))
+    x_hat = act(conv.self_weight(users[0])) + uid[0]
+    torch.testing.assert_close(out_users[0], act(conv.combine_weight(h) + x_hat))
+
+
+def test_cold_item_gets_a_content_based_representation(tiny_dataset):
+    model = _model(tiny_dataset)
+    cold = model.embed().items[4]  # item 4 has no train edge
+    assert cold.abs().sum() > 0
+    changed = dict(tiny_dataset.features)
+    changed["acoustic"] = changed["acoustic"].clone()
+    changed["acoustic"][4] = -changed["acoustic"][4] + 2.0
+    twin = _model(tiny_dataset.with_features(changed))
+    assert not torch.allclose(twin.embed().items[4], cold)
+    torch.testing.assert_close(twin.embed().items[:4], model.embed().items[:4])
+
+
+def test_recommend_masks_train_items(tiny_dataset):
+    model = _model(tiny_dataset)
+    scores, items = model.recommend(torch.arange(4), k=3)
+    for user in range(4):
+        seen = set(tiny_dataset.train[user].indices.tolist())
+        assert not seen & set(items[user].tolist())
+    full_scores, full_items = model.recommend(torch.arange(4), k=5)
+    for user in range(4):
+        seen = set(tiny_dataset.train[user].indices.tolist())
+        for score, item in zip(full_scores[user].tolist(), full_items[user].tolist()):
+            assert (score == float("-inf")) == (item in seen)
+
+
+@pytest.mark.parametrize("name", ["mmgcn", "mmgcn-faithful"])
+def test_training_reduces_the_loss_and_is_deterministic(tiny_dataset, name):
+    losses = _train_steps(_model(tiny_dataset, name, fusion="attention"), steps=8)
+    assert losses[-1] < losses[0]
+    again = _train_steps(_model(tiny_dataset, name, fusion="attention"), steps=8)
+    assert losses == again
+
+
+def test_requires_features(tiny_dataset):
+    with pytest.raises(ValueError, match="needs item features"):
+        build_model("mmgcn", tiny_dataset.with_features({}))
