@@ -72,6 +72,12 @@ def _check_sections(data: Mapping[str, Any], where: str) -> dict[str, dict[str, 
     return out
 
 
+def _recorded_sections(data: Mapping[str, Any], where: str) -> dict[str, dict[str, Any]]:
+    """A run directory's config.yaml: the four sections; extra sections other tools recorded
+    there (e.g. ``bench``) are ignored."""
+    return _check_sections({k: v for k, v in data.items() if k in SECTIONS}, where)
+
+
 def resolve_config(
     model: str | None = None,
     dataset: str | None = None,
@@ -87,7 +93,7 @@ def resolve_config(
     """
     from mmgcn.models.base import model_class
 
-    layers = _check_sections(base or {}, "recorded config")
+    layers = _recorded_sections(base or {}, "recorded config")
     if config_file is not None:
         layers = merge(layers, _check_sections(load_yaml(config_file), str(config_file)))
     layers = _check_sections(apply_overrides(layers, overrides), "--set")
@@ -175,7 +181,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     config_path = run_dir / rd.CONFIG_FILE
     if not config_path.is_file():
         raise FileNotFoundError(f"{config_path}: not found; RUN_DIR must be a directory written by 'mmgcn train'")
-    layers = _check_sections(load_yaml(config_path), str(config_path))
+    layers = _recorded_sections(load_yaml(config_path), str(config_path))
     run = layers["run"]
     train_config = from_dict(TrainConfig, layers["train"], where=f"{config_path}: train")
     checkpoint_path = run_dir / (rd.BEST_CHECKPOINT if args.checkpoint == "best" else rd.LAST_CHECKPOINT)

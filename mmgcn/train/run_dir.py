@@ -5,7 +5,8 @@ Layout::
     RUN_DIR/
       config.yaml          resolved config (model, train, dataset, run sections)
       environment.json     python / torch / numpy versions, git commit, host, threads
-      metrics.jsonl        one JSON object per epoch (loss, valid metrics, times, memory)
+      metrics.jsonl        one JSON object per epoch: loss, valid metrics, train / eval seconds,
+                           peak_rss_mb (the process's peak so far), peak_gpu_mb (this epoch's)
       checkpoints/last.pt  state after the latest epoch (what --resume continues from)
       checkpoints/best.pt  state at the best validation epoch
       test_metrics.json    the final test evaluation of the best checkpoint (written once)

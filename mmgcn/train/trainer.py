@@ -290,6 +290,11 @@ class Trainer:
     # ------------------------------------------------------------------ phases
     def _start(self) -> None:
         cfg = self.config
+        if self.dataset.valid.nnz == 0:
+            raise ValueError(
+                f"{self.dataset.name}: the valid split is empty; model selection and early stopping "
+                f"need held-out validation interactions (load the dataset with a split that has them)"
+            )
         seed_everything(cfg.seed, deterministic=cfg.deterministic)
         if self.trainable:
             params = [p for p in self.model.parameters() if p.requires_grad]

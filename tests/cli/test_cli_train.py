@@ -91,6 +91,11 @@ def test_train_then_evaluate(tmp_path, tiny_loader, capsys):
     assert "split valid, mask train" in capsys.readouterr().out
     assert main(["evaluate", str(run_dir), "--cold-only"]) == 0
     assert "cold items only: 1 users (3 skipped), 1 candidate items" in capsys.readouterr().out
+    # sections other tools record in config.yaml (the benchmark's 'bench') do not break evaluate
+    recorded = yaml.safe_load((run_dir / rd.CONFIG_FILE).read_text())
+    (run_dir / rd.CONFIG_FILE).write_text(yaml.safe_dump({**recorded, "bench": {"seed": 0}}))
+    assert main(["evaluate", str(run_dir), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["metrics"] == pytest.approx(test_json["metrics"])
 
 
 def test_resume_continues_with_the_recorded_config(tmp_path, tiny_loader, capsys):

@@ -297,3 +297,10 @@ def test_nan_loss_is_reported():
 def test_train_config_validation(overrides, message):
     with pytest.raises(ConfigError, match=message):
         from_dict(TrainConfig, overrides, where="train")
+
+
+def test_empty_valid_split_fails_before_training():
+    base = synthetic()
+    no_valid = Dataset("novalid", base.n_users, base.n_items, base.train, sp.csr_matrix(base.valid.shape), base.test)
+    with pytest.raises(ValueError, match="novalid: the valid split is empty"):
+        Trainer(build(no_valid), no_valid, config()).fit()
