@@ -64,6 +64,8 @@ def check_run_dir(run_dir: str | os.PathLike, resume: bool) -> Path:
 
 def _git_commit() -> dict[str, Any] | None:
     repo = Path(__file__).resolve().parents[2]
+    if not (repo / ".git").exists():
+        return None  # an installed copy: a git repository around site-packages is not ours
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, timeout=10, check=True
