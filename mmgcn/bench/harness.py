@@ -132,7 +132,7 @@ def build_header(config: BenchConfig, dataset: Dataset, runner: CellRunner) -> d
     if config.grids:
         selection += "; grids selected on validation only"
     split = dataset.info.get("split_convention") or describe_split(dataset.info.get("split"))
-    protocol = f"full ranking over all {dataset.n_items} items"
+    protocol = f"full ranking over all {dataset.n_items:,} items"
     if config.protocol == "cold-start":
         protocol += "; metrics also reported over warm and cold (no train edge) test items separately"
     modalities = ", ".join(f"{m} {t.shape[1]}-d" for m, t in dataset.features.items()) or "none (interactions only)"

@@ -30,6 +30,10 @@ VALIDATION_CURVES = "validation_curves.png"
 TIME_VS_QUALITY = "time_vs_quality.png"
 
 
+def _name(results: BenchResults) -> str:
+    return str(results.header.get("dataset_name") or results.header.get("dataset", ""))
+
+
 def _caption(results: BenchResults, width: int = 130) -> str:
     keep = ("dataset", "split", "protocol", "masking", "selection", "seeds")
     lines = [line for line in header_lines(results.header) if line.split(":", 1)[0] in keep]
@@ -64,7 +68,7 @@ def bar_chart(results: BenchResults, path: str | Path) -> Path:
     """Grouped bars of the main metrics (mean over seeds, std error bars) per model."""
     metrics = results.primary_metrics
     summaries = [s for s in results.summaries if s.seeds]
-    fig, ax = _figure(results, f"{results.header.get('dataset', '')}: test metrics (mean ± std over seeds)")
+    fig, ax = _figure(results, f"{_name(results)}: test metrics (mean ± std over seeds)")
     x = np.arange(len(summaries))
     width = 0.8 / max(len(metrics), 1)
     for j, metric in enumerate(metrics):
@@ -84,7 +88,7 @@ def bar_chart(results: BenchResults, path: str | Path) -> Path:
 def validation_curves(results: BenchResults, path: str | Path) -> Path:
     """Validation selection metric against epoch, one coloured line per model."""
     metric = results.header.get("metric", "")
-    fig, ax = _figure(results, f"{results.header.get('dataset', '')}: validation {metric_label(metric)} per epoch")
+    fig, ax = _figure(results, f"{_name(results)}: validation {metric_label(metric)} per epoch")
     by_model: dict[str, list[list[list[float]]]] = defaultdict(list)
     for cell in results.cells:
         if cell.status == "ok" and cell.valid_curve:
@@ -93,6 +97,12 @@ def validation_curves(results: BenchResults, path: str | Path) -> Path:
     drawn = 0
     for model, curves in by_model.items():
         colour = colours.get(model, "k")
+        if all(len(c) == 1 and c[0][0] == 0 for c in curves):
+            # an untrained model (popular) has one validation point: draw it as a floor line
+            value = float(np.mean([c[0][1] for c in curves]))
+            ax.axhline(value, color=colour, linestyle="--", linewidth=1.2, label=f"{model} (no training)")
+            drawn += 1
+            continue
         per_epoch: dict[float, list[float]] = defaultdict(list)
         for curve in curves:
             epochs, values = zip(*curve)
@@ -100,7 +110,8 @@ def validation_curves(results: BenchResults, path: str | Path) -> Path:
             for e, v in curve:
                 per_epoch[e].append(v)
         epochs = sorted(per_epoch)
-        ax.plot(epochs, [np.mean(per_epoch[e]) for e in epochs], color=colour, linewidth=1.8, label=model)
+        ax.plot(epochs, [np.mean(per_epoch[e]) for e in epochs], color=colour, linewidth=1.8, label=model,
+                marker="o" if len(epochs) <= 15 else None, markersize=3)
         drawn += 1
     ax.set_xlabel("epoch")
     ax.set_ylabel(f"validation {metric_label(metric)}")
@@ -115,7 +126,7 @@ def validation_curves(results: BenchResults, path: str | Path) -> Path:
 def time_vs_quality(results: BenchResults, path: str | Path) -> Path:
     """Training seconds per epoch (log x) against the first main test metric, per model."""
     metric = results.primary_metrics[0] if results.primary_metrics else ""
-    fig, ax = _figure(results, f"{results.header.get('dataset', '')}: training time vs test {metric_label(metric)}")
+    fig, ax = _figure(results, f"{_name(results)}: training time vs test {metric_label(metric)}")
     for i, s in enumerate(results.summaries):
         t = s.mean.get("train_s_per_epoch")
         q = s.mean.get(metric)

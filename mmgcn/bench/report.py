@@ -56,6 +56,6 @@ def rebuild(root: str | Path, plots: bool = True) -> list[Report]:
         files = {"md": folder / "results.md", "csv": folder / "results.csv"}
         if plots:
             files.update(write_plots(results, folder))
-        log.info("rebuilt %s", folder)
+        log.debug("rebuilt %s", folder)
         reports.append(Report(folder, results, files))
     return reports

@@ -15,7 +15,7 @@ from mmgcn.cli import main
 from mmgcn.data.synthetic import make_synthetic
 from mmgcn.models.base import available_models
 
-E2E_MODELS = ("concat", "attention")
+E2E_MODELS = ("concat", "attention[image]")  # a modality subset exercises the ablation path
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +37,7 @@ def test_bench_two_models_two_seeds_end_to_end(tmp_path: Path, synthetic) -> Non
     for name in ("results.json", "results.md", "results.csv", "bar_chart.png", "validation_curves.png",
                  "time_vs_quality.png"):
         assert (folder / name).is_file(), name
-    cell_dir = folder / "cells" / "attention" / "seed-1"
+    cell_dir = folder / "cells" / "attention[image]" / "seed-1"
     cell = json.loads((cell_dir / "cell.json").read_text())
     # the trainer's per-epoch log and the single test evaluation back the cell's figures
     history = [json.loads(line) for line in (cell_dir / "run" / "metrics.jsonl").read_text().splitlines()]
@@ -50,7 +50,7 @@ def test_bench_two_models_two_seeds_end_to_end(tmp_path: Path, synthetic) -> Non
     assert per_user["recall@20"].mean() == pytest.approx(cell["test"]["recall@20"])
     assert np.all(np.diff(per_user["users"]) > 0)
     summary = {s.model: s for s in run.results.summaries}
-    assert summary["attention"].significance["recall@20"].n_users == per_user["users"].size
+    assert summary["attention[image]"].significance["recall@20"].n_users == per_user["users"].size
     assert summary["concat"].mean["params"] > 0 and summary["concat"].mean["epochs"] == 2
     # a re-run trains nothing
     again = run_benchmark(config, dataset=synthetic, progress=False, plots=False)
