@@ -227,6 +227,10 @@ class Trainer:
                 )
             self.optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
             self.sampler = BPRSampler(self.dataset.train, seed=cfg.seed)
+        if not self.resume:
+            self._write_run_files()
+
+    def _write_run_files(self) -> None:
         if self.run_dir is not None:
             rd.write_yaml(self.run_dir / rd.CONFIG_FILE, self.run_config)
             env_path = self.run_dir / rd.ENVIRONMENT_FILE
@@ -262,6 +266,7 @@ class Trainer:
         self.epoch, self.best_value, self.best_epoch = state["epoch"], state["best_value"], state["best_epoch"]
         self.bad_evals, self.stopped_early = state["bad_evals"], state["stopped_early"]
         self.history = list(state["history"])
+        self._write_run_files()  # only now: a refused resume must not rewrite the run's config
         best_path = self.run_dir / rd.BEST_CHECKPOINT
         if best_path.exists():
             self._best_model_state = load_checkpoint(best_path)["model"]

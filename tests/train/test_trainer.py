@@ -252,6 +252,7 @@ def test_resume_refuses_a_changed_config_and_new_run_refuses_an_existing_dir(tmp
     Trainer(build(dataset), dataset, config(epochs=2), tmp_path / "run").fit()
     with pytest.raises(ValueError, match=r"different train config for \['lr'\]"):
         Trainer(build(dataset), dataset, config(epochs=4, lr=0.5), tmp_path / "run", resume=True).fit()
+    assert yaml.safe_load((tmp_path / "run" / rd.CONFIG_FILE).read_text())["train"]["lr"] == 0.01
     with pytest.raises(FileExistsError, match="--resume"):
         Trainer(build(dataset), dataset, config(), tmp_path / "run")
     with pytest.raises(FileNotFoundError, match="no checkpoints/last.pt"):
