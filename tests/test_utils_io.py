@@ -24,3 +24,14 @@ def test_sha256_file(tmp_path):
     path = tmp_path / "blob"
     path.write_bytes(b"x" * 3_000_001)
     assert sha256_file(path, chunk_size=1 << 16) == hashlib.sha256(b"x" * 3_000_001).hexdigest()
+
+
+def test_atomic_write_uses_umask_permissions(tmp_path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_json(tmp_path / "perm.json", {})
+    finally:
+        os.umask(old)
+    assert (tmp_path / "perm.json").stat().st_mode & 0o777 == 0o644
