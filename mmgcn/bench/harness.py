@@ -154,6 +154,11 @@ def build_header(config: BenchConfig, dataset: Dataset, runner: CellRunner) -> d
         "seeds": f"{', '.join(map(str, seeds))} ({len(seeds)} per model)",
         "modalities": modalities,
         "significance": significance,
+        "memory": (
+            "peak torch.cuda.max_memory_allocated per cell" if config.device.startswith("cuda")
+            else "peak resident memory of the process during each cell (Linux VmHWM, reset per cell; "
+            "includes the interpreter and the loaded dataset)"
+        ),
         "significance_metrics": list(config.significance_metrics),
         "baseline": config.reference,
         "metric": config.metric,

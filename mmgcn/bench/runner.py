@@ -23,7 +23,8 @@ from mmgcn.bench.results import CellResult
 from mmgcn.config import ConfigError, from_dict, to_dict
 from mmgcn.data.dataset import Dataset
 from mmgcn.models.base import build_config, build_model, model_class
-from mmgcn.train.trainer import TrainConfig, Trainer
+from mmgcn.train.config import TrainConfig
+from mmgcn.train.trainer import Trainer
 from mmgcn.utils.seed import seed_everything
 
 # set once, at the top level of the benchmark config, for every model alike

@@ -60,6 +60,7 @@ def header_lines(header: dict[str, Any]) -> list[str]:
         ("seeds", "seeds"),
         ("modalities", "modalities"),
         ("significance", "significance"),
+        ("memory", "memory"),
         ("mode", "run"),
         ("budget_note", "budget"),
     )
