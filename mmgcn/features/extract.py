@@ -109,7 +109,7 @@ def extract_features(
         raise ValueError(f"missing must be one of {FILLS}, got {missing!r}")
     if batch_size < 1 or (chunk_size is not None and chunk_size < 1) or (limit is not None and limit < 1):
         raise ValueError(f"batch_size, chunk_size and limit must be positive, got {batch_size}, {chunk_size}, {limit}")
-    content, dataset_name = _resolve_content(source, name, data_dir, cache_dir)
+    content, dataset_name, dataset_fingerprint = _resolve_content(source, name, data_dir, cache_dir)
     sources = content.modality_sources()
     if modality not in sources:
         raise DataError(
@@ -173,7 +173,8 @@ def extract_features(
         bar.close()
         del rows
 
-    return _finalise(work, out_dir, modality, dataset_name, present, state, identity, fingerprint, dtype, missing)
+    manifest_extra = {"dataset_fingerprint": dataset_fingerprint}
+    return _finalise(work, out_dir, modality, dataset_name, present, state, identity, fingerprint, dtype, missing, manifest_extra)
 
 
 # ---------------------------------------------------------------------- helpers
@@ -182,15 +183,16 @@ def _resolve_content(
     name: str | None,
     data_dir: str | os.PathLike | None,
     cache_dir: str | os.PathLike | None,
-) -> tuple[ItemContent, str]:
+) -> tuple[ItemContent, str, str | None]:
+    """``(content, dataset name, the raw files' fingerprint from dataset.info or None)``."""
     if isinstance(source, ItemContent):
         if not name:
             raise ValueError("extracting from an ItemContent needs name= (the dataset name for the cache folder)")
-        return source, name
+        return source, name, None
     if isinstance(source, Dataset):
         if source.content is None:
             raise DataError(f"{source.source}: dataset {source.name!r} holds no raw item content to encode")
-        return source.content, name or source.name
+        return source.content, name or source.name, source.info.get("fingerprint")
     if isinstance(source, str):
         try:
             from mmgcn.data.registry import load_dataset
@@ -273,6 +275,7 @@ def _finalise(
     fingerprint: dict,
     dtype: str,
     missing: str,
+    manifest_extra: dict[str, Any],
 ) -> Path:
     features = np.array(np.load(work / "rows.npy", mmap_mode="r"), dtype=np.float32)
     failed = {int(k): v for k, v in state["failed"].items()}
@@ -317,6 +320,7 @@ def _finalise(
         "encode_seconds": seconds,
         "limit": fingerprint["limit"],
         "fingerprint": json.loads(json.dumps(fingerprint, default=str)),
+        **manifest_extra,
     }
     write_manifest(manifest_path(out_dir, modality), manifest)
     with contextlib.suppress(OSError):

@@ -15,7 +15,9 @@ An extraction writes, into ``mmgcn.data.paths.feature_cache_dir(dataset)``:
   ``fill``, ``failed``: ``{item id: reason}`` for content that could not be read),
   ``mask_file``, ``feature_file``, ``feature_sha256``, ``truncated_count`` (text),
   ``created`` (UTC ISO time), ``items_per_second``, ``encode_seconds``, ``limit``,
-  ``fingerprint`` (what the cache is valid for: encoder identity + input listing).
+  ``fingerprint`` (what the cache is valid for: encoder identity + input listing),
+  ``dataset_fingerprint`` (the raw files' fingerprint from ``dataset.info``, checked by
+  the dataset loader; ``null`` when extracted from bare content).
 
 The modality name is the file stem before ``_feat.npy`` (project-wide convention).
 """

@@ -183,7 +183,11 @@ def test_cli_extract_ml100k_text(data_root, isolated_cache, capsys):
     out = capsys.readouterr().out
     assert code == 0, out
     assert "ml-100k text: 6 items x 384 (float32), encoder all-minilm-l6-v2" in out and "items/s" in out
-    assert np.load(isolated_cache / "ml-100k" / "features" / "limit-6" / "text_feat.npy").shape == (6, 384)
+    folder = isolated_cache / "ml-100k" / "features" / "limit-6"
+    assert np.load(folder / "text_feat.npy").shape == (6, 384)
+    # the raw files' fingerprint is stamped for the dataset loader's staleness check
+    manifest = read_manifest(folder / "text_feat.json")
+    assert isinstance(manifest["dataset_fingerprint"], str) and len(manifest["dataset_fingerprint"]) >= 12
     assert main(["extract", "--list-encoders"]) == 0
     listing = capsys.readouterr().out
     assert "efficientnet-lite0" in listing and "all-minilm-l6-v2" in listing and "logmel-stats" in listing
