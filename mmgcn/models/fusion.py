@@ -3,14 +3,14 @@ r"""Fusion baselines: early (concat) and attention fusion, each with and without
 Four registered models share one skeleton, so that a comparison separates *how to fuse*
 from *whether to propagate*:
 
-==================  ======================================  ==========================
-name                item vector (layer 0)                   propagation
-==================  ======================================  ==========================
-``concat``          :class:`~mmgcn.nn.fusion.ConcatFusion`  none
-``attention``       :class:`~mmgcn.nn.fusion.AttentionFusion`  none
-``concat-graph``    as ``concat``                           LightGCN layer mean
-``attention-graph`` as ``attention``                        LightGCN layer mean
-==================  ======================================  ==========================
+===================  =========================================  ===================
+name                 item vector (layer 0)                      propagation
+===================  =========================================  ===================
+``concat``           :class:`~mmgcn.nn.fusion.ConcatFusion`     none
+``attention``        :class:`~mmgcn.nn.fusion.AttentionFusion`  none
+``concat-graph``     as ``concat``                              LightGCN layer mean
+``attention-graph``  as ``attention``                           LightGCN layer mean
+===================  =========================================  ===================
 
 Users are free ID embeddings :math:`\mathbf{u}^{(0)}`. Items are fused from their ID
 embedding and the dataset's modality features (``dataset.features``; any number of
@@ -54,8 +54,8 @@ import torch
 from torch import Tensor, nn
 
 from mmgcn.data.dataset import Dataset
-from mmgcn.data.graph import bipartite_operators
 from mmgcn.models.base import Embeddings, ModelConfig, Recommender, register_model
+from mmgcn.models.lightgcn import layer_mean_propagation
 from mmgcn.nn.fusion import (
     AttentionFusion,
     ConcatFusion,
@@ -64,6 +64,7 @@ from mmgcn.nn.fusion import (
     standardize_features,
 )
 from mmgcn.nn.losses import bpr_loss, l2_reg
+from mmgcn.nn.propagation import BipartitePropagation
 
 
 # ---------------------------------------------------------------------- configs
@@ -218,10 +219,8 @@ class FusionRecommender(Recommender):
         item_degree = np.bincount(dataset.train.indices, minlength=dataset.n_items)
         self.register_buffer("has_train_edge", torch.from_numpy(item_degree > 0), persistent=False)
         self.num_layers = int(getattr(config, "num_layers", 0))
-        if self.num_layers:
-            user_to_item, item_to_user = bipartite_operators(dataset.train, norm="sym")
-            self.register_buffer("user_to_item", user_to_item, persistent=False)
-            self.register_buffer("item_to_user", item_to_user, persistent=False)
+        # built from dataset.train only: valid/test edges never enter propagation
+        self.propagation = BipartitePropagation(dataset.train, norm="sym") if self.num_layers else None
         self.user_emb = nn.Embedding(self.n_users, config.dim)
         self.item_emb = nn.Embedding(self.n_items, config.dim)
         self.fusion = self._build_fusion({m: dataset.features[m].shape[1] for m in self.modalities})
@@ -266,12 +265,7 @@ class FusionRecommender(Recommender):
         """LightGCN layer mean of ``users (n_users, c)``, ``items (n_items, c)``; identity with 0 layers."""
         if not self.num_layers:
             return users, items
-        user_sum, item_sum = users, items
-        for _ in range(self.num_layers):
-            users, items = self.user_to_item @ items, self.item_to_user @ users
-            user_sum, item_sum = user_sum + users, item_sum + items
-        scale = 1.0 / (self.num_layers + 1)
-        return user_sum * scale, item_sum * scale
+        return layer_mean_propagation(self.propagation, users, items, self.num_layers)
 
     def _propagate_parts(self, users: Tensor, parts: dict[str, Tensor]) -> tuple[Tensor, Tensor, dict]:
         """Propagate each item part (user ID rows travel with ``"id"``); by linearity the
