@@ -9,8 +9,9 @@ Raw item content (posters, plot texts, audio) -> pretrained encoders -> cached
   and ViT-B/16.
 * :mod:`mmgcn.features.text` -- any ``transformers`` encoder, mean-pooled + L2-normalised;
   all-MiniLM-L6-v2 offline default.
-* :mod:`mmgcn.features.audio` -- log-mel front end, the pretrained aiSFX embedding (offline
-  default) and a weight-free log-mel statistics baseline.
+* :mod:`mmgcn.features.audio` -- the pretrained aiSFX embedding (offline default) and a
+  weight-free log-mel statistics baseline, over the front end of
+  :mod:`mmgcn.features.audio_frontend` (WAV reading, resampling, mel filterbank, STFT).
 * :mod:`mmgcn.features.extract` -- :func:`extract_features`: batched, resumable extraction.
 * :mod:`mmgcn.features.manifest` -- cache file names, manifest read / write, loading.
 

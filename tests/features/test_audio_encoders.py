@@ -12,9 +12,9 @@ import scipy.io.wavfile
 import torch
 
 from mmgcn.features import ContentError, get_encoder
-from mmgcn.features.audio import (
+from mmgcn.features.audio import _load_aisfx_state
+from mmgcn.features.audio_frontend import (
     LogMelSpectrogram,
-    _load_aisfx_state,
     hz_to_mel,
     load_wav,
     mel_filterbank,
