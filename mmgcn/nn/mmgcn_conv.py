@@ -95,15 +95,25 @@ class MMGCNConv(nn.Module):
         graph: BipartitePropagation,
         user_id: Tensor | None = None,
         item_id: Tensor | None = None,
+        user_rows: Tensor | None = None,
+        item_rows: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         """``(users (n_users, in_dim), items (n_items, in_dim))`` -> ``(n_users, out_dim), (n_items, out_dim)``.
 
         ``user_id`` ``(n_users, out_dim)`` and ``item_id`` ``(n_items, out_dim)`` are the ID
-        embeddings (required when ``use_id``).
+        embeddings (required when ``use_id``). With ``user_rows`` / ``item_rows`` (int64
+        ids) only those nodes' outputs are computed, ``(len(rows), out_dim)``: the dense
+        transforms, which dominate the cost, then run on the requested rows only.
         """
         if self.use_id and (user_id is None or item_id is None):
             raise ValueError("MMGCNConv(use_id=True) needs user_id and item_id embeddings")
         user_neighbours, item_neighbours = graph(user_x, item_x)
+        if user_rows is not None:
+            user_neighbours, user_x = user_neighbours[user_rows], user_x[user_rows]
+            user_id = user_id[user_rows] if user_id is not None else None
+        if item_rows is not None:
+            item_neighbours, item_x = item_neighbours[item_rows], item_x[item_rows]
+            item_id = item_id[item_rows] if item_id is not None else None
         return (
             self._update(user_neighbours, user_x, user_id),
             self._update(item_neighbours, item_x, item_id),
@@ -183,14 +193,22 @@ class ModalityGCN(nn.Module):
         graph: BipartitePropagation,
         user_id: Tensor | None = None,
         item_id: Tensor | None = None,
+        user_rows: Tensor | None = None,
+        item_rows: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
-        """``features (n_items, feature_dim)`` -> ``(users (n_users, out_dim), items (n_items, out_dim))``."""
+        """``features (n_items, feature_dim)`` -> ``(users (n_users, out_dim), items (n_items, out_dim))``.
+
+        ``user_rows`` / ``item_rows`` restrict the output (and the last layer's work) to
+        those nodes; earlier layers still run on every node, since they feed neighbours.
+        """
         item_x = self.projection(features) if self.projection is not None else features
         user_x = self.preference
         if self.normalize_input:
             user_x, item_x = F.normalize(user_x, dim=1), F.normalize(item_x, dim=1)
-        for layer in self.layers:
-            user_x, item_x = layer(user_x, item_x, graph, user_id, item_id)
+        last = len(self.layers) - 1
+        for k, layer in enumerate(self.layers):
+            rows = (user_rows, item_rows) if k == last else (None, None)
+            user_x, item_x = layer(user_x, item_x, graph, user_id, item_id, *rows)
         return user_x, item_x
 
 

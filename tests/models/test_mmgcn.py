@@ -198,3 +198,17 @@ def test_training_reduces_the_loss_and_is_deterministic(tiny_dataset, name):
 def test_requires_features(tiny_dataset):
     with pytest.raises(ValueError, match="needs item features"):
         build_model("mmgcn", tiny_dataset.with_features({}))
+
+
+@pytest.mark.parametrize("fusion", ["mean", "attention"])
+def test_batch_restricted_loss_equals_loss_from_full_embedding(tiny_dataset, fusion):
+    from mmgcn.nn.losses import bpr_loss, l2_reg
+
+    model = _model(tiny_dataset, fusion=fusion, reg_weight=0.1, num_layers=2)
+    users, pos, neg = TRIPLES
+    emb = model.embed()
+    u = emb.users[users]
+    reg = l2_reg(model.user_id[users], model.item_id[pos], model.item_id[neg],
+                 *[g.preference[users] for g in model.gcns.values()])
+    expected = bpr_loss((u * emb.items[pos]).sum(1), (u * emb.items[neg]).sum(1)) + 0.1 * reg
+    torch.testing.assert_close(model.loss(users, pos, neg), expected)
