@@ -121,3 +121,19 @@ def test_shipped_configs_load(name: str) -> None:
     assert quick.mode == "quick" and full.mode == "full"
     assert "popular" in quick.models
     assert full.seeds >= 3 and quick.budget_note
+
+
+@pytest.mark.parametrize("name", ["tiktok.yaml", "amazon-baby.yaml", "ml-100k.yaml"])
+def test_shipped_configs_resolve_against_the_registry(name: str) -> None:
+    from mmgcn.bench.runner import TrainerRunner
+
+    runner = TrainerRunner(progress=False)
+    for full in (False, True):
+        config = load_bench_config(REPO / "benchmarks" / "configs" / name, full=full)
+        for spec in config.specs:
+            grid = config.grid_for(spec)
+            for point in grid.points() if grid else [{}]:
+                resolved = runner.resolve(spec, {**config.model_config_for(spec), **point},
+                                          config.train_config_for(spec), config)
+                assert resolved["train"]["metric"] == config.metric
+                assert resolved["model"].items() >= point.items()
