@@ -379,17 +379,25 @@ class MLPScoreHead(nn.Module):
 
 
 def standardize_features(features: Tensor, mode: str = "standard", eps: float = 1e-6) -> Tensor:
-    """Normalise ``(n, d)`` item features: ``"standard"`` (per-column z-score over items),
-    ``"l2"`` (unit rows) or ``"none"``. Uses only the features themselves, never labels."""
+    r"""Normalise ``(n, d)`` item features; uses only the features themselves, never labels.
+
+    Modes:
+        ``"standard"``: per-column z-score over items, divided by :math:`\sqrt{d}`, so rows
+        have unit mean squared norm (centred, unlike ``"l2"``; the :math:`\sqrt{d}` keeps a
+        projection's output at the scale of the ID embeddings whatever ``d`` is).
+        ``"zscore"``: per-column z-score. ``"l2"``: unit-norm rows. ``"none"``: unchanged.
+        Constant columns become zeros.
+    """
     if mode == "none":
         return features
-    if mode == "standard":
+    if mode in ("standard", "zscore"):
         mean = features.mean(dim=0, keepdim=True)
         std = features.std(dim=0, keepdim=True, unbiased=False).clamp_min(eps)
-        return (features - mean) / std
+        out = (features - mean) / std
+        return out / features.shape[1] ** 0.5 if mode == "standard" else out
     if mode == "l2":
         return F.normalize(features, dim=1, eps=eps)
-    raise ValueError(f"unknown feature normalisation {mode!r}; expected 'standard', 'l2' or 'none'")
+    raise ValueError(f"unknown feature normalisation {mode!r}; expected 'standard', 'zscore', 'l2' or 'none'")
 
 
 __all__ = [
