@@ -7,13 +7,17 @@ A cell directory holds::
                     "warm/..." and "cold/..." arrays under the cold-start protocol
     run/            the trainer's run directory (config, per-epoch JSON lines, checkpoint)
     error.txt       traceback of a crashed attempt (no marker then)
+    STARTED.json    written when an attempt starts, with the config hash: an attempt that
+                    was interrupted (Ctrl-C, a killed process) with this hash resumes from
+                    the trainer's last checkpoint instead of starting over
     DONE.json       completion marker, written atomically and LAST, holding the cell's
                     config hash
 
 A cell counts as finished only when ``DONE.json`` exists, parses, carries the expected
 config hash, and ``cell.json`` / ``per_user.npz`` are present: an interrupted or crashed
 cell, or one whose config changed, runs again. The marker is removed *before* a cell is
-re-run, so a crash can never leave a stale marker behind.
+re-run, so a crash can never leave a stale marker behind. A cell that raised starts over
+(fresh directory); one that was merely interrupted resumes where the runner can.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from mmgcn.data.dataset import Dataset
 from mmgcn.utils.io import atomic_write_bytes, atomic_write_json
 
 MARKER = "DONE.json"
+STARTED = "STARTED.json"
 CELL_JSON = "cell.json"
 PER_USER = "per_user.npz"
 ERROR_TXT = "error.txt"
@@ -101,7 +106,11 @@ class CellRunner:
     def describe(self, train_config: dict[str, Any], config: BenchConfig) -> dict[str, Any]:
         return dict(train_config)
 
-    def run(self, task: CellTask, dataset: Dataset, config: BenchConfig) -> CellOutput:
+    def can_resume(self, task: CellTask) -> bool:
+        """Whether an interrupted attempt in ``task.directory`` left state to resume from."""
+        return False
+
+    def run(self, task: CellTask, dataset: Dataset, config: BenchConfig, resume: bool = False) -> CellOutput:
         raise NotImplementedError
 
 
@@ -119,6 +128,20 @@ def is_finished(directory: Path, expected_hash: str) -> bool:
         and (directory / CELL_JSON).is_file()
         and (directory / PER_USER).is_file()
     )
+
+
+def started_hash(directory: Path) -> str | None:
+    """The config hash of the last attempt started in ``directory`` (``None`` if none)."""
+    try:
+        with open(directory / STARTED, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    return data.get("config_hash") if isinstance(data, dict) else None
+
+
+def mark_started(directory: Path, config_hash: str) -> None:
+    atomic_write_json(directory / STARTED, {"config_hash": config_hash, "started": time.time()})
 
 
 def clear_cell(directory: Path) -> None:

@@ -45,7 +45,9 @@ from mmgcn.bench.cells import (
     is_finished,
     load_cell,
     load_per_user,
+    mark_started,
     save_cell,
+    started_hash,
 )
 from mmgcn.bench.config import BenchConfig, ModelSpec, config_hash
 from mmgcn.bench.plots import write_plots
@@ -203,10 +205,20 @@ def run_cell(task: CellTask, dataset: Dataset, config: BenchConfig, runner: Cell
             return load_cell(task.directory), "skipped"
         except (OSError, ValueError, TypeError) as exc:
             log.warning("%s: unreadable finished cell (%s); running it again", task.label, exc)
-    clear_cell(task.directory)
+    resume = (
+        not force
+        and started_hash(task.directory) == task.config_hash
+        and not (task.directory / ERROR_TXT).exists()
+        and runner.can_resume(task)
+    )
+    if resume:
+        log.info("%s: resuming an interrupted attempt", task.label)
+    else:
+        clear_cell(task.directory)
+        mark_started(task.directory, task.config_hash)
     try:
         with PeakMemory(config.device) as memory:
-            output = runner.run(task, dataset, config)
+            output = runner.run(task, dataset, config, resume=resume)
         if output.result.peak_mem_mb is None:
             output.result.peak_mem_mb = memory.peak_mb()
         save_cell(task.directory, output, task.config_hash)

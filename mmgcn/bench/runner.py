@@ -7,7 +7,8 @@ restores the best-validation state and evaluates the test split once. The runner
 the trainer's outcome into a :class:`~mmgcn.bench.results.CellResult` and the per-user
 test vectors; the trainer's run directory (resolved config, ``metrics.jsonl``,
 ``test_metrics.json``, log) is kept in the cell under ``run/``, its checkpoints are
-deleted once the cell is done unless ``keep_checkpoints``.
+deleted once the cell is done unless ``keep_checkpoints``. An interrupted cell resumes from
+``run/checkpoints/last.pt`` (the trainer's resume reproduces the uninterrupted run).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from mmgcn.config import ConfigError, from_dict, to_dict
 from mmgcn.data.dataset import Dataset
 from mmgcn.models.base import build_config, build_model, model_class
 from mmgcn.train.config import TrainConfig
+from mmgcn.train.run_dir import LAST_CHECKPOINT
 from mmgcn.train.trainer import Trainer
 from mmgcn.utils.seed import seed_everything
 
@@ -78,7 +80,10 @@ class TrainerRunner(CellRunner):
             values.pop(key, None)
         return values
 
-    def run(self, task: CellTask, dataset: Dataset, config: BenchConfig) -> CellOutput:
+    def can_resume(self, task: CellTask) -> bool:
+        return (task.directory / "run" / LAST_CHECKPOINT).is_file()
+
+    def run(self, task: CellTask, dataset: Dataset, config: BenchConfig, resume: bool = False) -> CellOutput:
         spec = task.spec
         data = dataset.select_modalities(spec.modalities) if spec.modalities is not None else dataset
         train_config = self.train_config(task.train_config, config, task.seed)
@@ -86,7 +91,7 @@ class TrainerRunner(CellRunner):
         model = build_model(spec.base, data, task.model_config)
         run_dir = task.directory / "run"
         trainer = Trainer(
-            model, data, train_config, run_dir,
+            model, data, train_config, run_dir, resume=resume,
             run_config={"bench": {"spec": spec.name, "seed": task.seed, "config_hash": task.config_hash,
                                   "grid_point": task.grid_point}},
         )

@@ -31,13 +31,23 @@ def fake_metrics(model: str, seed: int) -> np.ndarray:
 class ScriptedRunner(CellRunner):
     """Deterministic fake training: per-user metrics from (model, seed), valid from the config."""
 
-    def __init__(self, fail: set[str] | None = None) -> None:
+    def __init__(self, fail: set[str] | None = None, interrupt: set[str] | None = None) -> None:
         self.calls: list[tuple[str, int, str | None]] = []
         self.fail = fail or set()
+        self.interrupt = interrupt or set()
+        self.resumed: list[str] = []
 
-    def run(self, task: CellTask, dataset: Dataset, config: BenchConfig) -> CellOutput:
+    def can_resume(self, task: CellTask) -> bool:
+        return (task.directory / "partial").exists()
+
+    def run(self, task: CellTask, dataset: Dataset, config: BenchConfig, resume: bool = False) -> CellOutput:
         point = json.dumps(task.grid_point, sort_keys=True) if task.grid_point is not None else None
         self.calls.append((task.spec.name, task.seed, point))
+        if resume:
+            self.resumed.append(task.label)
+        (task.directory / "partial").write_text("state to resume from")
+        if task.spec.name in self.interrupt:
+            raise KeyboardInterrupt
         if task.spec.name in self.fail:
             raise RuntimeError(f"scripted crash of {task.spec.name}")
         recall = fake_metrics(task.spec.name, task.seed)
@@ -128,6 +138,31 @@ def test_crashed_cell_is_reported_and_leaves_no_marker(tmp_path: Path, tiny_data
     retry = ScriptedRunner()
     run(config, retry, tiny_dataset)
     assert sorted(retry.calls) == [("bpr", 0, None), ("bpr", 1, None)]
+
+
+def test_interrupted_cell_resumes_but_crashed_cell_restarts(tmp_path: Path, tiny_dataset: Dataset) -> None:
+    config = make_config(tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        run(config, ScriptedRunner(interrupt={"bpr"}), tiny_dataset)
+    cell_dir = tmp_path / "results" / "tiny" / "cells" / "bpr" / "seed-0"
+    assert (cell_dir / "partial").exists() and not (cell_dir / MARKER).exists()
+    runner = ScriptedRunner()
+    run(config, runner, tiny_dataset)
+    # mmgcn finished before the interrupt; bpr seed 0 resumes, the rest start fresh
+    assert runner.resumed == ["bpr seed 0"]
+    assert sorted(runner.calls) == [("bpr", 0, None), ("bpr", 1, None), ("popular", 0, None), ("popular", 1, None)]
+    # a crashed attempt is never resumed, even with its state on disk
+    config2 = make_config(tmp_path, train={"epochs": 5, "patience": 1})
+    run(config2, ScriptedRunner(fail={"bpr"}), tiny_dataset)
+    retry = ScriptedRunner()
+    run(config2, retry, tiny_dataset)
+    assert retry.resumed == []
+    # --force never resumes either
+    with pytest.raises(KeyboardInterrupt):
+        run(config2, ScriptedRunner(interrupt={"mmgcn"}), tiny_dataset, force=True)
+    forced = ScriptedRunner()
+    run(config2, forced, tiny_dataset, force=True)
+    assert forced.resumed == [] and len(forced.calls) == 6
 
 
 def test_significance_against_reference_pools_seeds(tmp_path: Path, tiny_dataset: Dataset) -> None:
