@@ -8,10 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.sparse as sp
+import torch
 
 from mmgcn.data.dataset import Dataset
 
 REPO = Path(__file__).resolve().parents[1]
+
+# Unit tests run tiny tensors, where intra-op threads cost more than they give (and a
+# loaded machine makes 2-thread tiny ops ~20x slower). MMGCN_TEST_THREADS overrides.
+torch.set_num_threads(int(os.environ.get("MMGCN_TEST_THREADS", "1")))
 
 
 def _real_data_root() -> Path | None:
