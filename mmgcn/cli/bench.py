@@ -17,6 +17,7 @@ ones, e.g. ``--set train.epochs=5``).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     bench.add_argument("--device", help="torch device: cpu, cuda, cuda:N, auto")
     bench.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override any config key (repeatable), e.g. --set train.epochs=5")
+    bench.add_argument("--no-grids", action="store_true", help="ignore the config's grids (model configs as given)")
     bench.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
     bench.add_argument("--no-progress", action="store_true", help="no progress bars")
     bench.add_argument("--keep-checkpoints", action="store_true", help="keep each cell's model checkpoints")
@@ -99,6 +101,9 @@ def run_bench(args: argparse.Namespace) -> int:
 
     path = _config_path(args)
     config = load_bench_config(path, full=args.full, overrides=_cli_overrides(args))
+    if args.no_grids:
+        # an empty mapping cannot replace one through --set (mappings merge), hence the flag
+        config = dataclasses.replace(config, grids={})
     print(f"mmgcn bench: {config.dataset}, {len(config.models)} models x {config.seeds} seeds "
           f"({config.mode} run; config: {path or 'built-in defaults'})", flush=True)
     runner = TrainerRunner(progress=not args.no_progress, keep_checkpoints=args.keep_checkpoints)
