@@ -265,6 +265,12 @@ def run_benchmark(
 
         dataset = load_dataset(config.dataset, data_dir=config.data_dir, **config.dataset_kwargs)
     check_specs(config, dataset)
+    grids = {spec.name: config.grid_for(spec) for spec in config.specs}
+    for spec in config.specs:
+        # resolve every model's config (and grid point) now: a bad key fails before any training
+        base_config = config.model_config_for(spec)
+        for point in grids[spec.name].points() if grids[spec.name] else [{}]:
+            runner.resolve(spec, {**base_config, **point}, config.train_config_for(spec), config)
     folder = Path(config.out) / config.results_name
     header = build_header(config, dataset, runner)
     if echo is not None:
@@ -272,12 +278,6 @@ def run_benchmark(
             echo(line)
     fingerprint = dataset_fingerprint(dataset)
     seeds = config.seed_list
-    grids = {spec.name: config.grid_for(spec) for spec in config.specs}
-    for spec in config.specs:
-        # resolve every model's config (and grid point) now: a bad key fails before any training
-        base_config = config.model_config_for(spec)
-        for point in grids[spec.name].points() if grids[spec.name] else [{}]:
-            runner.resolve(spec, {**base_config, **point}, config.train_config_for(spec), config)
     folder.mkdir(parents=True, exist_ok=True)
     ignore = folder / ".gitignore"
     if not ignore.exists():

@@ -80,3 +80,19 @@ def test_cli_bench_popular_on_real_tiktok(tmp_path: Path, data_root: Path, capsy
     # most-popular on these files (PUBLISHED.md, computed from trnMat / tstMat, train masked):
     # 0.0597; the bench also masks valid items, which can only move it slightly
     assert recall == pytest.approx(0.0597, abs=0.003)
+
+
+def test_bad_model_or_train_key_fails_before_training(tmp_path: Path, tiny_dataset) -> None:
+    from mmgcn.config import ConfigError
+
+    bad_model = BenchConfig(dataset="tiny", models=("bpr", "popular"), seeds=1, out=str(tmp_path),
+                            model_configs={"popular": {"no_such_key": 1}})
+    with pytest.raises(ConfigError, match="no_such_key"):
+        run_benchmark(bad_model, dataset=tiny_dataset, progress=False)
+    bad_train = BenchConfig(dataset="tiny", models=("bpr",), seeds=1, out=str(tmp_path), train={"metric": "ndcg@10"})
+    with pytest.raises(ConfigError, match="set by the benchmark"):
+        run_benchmark(bad_train, dataset=tiny_dataset, progress=False)
+    unknown = BenchConfig(dataset="tiny", models=("no-such-model",), seeds=1, out=str(tmp_path))
+    with pytest.raises(KeyError, match="unknown model"):
+        run_benchmark(unknown, dataset=tiny_dataset, progress=False)
+    assert not (tmp_path / "tiny").exists()  # nothing was trained or written
