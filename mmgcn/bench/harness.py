@@ -131,8 +131,9 @@ def build_header(config: BenchConfig, dataset: Dataset, runner: CellRunner) -> d
         selection += "; per-model trainer settings: " + "; ".join(
             f"{name} " + ", ".join(f"{k}={v}" for k, v in sorted(values.items())) for name, values in sorted(per_model.items())
         )
-    if config.grids:
-        selection += "; grids selected on validation only"
+    gridded = [spec.name for spec in config.specs if config.grid_for(spec) is not None]
+    if gridded:
+        selection += f"; hyper-parameter grids ({', '.join(gridded)}) selected on validation only"
     split = dataset.info.get("split_convention") or describe_split(dataset.info.get("split"))
     protocol = f"full ranking over all {dataset.n_items:,} items"
     if config.protocol == "cold-start":

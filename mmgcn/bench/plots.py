@@ -73,9 +73,11 @@ def bar_chart(results: BenchResults, path: str | Path) -> Path:
     width = 0.8 / max(len(metrics), 1)
     for j, metric in enumerate(metrics):
         means = [s.mean.get(metric, np.nan) for s in summaries]
-        stds = [s.std.get(metric) or 0.0 for s in summaries]
+        stds = [s.std.get(metric) for s in summaries]
+        # no error bar where a model has a single seed (no spread to show)
+        yerr = [np.nan if v is None else v for v in stds] if any(v is not None for v in stds) else None
         offset = (j - (len(metrics) - 1) / 2) * width
-        ax.bar(x + offset, means, width, yerr=stds, capsize=3, label=metric_label(metric))
+        ax.bar(x + offset, means, width, yerr=yerr, capsize=3, label=metric_label(metric))
     ax.set_xticks(x)
     ax.set_xticklabels([s.model for s in summaries], rotation=30, ha="right")
     ax.set_ylabel("test metric")
