@@ -2,7 +2,7 @@
 
     python benchmarks/speed.py                          # mmgcn, batch 2048, 64-d
     python benchmarks/speed.py --model mmgcn-faithful --repeats 3
-    python benchmarks/speed.py --threads 2 --no-malloc-tuning
+    python benchmarks/speed.py --threads 2 --malloc-tuning
 
 Prints, in one run on the same data, model, seed and sampler:
 
@@ -20,11 +20,11 @@ other load on the machine; the load average is printed before and after).
 Reference: MMRec's MMGCN takes about 13-14 s per epoch on TikTok on 2 CPU cores
 (``shared/datasets/PUBLISHED.md``).
 
-Allocator note: each propagation step allocates tensors of a few MB; glibc returns such
-blocks to the OS on free and page-faults them in again on the next allocation, which
-costs as much as the arithmetic. ``tune_malloc`` (on by default here, applied to both
-variants alike) keeps freed memory in the process; ``--no-malloc-tuning`` measures
-without it.
+Allocator note: every step allocates tensors of a few MB (the edge-wise variant tens of
+MB of per-edge messages); glibc may return such blocks to the OS on free and page-fault
+them in again on the next allocation. ``--malloc-tuning`` asks glibc to keep freed
+memory in the process (applied to both variants alike); it helps the edge-wise variant
+most. The default measures the process as ``mmgcn train`` runs it.
 """
 
 from __future__ import annotations
@@ -130,10 +130,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2, help="interleaved epochs per variant (min is kept)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--no-malloc-tuning", action="store_true")
+    parser.add_argument("--malloc-tuning", action="store_true", help="keep freed memory in the process (glibc mallopt)")
     args = parser.parse_args()
 
-    tuned = False if args.no_malloc_tuning else tune_malloc()
+    tuned = tune_malloc() if args.malloc_tuning else False
     if args.threads:
         torch.set_num_threads(args.threads)
     dataset = load_dataset(args.dataset, args.data_dir)
@@ -166,12 +166,12 @@ def main() -> None:
                 trained = model
     n_batches = -(-dataset.train.nnz // args.batch_size)
     print(f"\ntraining epoch ({dataset.train.nnz:,} triples, {n_batches} batches of {args.batch_size})")
-    print(f"{'model / propagation':<36}{'epoch s':>9}{'ms/batch':>10}   all epochs")
+    print(f"{'model / propagation':<44}{'epoch s':>9}{'ms/batch':>10}   all epochs")
     for (model_name, edgewise), runs in times.items():
         label = f"{model_name} / {'edge-wise MessagePassing' if edgewise else 'CSR (ours)'}"
         best = min(runs)
-        print(f"{label:<36}{best:>9.2f}{1e3 * best / n_batches:>10.1f}   [{', '.join(f'{t:.2f}' for t in runs)}]")
-    print(f"{'MMRec MMGCN (reference)':<36}{13.3:>9.2f}{'':>10}   PUBLISHED.md, 2 cores")
+        print(f"{label:<44}{best:>9.2f}{1e3 * best / n_batches:>10.1f}   [{', '.join(f'{t:.2f}' for t in runs)}]")
+    print(f"{'MMRec MMGCN (reference)':<44}{13.3:>9.2f}{'':>10}   PUBLISHED.md, 2 cores")
     csr_epoch, edge_epoch = min(times[args.model, False]), min(times[args.model, True])
     light_ratio = min(times["lightgcn", True]) / min(times["lightgcn", False])
 
@@ -208,9 +208,10 @@ def main() -> None:
     hops = csr_model.config.num_layers * len(csr_model.modalities)
     share_csr = hops * ours_fb / (csr_epoch / n_batches)
     share_edge = hops * edge_fb / (edge_epoch / n_batches)
-    print(f"\n{args.model}: {hops} hops per batch; estimated share of the batch spent propagating: "
-          f"CSR {100 * share_csr:.0f}%, edge-wise {100 * share_edge:.0f}% (the rest, dense transforms and "
-          f"the optimiser, is the same in both variants and bounds the epoch speed-up)")
+    print(f"\n{args.model}: {hops} hops per batch; estimated share of the batch spent propagating "
+          f"(hops timed at d={args.dim}; wider input layers cost more): CSR {100 * share_csr:.0f}%, "
+          f"edge-wise {100 * share_edge:.0f}%. The rest (dense per-node transforms, optimiser) is the "
+          f"same in both variants and bounds the epoch speed-up (Amdahl).")
     print(f"lightgcn (propagation only): epoch speed-up vs edge-wise {light_ratio:.2f}x")
     print(f"\n# load average after: {os.getloadavg()[0]:.2f}")
     print(f"epoch_speedup_vs_edgewise={edge_epoch / csr_epoch:.2f}")
