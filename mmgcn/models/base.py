@@ -13,6 +13,12 @@ Every model is an ``nn.Module`` with three verbs:
 
 ``recommend(users, k, exclude_seen=True)`` lives here, once. Models are built by name
 from the registry: ``build_model("mmgcn", dataset, {"dim": 64})``.
+
+Cold start: ``represent_new_items(features)`` represents items the model never saw (no
+train edge, no trained ID embedding) from their content alone; it returns an
+:class:`Embeddings` whose ``users`` are the model's user representations and whose
+``items`` are the new items, so ``model.score(users, emb=new)`` scores them. Models that
+read no content (``uses_content=False``) raise :class:`NewItemsUnsupportedError`.
 """
 
 from __future__ import annotations
@@ -52,6 +58,10 @@ class Embeddings:
             self.items.detach(),
             {k: (u.detach(), i.detach()) for k, (u, i) in self.parts.items()},
         )
+
+
+class NewItemsUnsupportedError(ValueError):
+    """The model reads no item content, so it cannot represent an item without interactions."""
 
 
 @dataclass(frozen=True)
@@ -107,6 +117,24 @@ class Recommender(nn.Module):
         item_vecs = emb.items if items is None else emb.items[items]
         return user_vecs @ item_vecs.T
 
+    def score_parts(
+        self, users: Tensor, items: Tensor | None = None, emb: Embeddings | None = None
+    ) -> dict[str, Tensor]:
+        r"""Per-part scores ``{part: (len(users), n)}`` that sum to :meth:`score`.
+
+        Default: :math:`\langle u_p, i_p \rangle` over ``emb.parts`` (pass the output of
+        :meth:`represent_new_items` as ``emb`` to attribute new items' scores).
+
+        Raises:
+            ValueError: the model's representations have no additive parts.
+        """
+        if emb is None:
+            emb = self.embed()
+        if not emb.parts:
+            raise ValueError(f"model '{self.name}' has no additive per-part representations to attribute scores to")
+        select = slice(None) if items is None else items
+        return {p: u[users] @ i[select].T for p, (u, i) in emb.parts.items()}
+
     # ------------------------------------------------------------ shared helpers
     @torch.no_grad()
     def recommend(
@@ -147,6 +175,34 @@ class Recommender(nn.Module):
         finally:
             self.train(was_training)
 
+    def represent_new_items(self, features: Mapping[str, Tensor]) -> Embeddings:
+        """Representations of unseen items from their content alone (cold start).
+
+        A new item has no train edge and no trained ID embedding: content models represent
+        it as they represent an item whose ID embedding is zero and which has no neighbours
+        in the train graph. An item of the dataset without train edges gets the same
+        representation up to its own ID embedding term.
+
+        Args:
+            features: ``{modality: (n_new, d_m)}`` features of the new items, one entry per
+                modality the model uses, produced like the dataset's (same encoder and
+                preprocessing; see :mod:`mmgcn.features.new_items`).
+
+        Returns:
+            :class:`Embeddings` with ``users`` ``(n_users, d)`` (as in :meth:`embed`) and
+            ``items`` ``(n_new, d)``; ``parts`` pair the users' part vectors with the new
+            items' (empty where the model has no additive parts).
+
+        Raises:
+            NewItemsUnsupportedError: the model reads no item content (``uses_content=False``).
+            ValueError: missing / unknown modalities, wrong widths, NaN or inf.
+        """
+        raise NewItemsUnsupportedError(
+            f"model '{self.name}' cannot represent items without interactions: it reads no item "
+            f"content (uses_content=False) and an unseen item has no trained ID embedding; use a "
+            f"content model (e.g. mmgcn, vbpr, concat, attention) for cold-start items"
+        )
+
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
 
@@ -167,6 +223,54 @@ def mask_seen_(scores: Tensor, seen: sp.csr_matrix, users: Tensor) -> Tensor:
         # tocoo() of a CSR keeps the CSR order, so row/col pairs line up
         scores[r, c] = float("-inf")
     return scores
+
+
+def check_new_item_features(
+    features: Mapping[str, Tensor], dims: Mapping[str, int], model: str, device: torch.device | None = None
+) -> dict[str, Tensor]:
+    """Validate new items' features against the model's modalities and widths.
+
+    Args:
+        features: ``{modality: (n_new, d_m)}`` tensors or arrays.
+        dims: ``{modality: d_m}`` the model was built with, in the model's order.
+        model: the model name, for messages.
+        device: where the returned tensors go (default: unchanged).
+
+    Returns:
+        ``{modality: (n_new, d_m) float32}`` in the order of ``dims``.
+
+    Raises:
+        ValueError: missing or unknown modalities, bad shapes, differing row counts,
+            NaN / inf values.
+    """
+    missing = [m for m in dims if m not in features]
+    unknown = [m for m in features if m not in dims]
+    if missing or unknown:
+        raise ValueError(
+            f"model '{model}' reads modalities {list(dims)}; new-item features "
+            f"{'lack ' + str(missing) if missing else ''}{' and ' if missing and unknown else ''}"
+            f"{'have unknown ' + str(unknown) if unknown else ''}"
+        )
+    out: dict[str, Tensor] = {}
+    n_rows = None
+    for m, width in dims.items():
+        value = torch.as_tensor(features[m])
+        if value.dim() != 2 or value.shape[1] != width:
+            raise ValueError(f"new-item features '{m}' must be (n_new, {width}), got shape {tuple(value.shape)}")
+        if n_rows is None:
+            n_rows = value.shape[0]
+        if value.shape[0] != n_rows or value.shape[0] == 0:
+            raise ValueError(
+                f"new-item features must have the same positive number of rows in every modality, got "
+                f"{ {k: int(torch.as_tensor(features[k]).shape[0]) for k in dims} }"
+            )
+        if value.is_complex() or value.dtype == torch.bool:
+            raise ValueError(f"new-item features '{m}' must be real floats, got {value.dtype}")
+        value = value.detach().to(torch.float32)
+        if not torch.isfinite(value).all():
+            raise ValueError(f"new-item features '{m}' contain NaN or inf")
+        out[m] = value if device is None else value.to(device)
+    return out
 
 
 # ---------------------------------------------------------------------- registry

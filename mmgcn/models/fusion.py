@@ -47,6 +47,7 @@ propagated alongside. Concat with hidden layers and the MLP score head are not a
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
@@ -133,8 +134,9 @@ class ConcatFusionModel(FusionRecommender):
         cfg = self.config
         return ConcatFusion(in_dims, cfg.dim, cfg.dim, hidden_dims=cfg.hidden_dims, dropout=cfg.dropout)
 
-    def _fuse(self, id_emb: Tensor, id_present: Tensor, with_parts: bool) -> FusedItems:
-        feats = self.features()
+    def _fuse_features(
+        self, feats: Mapping[str, Tensor], id_emb: Tensor, id_present: Tensor, with_parts: bool
+    ) -> FusedItems:
         if with_parts and self.fusion.is_additive:
             parts = self.fusion.parts(feats, id_emb)
             return FusedItems(sum(parts.values()), parts, None)
@@ -160,10 +162,12 @@ class AttentionFusionModel(FusionRecommender):
     def conditioned(self) -> bool:
         return self.config.user_conditioned
 
-    def _fuse(self, id_emb: Tensor, id_present: Tensor, with_parts: bool) -> FusedItems:
+    def _fuse_features(
+        self, feats: Mapping[str, Tensor], id_emb: Tensor, id_present: Tensor, with_parts: bool
+    ) -> FusedItems:
         n_mod = len(self.modalities)
-        mask = torch.cat([id_present.unsqueeze(1), id_present.new_ones(self.n_items, n_mod)], dim=1)
-        out = self.fusion(self.features(), id_emb, mask)
+        mask = torch.cat([id_present.unsqueeze(1), id_present.new_ones(id_present.shape[0], n_mod)], dim=1)
+        out = self.fusion(feats, id_emb, mask)
         parts = None
         if with_parts:
             weighted = out.weights.unsqueeze(-1) * out.parts

@@ -6,6 +6,7 @@ rules and the design notes (cold items, score attribution) are in :mod:`mmgcn.mo
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
@@ -14,13 +15,15 @@ import torch
 from torch import Tensor, nn
 
 from mmgcn.data.dataset import Dataset
-from mmgcn.models.base import Embeddings, ModelConfig, Recommender
+from mmgcn.models.base import Embeddings, ModelConfig, Recommender, check_new_item_features
 from mmgcn.models.lightgcn import layer_mean_propagation
 from mmgcn.nn.fusion import (
     AttentionOutput,
     MLPScoreHead,
     check_modality_names,
+    feature_statistics,
     standardize_features,
+    standardize_with,
 )
 from mmgcn.nn.losses import bpr_loss, l2_reg
 from mmgcn.nn.propagation import BipartitePropagation
@@ -125,6 +128,10 @@ class FusionRecommender(Recommender):
             feats = standardize_features(dataset.features[m].float(), config.feature_norm)
             # not persistent: rebuilt from the dataset, so checkpoints stay small
             self.register_buffer(f"_feat{k}", feats, persistent=False)
+            # the catalogue's column statistics normalise new items' features the same way
+            mean, std = feature_statistics(dataset.features[m].float())
+            self.register_buffer(f"_feat_mean{k}", mean, persistent=False)
+            self.register_buffer(f"_feat_std{k}", std, persistent=False)
         item_degree = np.bincount(dataset.train.indices, minlength=dataset.n_items)
         self.register_buffer("has_train_edge", torch.from_numpy(item_degree > 0), persistent=False)
         self.num_layers = int(getattr(config, "num_layers", 0))
@@ -141,6 +148,14 @@ class FusionRecommender(Recommender):
         raise NotImplementedError
 
     def _fuse(self, id_emb: Tensor, id_present: Tensor, with_parts: bool) -> FusedItems:
+        """Layer-0 vectors of the dataset's items (ID rows ``(n_items, d)``, presence ``(n_items,)``)."""
+        return self._fuse_features(self.features(), id_emb, id_present, with_parts)
+
+    def _fuse_features(
+        self, features: Mapping[str, Tensor], id_emb: Tensor, id_present: Tensor, with_parts: bool
+    ) -> FusedItems:
+        """Layer-0 vectors of any ``n`` items: normalised ``features[m]`` ``(n, d_m)``, ID rows
+        ``(n, d)`` and their presence ``(n,)`` (``False``: the item has no ID embedding)."""
         raise NotImplementedError
 
     @property
@@ -267,6 +282,45 @@ class FusionRecommender(Recommender):
     @property
     def part_names(self) -> tuple[str, ...]:
         return self.fusion.part_names
+
+    @torch.no_grad()
+    def represent_new_items(self, features: Mapping[str, Tensor]) -> Embeddings:
+        r"""Content-only representations of unseen items (see :meth:`Recommender.represent_new_items`).
+
+        The features are normalised with the catalogue's statistics (``feature_norm``), the
+        ID embedding is absent (zero, and masked out of attention, as for a cold item with
+        ``cold_item_ids="zero"``), and an isolated node's LightGCN layer mean keeps only
+        layer 0: :math:`\mathbf{h}_i / (K+1)` in the ``-graph`` variants. Users, and the
+        ``parts`` structure, are :meth:`embed`'s.
+        """
+        raw_dims = {m: int(getattr(self, f"_feat{k}").shape[1]) for k, m in enumerate(self.modalities)}
+        device = self.item_emb.weight.device
+        feats = check_new_item_features(features, raw_dims, self.name, device)
+        normalised = {
+            m: standardize_with(feats[m], getattr(self, f"_feat_mean{k}"), getattr(self, f"_feat_std{k}"),
+                                self.config.feature_norm)
+            for k, m in enumerate(self.modalities)
+        }
+        n_new = next(iter(feats.values())).shape[0]
+        was_training = self.training
+        self.eval()
+        try:
+            emb = self.embed()
+            id_emb = self.item_emb.weight.new_zeros(n_new, self.config.dim)
+            present = torch.zeros(n_new, dtype=torch.bool, device=device)
+            fused = self._fuse_features(normalised, id_emb, present, with_parts=self.head is None)
+            # an isolated node receives nothing in layers 1..K of the layer mean
+            scale = 1.0 / (self.num_layers + 1) if self.num_layers else 1.0
+            if self.conditioned:
+                att = fused.attention
+                return AttentionEmbeddings(emb.users, fused.fused, {}, att.parts, att.keys, att.mask)
+            if fused.parts is not None and self.head is None:
+                parts = {p: (emb.users, vec * scale) for p, vec in fused.parts.items()}
+                items = torch.stack([i for _, i in parts.values()], dim=1).sum(dim=1)
+                return Embeddings(emb.users, items, parts)
+            return Embeddings(emb.users, fused.fused * scale, {})
+        finally:
+            self.train(was_training)
 
     def extra_repr(self) -> str:
         dims = ", ".join(f"{m}:{getattr(self, f'_feat{k}').shape[1]}" for k, m in enumerate(self.modalities))

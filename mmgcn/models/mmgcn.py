@@ -23,14 +23,22 @@ messages (``aggr="mean"`` here); fusion is the mean of the modalities' outputs.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
+import scipy.sparse as sp
 import torch
 from torch import Tensor, nn
 
 from mmgcn.data.dataset import Dataset
-from mmgcn.models.base import Embeddings, ModelConfig, Recommender, register_model
+from mmgcn.models.base import (
+    Embeddings,
+    ModelConfig,
+    Recommender,
+    check_new_item_features,
+    register_model,
+)
 from mmgcn.nn.losses import bpr_loss, l2_reg
 from mmgcn.nn.mmgcn_conv import ModalityGCN
 from mmgcn.nn.propagation import BipartitePropagation
@@ -244,6 +252,44 @@ class MMGCN(Recommender):
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, modalities={list(self.modalities)}, projected={list(self.projected)}"
+
+    @torch.no_grad()
+    def represent_new_items(self, features: Mapping[str, Tensor]) -> Embeddings:
+        """Content-only representations of unseen items (see :meth:`Recommender.represent_new_items`).
+
+        Each modality's GCN runs on the new items as isolated nodes (no neighbour messages)
+        with a zero ID embedding: exactly what an item of the dataset without train edges
+        gets in :meth:`embed`, minus its own ID embedding. Users are :meth:`embed`'s.
+        ``parts`` hold one exact part per modality, as in :meth:`embed`.
+        """
+        dims = {m: int(self.features(m).shape[1]) for m in self.modalities}
+        device = self.item_id.device
+        feats = check_new_item_features(features, dims, self.name, device)
+        n_new = next(iter(feats.values())).shape[0]
+        was_training = self.training
+        self.eval()
+        try:
+            emb = self.embed()
+            # an edgeless graph between all users and the new items: the layers see the
+            # new items exactly as they see cold items, and the forward pass is reused as is
+            isolated = BipartitePropagation(sp.csr_matrix((self.n_users, n_new), dtype="float32"),
+                                            _AGGR_TO_NORM[self.config.aggr]).to(device)
+            zero_ids = self.item_id.new_zeros(n_new, self.item_id.shape[1])
+            no_users = torch.zeros(0, dtype=torch.long, device=device)
+            item_stack = torch.stack([
+                gcn(feats[m], isolated, self.user_id, zero_ids, user_rows=no_users)[1]
+                for m, gcn in self.gcns.items()
+            ])
+            n_mod = item_stack.shape[0]
+            if self.config.fusion == "attention":
+                weights = self.attention(item_stack)
+            else:
+                weights = item_stack.new_full((n_mod, 1, 1), 1.0 / n_mod if self.config.fusion == "mean" else 1.0)
+            weighted = weights * item_stack
+            parts = {m: (emb.users, weighted[k]) for k, m in enumerate(self.gcns)}
+            return Embeddings(emb.users, weighted.sum(0), parts)
+        finally:
+            self.train(was_training)
 
 
 @register_model

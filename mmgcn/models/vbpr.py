@@ -8,6 +8,7 @@ scale) and projected by one learned matrix :math:`E`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -16,7 +17,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmgcn.data.dataset import Dataset
-from mmgcn.models.base import Embeddings, ModelConfig, Recommender, register_model
+from mmgcn.models.base import (
+    Embeddings,
+    ModelConfig,
+    Recommender,
+    check_new_item_features,
+    register_model,
+)
 from mmgcn.nn.losses import bpr_loss, l2_reg
 
 
@@ -78,6 +85,7 @@ class VBPR(Recommender):
                 f"extract features first (mmgcn extract) or use bpr"
             )
         self.modalities = tuple(dataset.features)
+        self.feature_dims = {m: int(dataset.features[m].shape[1]) for m in self.modalities}
         parts = [dataset.features[m] for m in self.modalities]
         if config.normalize_features:
             parts = [F.normalize(p, dim=1) for p in parts]
@@ -133,6 +141,31 @@ class VBPR(Recommender):
         if self.bias_id is not None:
             reg_terms += [self.bias_id[pos].unsqueeze(1), self.bias_id[neg].unsqueeze(1)]
         return bpr_loss(pos_scores, neg_scores) + self.config.reg_weight * l2_reg(*reg_terms)
+
+    @torch.no_grad()
+    def represent_new_items(self, features: Mapping[str, Tensor]) -> Embeddings:
+        r"""Content-only representations of unseen items (see :meth:`Recommender.represent_new_items`).
+
+        A new item has no ID factor and no item bias: its vector is
+        :math:`[0; E f_i; \beta'^\top f_i]`, the same as a dataset item's with
+        :math:`\gamma_i = 0, \beta_i = 0`. ``parts`` hold ``"id"`` (zero), ``"content"`` and
+        ``"bias"``, as in :meth:`embed`.
+        """
+        feats = check_new_item_features(features, self.feature_dims, self.name, self.content.device)
+        rows = [feats[m] for m in self.modalities]
+        if self.config.normalize_features:
+            rows = [F.normalize(r, dim=1) for r in rows]
+        content = torch.cat(rows, dim=1)
+        n_new = content.shape[0]
+        parts = {
+            "id": (self.user_id, self.item_id.new_zeros(n_new, self.item_id.shape[1])),
+            "content": (self.user_content, self.projection(content)),
+        }
+        if self.bias_id is not None:
+            parts["bias"] = (self.user_id.new_ones(self.n_users, 1), self.bias_content(content))
+        users = torch.cat([u for u, _ in parts.values()], dim=1)
+        items = torch.cat([i for _, i in parts.values()], dim=1)
+        return Embeddings(users, items, parts)
 
 
 __all__ = ["VBPR", "VBPRConfig"]

@@ -378,6 +378,28 @@ class MLPScoreHead(nn.Module):
         return f"{self.__class__.__name__}(3x{self.dim} -> {list(self.hidden_dims)} -> 1)"
 
 
+def feature_statistics(features: Tensor) -> tuple[Tensor, Tensor]:
+    """Column mean and population standard deviation ``((1, d), (1, d))`` of ``(n, d)`` features."""
+    return features.mean(dim=0, keepdim=True), features.std(dim=0, keepdim=True, unbiased=False)
+
+
+def standardize_with(features: Tensor, mean: Tensor, std: Tensor, mode: str = "standard", eps: float = 1e-6) -> Tensor:
+    """Normalise ``(n, d)`` rows with given column statistics (``(1, d)`` or ``(d,)``).
+
+    The same transform as :func:`standardize_features`, with the mean and standard deviation
+    of a *reference* set (the training catalogue's items) instead of the rows' own: new
+    items are normalised exactly as the items the model was trained on.
+    """
+    if mode == "none":
+        return features
+    if mode in ("standard", "zscore"):
+        out = (features - mean) / std.clamp_min(eps)
+        return out / features.shape[1] ** 0.5 if mode == "standard" else out
+    if mode == "l2":
+        return F.normalize(features, dim=1, eps=eps)
+    raise ValueError(f"unknown feature normalisation {mode!r}; expected 'standard', 'zscore', 'l2' or 'none'")
+
+
 def standardize_features(features: Tensor, mode: str = "standard", eps: float = 1e-6) -> Tensor:
     r"""Normalise ``(n, d)`` item features; uses only the features themselves, never labels.
 
@@ -386,18 +408,12 @@ def standardize_features(features: Tensor, mode: str = "standard", eps: float = 
         have unit mean squared norm (centred, unlike ``"l2"``; the :math:`\sqrt{d}` keeps a
         projection's output at the scale of the ID embeddings whatever ``d`` is).
         ``"zscore"``: per-column z-score. ``"l2"``: unit-norm rows. ``"none"``: unchanged.
-        Constant columns become zeros.
+        Constant columns become zeros. New rows are normalised with these statistics by
+        :func:`standardize_with`.
     """
-    if mode == "none":
-        return features
     if mode in ("standard", "zscore"):
-        mean = features.mean(dim=0, keepdim=True)
-        std = features.std(dim=0, keepdim=True, unbiased=False).clamp_min(eps)
-        out = (features - mean) / std
-        return out / features.shape[1] ** 0.5 if mode == "standard" else out
-    if mode == "l2":
-        return F.normalize(features, dim=1, eps=eps)
-    raise ValueError(f"unknown feature normalisation {mode!r}; expected 'standard', 'zscore', 'l2' or 'none'")
+        return standardize_with(features, *feature_statistics(features), mode=mode, eps=eps)
+    return standardize_with(features, features.new_zeros(1), features.new_ones(1), mode=mode, eps=eps)
 
 
 __all__ = [
@@ -407,6 +423,8 @@ __all__ = [
     "MLPScoreHead",
     "ModalityProjections",
     "check_modality_names",
+    "feature_statistics",
     "make_mlp",
     "standardize_features",
+    "standardize_with",
 ]
