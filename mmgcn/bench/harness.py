@@ -11,6 +11,12 @@ For every model spec of a :class:`~mmgcn.bench.config.BenchConfig` the harness
    on per-user test metrics, and writes ``results.{json,md,csv}`` and the PNG figures to
    ``<out>/<dataset>/`` (``<dataset>-cold-start`` under that protocol).
 
+The cold-start protocol loads the dataset with the ``"cold_items"`` split unless the
+config's ``dataset_kwargs`` name a split (a seeded 10% of the items are held out entirely,
+half to valid and half to test; ``dataset_kwargs: {split: null}`` keeps the files' own
+split), and ranks the test split over all items (warm / cold breakdown) and, for content
+models, among the cold test items only (:mod:`mmgcn.bench.runner`).
+
 Cells live in ``<folder>/cells/<model>/seed-<k>/`` and grid points in
 ``<folder>/grid/<model>/point-<i>/`` (see :mod:`mmgcn.bench.cells`). A re-run skips every
 cell whose completion marker carries the same config hash, unless ``force``; a cell that
@@ -84,6 +90,15 @@ def dataset_fingerprint(dataset: Dataset) -> dict[str, Any]:
     }
 
 
+def dataset_arguments(config: BenchConfig) -> dict[str, Any]:
+    """Keyword arguments of ``load_dataset``: the config's, plus ``split="cold_items"`` under the
+    cold-start protocol when the config names no split (items held out entirely)."""
+    kwargs = dict(config.dataset_kwargs)
+    if config.protocol == "cold-start":
+        kwargs.setdefault("split", "cold_items")
+    return kwargs
+
+
 def check_specs(config: BenchConfig, dataset: Dataset) -> None:
     """Every modality subset names modalities the dataset has (a :class:`ConfigError` otherwise)."""
     for spec in config.specs:
@@ -137,7 +152,12 @@ def build_header(config: BenchConfig, dataset: Dataset, runner: CellRunner) -> d
     split = dataset.info.get("split_convention") or describe_split(dataset.info.get("split"))
     protocol = f"full ranking over all {dataset.n_items:,} items"
     if config.protocol == "cold-start":
-        protocol += "; metrics also reported over warm and cold (no train edge) test items separately"
+        n_cold = int(dataset.cold_items("test").size)
+        protocol += (
+            "; metrics also reported over warm and cold (no train edge) test items separately, "
+            f"and for a second ranking among the {n_cold:,} cold test items only (content models; "
+            "ID-only models cannot represent items without interactions and are marked unable)"
+        )
     modalities = ", ".join(f"{m} {t.shape[1]}-d" for m, t in dataset.features.items()) or "none (interactions only)"
     seeds = config.seed_list
     significance = (
@@ -187,7 +207,7 @@ def _task(config: BenchConfig, runner: CellRunner, fingerprint: dict[str, Any], 
     train_config = config.train_config_for(spec)
     payload = {
         "dataset": fingerprint,
-        "dataset_kwargs": config.dataset_kwargs,
+        "dataset_kwargs": dataset_arguments(config),
         "protocol": config.protocol,
         "ks": list(config.ks),
         "metric": config.metric,
@@ -264,7 +284,7 @@ def run_benchmark(
     if dataset is None:
         from mmgcn.data.registry import load_dataset
 
-        dataset = load_dataset(config.dataset, data_dir=config.data_dir, **config.dataset_kwargs)
+        dataset = load_dataset(config.dataset, data_dir=config.data_dir, **dataset_arguments(config))
     check_specs(config, dataset)
     grids = {spec.name: config.grid_for(spec) for spec in config.specs}
     for spec in config.specs:

@@ -9,6 +9,12 @@ test vectors; the trainer's run directory (resolved config, ``metrics.jsonl``,
 ``test_metrics.json``, log) is kept in the cell under ``run/``, its checkpoints are
 deleted once the cell is done unless ``keep_checkpoints``. An interrupted cell resumes from
 ``run/checkpoints/last.pt`` (the trainer's resume reproduces the uninterrupted run).
+
+Under the cold-start protocol the test split is ranked twice: over all items (with the warm
+/ cold breakdown, metrics ``warm/...`` and ``cold/...``) and, for models that read item
+content, among the cold test items only (``cold-only/...``). ID-only models get no
+cold-only ranking: they cannot represent an item without interactions, and the tables mark
+them unable instead of showing chance-level figures.
 """
 
 from __future__ import annotations
@@ -90,10 +96,12 @@ class TrainerRunner(CellRunner):
         seed_everything(task.seed, deterministic=train_config.deterministic)
         model = build_model(spec.base, data, task.model_config)
         run_dir = task.directory / "run"
+        uses_content = bool(model_class(spec.base).uses_content)
         trainer = Trainer(
             model, data, train_config, run_dir, resume=resume,
             run_config={"bench": {"spec": spec.name, "seed": task.seed, "config_hash": task.config_hash,
                                   "grid_point": task.grid_point}},
+            cold_only_test=config.protocol == "cold-start" and uses_content,
         )
         outcome = trainer.fit()
         if not self.keep_checkpoints:
@@ -104,6 +112,12 @@ class TrainerRunner(CellRunner):
         metrics = dict(test.metrics)
         for group, result in test.groups.items():
             metrics.update({f"{group}/{name}": value for name, value in result.metrics.items()})
+        per_user = test.per_user_arrays()
+        n_test_users = {"all": test.n_users, **{g: r.n_users for g, r in test.groups.items()}}
+        if outcome.test_cold_only is not None:
+            metrics.update({f"cold-only/{name}": value for name, value in outcome.test_cold_only.metrics.items()})
+            per_user.update(outcome.test_cold_only.per_user_arrays(prefix="cold-only/"))
+            n_test_users["cold-only"] = outcome.test_cold_only.n_users
         curve = [[r["epoch"], r["valid"][config.metric]] for r in outcome.history if "valid" in r]
         epoch_times = [r["train_seconds"] for r in outcome.history if r.get("epoch", 0) >= 1]
         result = CellResult(
@@ -118,7 +132,7 @@ class TrainerRunner(CellRunner):
             eval_s=float(test.seconds),
             params=int(model.num_parameters()),
             model_config=to_dict(model.config),
-            uses_content=bool(model_class(spec.base).uses_content),
-            n_test_users={"all": test.n_users, **{g: r.n_users for g, r in test.groups.items()}},
+            uses_content=uses_content,
+            n_test_users=n_test_users,
         )
-        return CellOutput(result, test.per_user_arrays())
+        return CellOutput(result, per_user)

@@ -151,8 +151,15 @@ def to_markdown(results: BenchResults) -> str:
     return "\n".join(lines)
 
 
+# result groups of the cold-start protocol, in table order
+COLD_START_GROUPS = ("warm", "cold", "cold-only")
+# groups an ID-only model cannot be measured on: it has no representation of those items
+CONTENT_ONLY_GROUPS = ("cold", "cold-only")
+UNABLE = "unable (ID only)"
+
+
 def _warm_cold_section(results: BenchResults, primary: list[str]) -> list[str]:
-    groups = [g for g in ("warm", "cold") if any(f"{g}/{m}" in s.mean for s in results.summaries for m in primary)]
+    groups = [g for g in COLD_START_GROUPS if any(f"{g}/{m}" in s.mean for s in results.summaries for m in primary)]
     if not groups:
         return []
     content = {}
@@ -166,14 +173,17 @@ def _warm_cold_section(results: BenchResults, primary: list[str]) -> list[str]:
     rows = [head]
     for s in results.summaries:
         uses = content.get(s.model)
+        unable = {g for g in CONTENT_ONLY_GROUPS if uses is False}
         row = [s.model, "–" if uses is None else ("yes" if uses else "no (ID only)")]
         row += [str(users.get(s.model, {}).get(g, "–")) for g in groups]
-        row += [_mean_std(s, f"{g}/{m}") for m in primary for g in groups]
+        row += [UNABLE if g in unable else _mean_std(s, f"{g}/{m}") for m in primary for g in groups]
         rows.append(row)
     note = (
-        "Cold items have no train interaction: a model that does not read item content (ID only) "
-        "cannot rank them above chance. Each group's metrics are over the users holding test "
-        "items of that group, counting only that group's items as hits."
+        "Cold items have no train interaction. A model that reads no item content (ID only) has "
+        "no representation of them: its cold columns say unable rather than report chance-level "
+        "figures. warm / cold: the all-items ranking, each group's metrics over the users holding "
+        "test items of that group, counting only that group's items as hits. cold-only: a second "
+        "ranking among the cold test items only."
     )
     return ["## Warm and cold test items (mean ± std over seeds)", "", note, ""] + _table(rows) + [""]
 

@@ -6,7 +6,9 @@ every ``eval_every`` epochs a full-ranking evaluation of the **valid** split; th
 validation ``metric`` selects the checkpoint; ``patience`` evaluations without improvement
 stop the run. Only then is the best checkpoint restored and the **test** split evaluated,
 once. The test split is reached through one method, :meth:`Trainer._final_test`, called
-after the loop; selection never sees it.
+after the loop; selection never sees it. With ``cold_only_test`` it also ranks the test
+split among the cold test items only (items without train edges), the cold-start
+protocol's second ranking.
 
 Resume: ``checkpoints/last.pt`` holds everything the next epoch depends on (model and
 optimizer state, the sampler's and the global random states, the early-stopping counters
@@ -60,6 +62,8 @@ class TrainResult:
         best_value: its validation ``metric``.
         valid: all validation metrics at ``best_epoch``.
         test: the final test evaluation of the selected checkpoint (``None`` if skipped).
+        test_cold_only: the same checkpoint's test ranking among the cold test items only
+            (``None`` unless ``cold_only_test`` was asked for and the test split has cold items).
         epochs_run: last epoch trained.
         stopped_early: whether patience ran out before ``epochs``.
         history: one record per epoch (as in ``metrics.jsonl``).
@@ -75,6 +79,7 @@ class TrainResult:
     stopped_early: bool
     history: list[dict[str, Any]] = field(default_factory=list)
     run_dir: Path | None = None
+    test_cold_only: EvalResult | None = None
 
 
 def _peak_rss_mb() -> float | None:
@@ -143,6 +148,9 @@ class Trainer:
         callbacks: called with each epoch's record after its checkpoint is written.
         run_config: the resolved config to record in ``config.yaml`` (its ``model`` and
             ``train`` sections are replaced by the actual configs).
+        cold_only_test: also rank the test split among the cold test items only
+            (``dataset.cold_items("test")``), in ``test_metrics.json`` under ``"cold_only"``
+            and in ``test_per_user.npz`` under ``"cold-only/..."``.
     """
 
     def __init__(
@@ -155,6 +163,7 @@ class Trainer:
         resume: bool = False,
         callbacks: Sequence[Callable[[dict[str, Any]], None]] = (),
         run_config: Mapping[str, Any] | None = None,
+        cold_only_test: bool = False,
     ) -> None:
         self.config = config or TrainConfig()
         self.dataset = dataset
@@ -165,6 +174,7 @@ class Trainer:
         self.run_dir = None if run_dir is None else rd.check_run_dir(run_dir, resume)
         self.resume = resume
         self.callbacks = list(callbacks)
+        self.cold_only_test = cold_only_test
         self.trainable = bool(getattr(model, "trainable", True))
         self.run_config = {
             "run": {"model": model.name, "dataset": dataset.name},
@@ -195,7 +205,7 @@ class Trainer:
                 self._select_untrained()
             if self._best_model_state is not None:
                 self.model.load_state_dict(self._best_model_state)
-            test = self._final_test() if evaluate_test else None
+            test, test_cold_only = self._final_test() if evaluate_test else (None, None)
         best_record = next((r for r in self.history if r["epoch"] == self.best_epoch and "valid" in r), {})
         return TrainResult(
             metric=self.config.metric,
@@ -207,6 +217,7 @@ class Trainer:
             stopped_early=self.stopped_early,
             history=list(self.history),
             run_dir=self.run_dir,
+            test_cold_only=test_cold_only,
         )
 
     # ------------------------------------------------------------------ phases
@@ -336,13 +347,26 @@ class Trainer:
         for callback in self.callbacks:
             callback(record)
 
-    def _final_test(self) -> EvalResult:
-        """The one place that reads the test split: after selection, on the best state."""
+    def _final_test(self) -> tuple[EvalResult, EvalResult | None]:
+        """The one place that reads the test split: after selection, on the best state.
+
+        Returns the all-items test evaluation and, with ``cold_only_test``, the ranking among
+        the cold test items only (``None`` when the test split has no cold item).
+        """
         cfg = self.config
         result = evaluate(self.model, self.dataset, split="test", ks=cfg.ks, mask=cfg.test_mask,
                           block_size=cfg.eval_block_size, warm_cold=cfg.warm_cold)
         log.info("test of the epoch-%d model (selected by valid %s = %.4f): %s",
                  self.best_epoch, cfg.metric, self.best_value, result.summary())
+        cold_only = None
+        if self.cold_only_test:
+            cold_items = self.dataset.cold_items("test")
+            if cold_items.size == 0:
+                log.warning("%s: no test item lacks train edges; no cold-only ranking", self.dataset.name)
+            else:
+                cold_only = evaluate(self.model, self.dataset, split="test", ks=cfg.ks, mask=cfg.test_mask,
+                                     block_size=cfg.eval_block_size, candidate_items=cold_items)
+                log.info("test among the %d cold test items only: %s", cold_items.size, cold_only.summary())
         if self.run_dir is not None:
             atomic_write_json(self.run_dir / rd.TEST_METRICS_FILE, {
                 "selected_by": f"valid {cfg.metric}",
@@ -351,9 +375,13 @@ class Trainer:
                 "model": self.model.name,
                 "dataset": self.dataset.name,
                 **result.to_dict(),
+                **({"cold_only": cold_only.to_dict()} if cold_only is not None else {}),
             })
-            rd.write_npz(self.run_dir / rd.TEST_PER_USER_FILE, result.per_user_arrays())
-        return result
+            arrays = result.per_user_arrays()
+            if cold_only is not None:
+                arrays.update(cold_only.per_user_arrays(prefix="cold-only/"))
+            rd.write_npz(self.run_dir / rd.TEST_PER_USER_FILE, arrays)
+        return result, cold_only
 
     # ------------------------------------------------------------------ helpers
     def _checkpoint_state(self, record: Mapping[str, Any]) -> dict[str, Any]:

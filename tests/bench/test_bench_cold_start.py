@@ -1,0 +1,67 @@
+"""``mmgcn bench --protocol cold-start``: items held out entirely, all-items and cold-only
+rankings, and ID-only models marked unable rather than shown with chance-level figures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mmgcn.bench.cells import load_per_user
+from mmgcn.bench.config import BenchConfig
+from mmgcn.bench.harness import dataset_arguments, run_benchmark
+from mmgcn.bench.tables import UNABLE, to_markdown
+from mmgcn.data.synthetic import make_synthetic
+
+
+@pytest.fixture(scope="module")
+def cold_synthetic():
+    return make_synthetic(80, 50, modalities={"image": 6, "text": 3}, interactions_per_user=8,
+                          cold_item_fraction=0.2, seed=0, progress=False)
+
+
+def test_cold_start_protocol_loads_the_cold_items_split_unless_a_split_is_named():
+    assert dataset_arguments(BenchConfig()) == {}
+    assert dataset_arguments(BenchConfig(protocol="cold-start")) == {"split": "cold_items"}
+    tiktok = BenchConfig(protocol="cold-start", dataset_kwargs={"convention": "files"})
+    assert dataset_arguments(tiktok) == {"convention": "files", "split": "cold_items"}
+    files_split = BenchConfig(protocol="cold-start", dataset_kwargs={"split": None})
+    assert dataset_arguments(files_split) == {"split": None}
+
+
+@pytest.mark.slow
+def test_cold_start_table_marks_id_only_models_unable(tmp_path: Path, cold_synthetic) -> None:
+    n_cold = cold_synthetic.cold_items("test").size
+    assert n_cold >= 2
+    config = BenchConfig(
+        dataset="synthetic", models=("vbpr", "bpr"), seeds=1, protocol="cold-start", baseline="vbpr",
+        ks=(5, 10), metric="recall@10", significance_metrics=("recall@10",),
+        train={"epochs": 1, "patience": 1, "batch_size": 128}, out=str(tmp_path),
+    )
+    run = run_benchmark(config, dataset=cold_synthetic, progress=False, plots=False)
+    assert run.failed == 0
+    cells = {c.model: c for c in run.results.cells}
+    vbpr, bpr = cells["vbpr"], cells["bpr"]
+    assert vbpr.n_test_users["cold-only"] == vbpr.n_test_users["cold"] > 0
+    assert 0.0 <= vbpr.test["cold-only/recall@10"] <= 1.0
+    assert "cold-only/recall@10" not in bpr.test and "cold-only" not in bpr.n_test_users
+    folder = tmp_path / "synthetic-cold-start"
+    per_user = load_per_user(folder / "cells" / "vbpr" / "seed-0" / "per_user.npz")
+    assert per_user["cold-only/recall@10"].mean() == pytest.approx(vbpr.test["cold-only/recall@10"])
+    test_file = json.loads((folder / "cells" / "vbpr" / "seed-0" / "run" / "test_metrics.json").read_text())
+    assert test_file["cold_only"]["n_candidates"] == n_cold
+
+    markdown = to_markdown(run.results)
+    assert f"among the {n_cold} cold test items only" in markdown
+    section = markdown[markdown.index("## Warm and cold test items"):]
+    header = next(line for line in section.splitlines() if line.startswith("| model"))
+    columns = [c.strip() for c in header.strip("|").split("|")]
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.strip("|").split("|")]
+            for line in section.splitlines() if line.startswith("| vbpr") or line.startswith("| bpr")}
+    for name in ("cold Recall@10", "cold-only Recall@10"):
+        assert rows["bpr"][columns.index(name)] == UNABLE
+        assert rows["vbpr"][columns.index(name)] != UNABLE
+    assert rows["bpr"][columns.index("warm Recall@10")] == f"{bpr.test['warm/recall@10']:.4f}"
+    assert rows["vbpr"][columns.index("cold-only Recall@10")] == f"{vbpr.test['cold-only/recall@10']:.4f}"
+    assert rows["bpr"][columns.index("uses content")] == "no (ID only)"
