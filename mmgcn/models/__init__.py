@@ -16,6 +16,7 @@ from mmgcn.models import (  # noqa: F401
 from mmgcn.models.base import (
     Embeddings,
     ModelConfig,
+    NewItemsUnsupportedError,
     Recommender,
     available_models,
     build_config,
@@ -27,6 +28,7 @@ from mmgcn.models.base import (
 __all__ = [
     "Embeddings",
     "ModelConfig",
+    "NewItemsUnsupportedError",
     "Recommender",
     "available_models",
     "build_config",
