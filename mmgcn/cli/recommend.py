@@ -65,7 +65,8 @@ def _table(header: list[str], rows: list[list[str]], left: int) -> list[str]:
     return lines
 
 
-def _definitions(parts: Sequence[str], model_name: str) -> list[str]:
+def _definitions(parts: Sequence[str], model: Any, content_only_column: bool = True) -> list[str]:
+    model_name = model.name
     if not parts:
         return [f"({model_name} is not additive over parts -- hidden layers after concatenation or an MLP "
                 f"score head -- so its scores cannot be split by modality)"]
@@ -73,7 +74,7 @@ def _definitions(parts: Sequence[str], model_name: str) -> list[str]:
         "per part: contribution <user part, item part> (the contributions sum to the score) and its signed "
         "share, contribution / sum of |contributions| (absolute shares add up to 100%)",
     ]
-    if "id" not in parts:
+    if "id" not in parts and model.uses_content and content_only_column:
         lines.append(f"({model_name} adds the ID embeddings inside every modality's layers: there is no separate "
                      f"ID part; 'content-only' below scores the item without its ID embedding and graph edges)")
     return lines
@@ -89,7 +90,7 @@ def _print_user(run: Any, user: int, k: int, include_seen: bool) -> None:
     known = sum(int(dataset.split(s)[user].nnz) for s in SPLITS)
     print(f"top {len(explanations)} for user {user} ({model.name} on {dataset.name}, {run.checkpoint} checkpoint, "
           f"epoch {run.epoch}; {'all items' if include_seen else f'the {known} items the user has in train/valid/test left out'})")
-    for line in _definitions(parts, model.name):
+    for line in _definitions(parts, model):
         print(f"  {line}")
     with_content = any(e.content_only is not None for e in explanations)
     with_titles = any(_title(dataset, e.item) for e in explanations)
@@ -133,7 +134,7 @@ def _print_new_item(run: Any, args: argparse.Namespace) -> None:
     for kind in encoded.ignored:
         print(f"  {kind}: ignored (the model reads no {kind} features)")
     print(f"top {len(explanations)} users for it (content only: no ID embedding, no interactions)")
-    for line in _definitions(parts, model.name):
+    for line in _definitions(parts, model, content_only_column=False):
         print(f"  {line}")
     header = ["rank", "user", "score", *parts, "place among the user's unseen items"]
     rows = [[str(e.rank), str(e.user), f"{e.score:.3f}", *_part_cells(e, parts), str(e.catalogue_rank)]
