@@ -172,25 +172,13 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     from mmgcn.eval.evaluator import evaluate
-    from mmgcn.models.base import build_model
-    from mmgcn.train import run_dir as rd
-    from mmgcn.train.checkpoint import load_checkpoint
+    from mmgcn.train.loading import load_run
     from mmgcn.train.trainer import TrainConfig
 
-    run_dir = Path(args.run_dir)
-    config_path = run_dir / rd.CONFIG_FILE
-    if not config_path.is_file():
-        raise FileNotFoundError(f"{config_path}: not found; RUN_DIR must be a directory written by 'mmgcn train'")
-    layers = _recorded_sections(load_yaml(config_path), str(config_path))
-    run = layers["run"]
-    train_config = from_dict(TrainConfig, layers["train"], where=f"{config_path}: train")
-    checkpoint_path = run_dir / (rd.BEST_CHECKPOINT if args.checkpoint == "best" else rd.LAST_CHECKPOINT)
-    state = load_checkpoint(checkpoint_path)
-    data_dir = args.data_dir if args.data_dir is not None else run.get("data_dir")
-    dataset = load_dataset(run["dataset"], data_dir, **layers["dataset"])
-    model = build_model(run["model"], dataset, layers["model"])
-    model.load_state_dict(state["model"])
-    model.to(train_config.torch_device())
+    loaded = load_run(args.run_dir, args.checkpoint, data_dir=args.data_dir)
+    run_dir, dataset, model = loaded.run_dir, loaded.dataset, loaded.model
+    run = loaded.config["run"]
+    train_config = from_dict(TrainConfig, dict(loaded.config.get("train") or {}), where=f"{run_dir}: train")
     ks = tuple(args.ks) if args.ks else train_config.ks
     if args.mask is not None:
         mask = tuple(m for m in args.mask.split("+") if m)
@@ -200,11 +188,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
     result = evaluate(model, dataset, split=args.split, ks=ks, mask=mask, block_size=train_config.eval_block_size,
                       candidate_items=candidates, warm_cold=not args.cold_only)
     if args.json:
-        print(json.dumps({"run_dir": str(run_dir), "checkpoint": args.checkpoint, "epoch": state["epoch"],
+        print(json.dumps({"run_dir": str(run_dir), "checkpoint": args.checkpoint, "epoch": loaded.epoch,
                           **result.to_dict()}, indent=2, sort_keys=True))
         return 0
     print(
-        f"{run['model']} on {dataset.name}, {args.checkpoint} checkpoint (epoch {state['epoch']}), "
+        f"{run['model']} on {dataset.name}, {args.checkpoint} checkpoint (epoch {loaded.epoch}), "
         f"split {args.split}, mask {'+'.join(mask) or 'none'}"
         f"{', cold items only' if args.cold_only else ''}: {result.n_users} users "
         f"({result.n_users_skipped} skipped), {result.n_candidates} candidate items"

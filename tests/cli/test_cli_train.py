@@ -11,6 +11,7 @@ import yaml
 from torch import nn
 
 import mmgcn.cli.train as cli_train
+import mmgcn.train.loading as loading
 from mmgcn.cli import main
 from mmgcn.data.dataset import Dataset
 from mmgcn.models.base import MODEL_REGISTRY, Embeddings, ModelConfig, Recommender, register_model
@@ -54,6 +55,7 @@ def tiny_loader(tiny_dataset, monkeypatch):
         return tiny_dataset
 
     monkeypatch.setattr(cli_train, "load_dataset", fake_load)
+    monkeypatch.setattr(loading, "load_dataset", fake_load)  # `mmgcn evaluate` goes through load_run
     return calls
 
 
