@@ -39,6 +39,7 @@ from mmgcn.models.base import (
     check_new_item_features,
     register_model,
 )
+from mmgcn.nn.fusion import feature_statistics, standardize_with
 from mmgcn.nn.losses import bpr_loss, l2_reg
 from mmgcn.nn.mmgcn_conv import ModalityGCN
 from mmgcn.nn.propagation import BipartitePropagation
@@ -65,6 +66,12 @@ class MMGCNConfig(ModelConfig):
     use_id: bool = True
     normalize_input: bool = True
     negative_slope: float = 0.01
+    output_activation: bool = True
+    layer_combination: Literal["last", "mean"] = "last"
+    dropout: float = 0.0
+    id_init_std: float | None = None
+    preference_init_std: float | None = None
+    standardize_features: bool = False
 
     def __post_init__(self) -> None:
         if self.dim <= 0:
@@ -75,18 +82,41 @@ class MMGCNConfig(ModelConfig):
             raise ValueError(f"latent_dim must be positive or null, got {self.latent_dim}")
         if self.reg_weight < 0:
             raise ValueError(f"reg_weight must be >= 0, got {self.reg_weight}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        for name in ("id_init_std", "preference_init_std"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise ValueError(f"{name} must be >= 0 or null, got {value}")
 
 
 @dataclass(frozen=True)
 class MMGCNFaithfulConfig(MMGCNConfig):
-    """:class:`MMGCNConfig` with the original code's behaviour as defaults."""
+    """:class:`MMGCNConfig` with the original code's behaviour as defaults.
 
+    Every field is pinned here, so that tuning the correct mode's defaults never changes
+    what ``"mmgcn-faithful"`` means.
+    """
+
+    dim: int = 64
+    reg_weight: float = 1e-4
     num_layers: int = 3
+    aggr: Literal["mean", "sum", "sym"] = "mean"
     combine: Literal["concat", "ele"] = "concat"
+    fusion: Literal["mean", "sum", "attention"] = "mean"
     latent_dim: int | None = 256
     project_modalities: tuple[str, ...] | None = ("image",)
     train_id_embedding: bool = False
     train_preference: bool = False
+    use_id: bool = True
+    normalize_input: bool = True
+    negative_slope: float = 0.01
+    output_activation: bool = True
+    layer_combination: Literal["last", "mean"] = "last"
+    dropout: float = 0.0
+    id_init_std: float | None = None
+    preference_init_std: float | None = None
+    standardize_features: bool = False
 
 
 class ModalityAttention(nn.Module):
@@ -152,6 +182,20 @@ class MMGCN(Recommender):
         use_id: add ID embeddings in each layer (default ``True``).
         normalize_input: L2-normalise input node states (default ``True``, as the original).
         negative_slope: LeakyReLU slope (default ``0.01``).
+        output_activation: LeakyReLU on the last layer's output (default ``True``, as the
+            original); ``False`` lets the final representations take either sign.
+        layer_combination: ``"last"`` layer's output (default, the original) or ``"mean"``
+            over the layers' outputs.
+        dropout: dropout rate on every layer's input node states while training
+            (default ``0``).
+        standardize_features: z-score every feature dimension over the items before
+            anything else (default ``False``, as the original). TikTok's visual vectors all
+            point almost the same way (mean cosine 0.93 to their centroid), so without
+            centring, normalised visual states barely differ between items.
+        id_init_std: standard deviation of the normal init of the ID embeddings
+            (default ``None``: Xavier normal, as the original, about ``0.015`` on TikTok).
+        preference_init_std: the same for the user preferences; with ``normalize_input``
+            only their direction counts, so a larger init turns them more slowly under Adam.
     """
 
     name: ClassVar[str] = "mmgcn"
@@ -176,6 +220,12 @@ class MMGCN(Recommender):
             logger.info("%s: project_modalities %s not in dataset %r (has %s); ignored",
                         self.name, ignored, dataset.name, list(self.modalities))
         for m, feats in dataset.features.items():
+            if config.standardize_features:
+                # kept so that new items (represent_new_items) get the catalogue's scale
+                mean, std = feature_statistics(feats.float())
+                self.register_buffer(f"feature_mean_{m}", mean, persistent=False)
+                self.register_buffer(f"feature_std_{m}", std, persistent=False)
+                feats = standardize_with(feats.float(), mean, std, mode="zscore")
             # constants: moved with .to(device), not checkpointed (they come from the dataset)
             self.register_buffer(f"features_{m}", feats, persistent=False)
         self.graph = BipartitePropagation(dataset.train, _AGGR_TO_NORM[config.aggr])
@@ -194,6 +244,10 @@ class MMGCN(Recommender):
                     normalize_input=config.normalize_input,
                     train_preference=config.train_preference,
                     negative_slope=config.negative_slope,
+                    output_activation=config.output_activation,
+                    layer_combination=config.layer_combination,
+                    dropout=config.dropout,
+                    preference_init_std=config.preference_init_std,
                 )
                 for m in self.modalities
             }
@@ -203,8 +257,11 @@ class MMGCN(Recommender):
 
     def reset_parameters(self) -> None:
         with torch.no_grad():
-            nn.init.xavier_normal_(self.user_id)
-            nn.init.xavier_normal_(self.item_id)
+            for table in (self.user_id, self.item_id):
+                if self.config.id_init_std is None:
+                    nn.init.xavier_normal_(table)
+                else:
+                    nn.init.normal_(table, std=self.config.id_init_std)
         for gcn in self.gcns.values():
             gcn.reset_parameters()
         if self.attention is not None:
@@ -265,6 +322,9 @@ class MMGCN(Recommender):
         dims = {m: int(self.features(m).shape[1]) for m in self.modalities}
         device = self.item_id.device
         feats = check_new_item_features(features, dims, self.name, device)
+        if self.config.standardize_features:
+            feats = {m: standardize_with(f, getattr(self, f"feature_mean_{m}"), getattr(self, f"feature_std_{m}"),
+                                         mode="zscore") for m, f in feats.items()}
         n_new = next(iter(feats.values())).shape[0]
         was_training = self.training
         self.eval()

@@ -24,6 +24,7 @@ from mmgcn.models.base import (
     check_new_item_features,
     register_model,
 )
+from mmgcn.nn.fusion import feature_statistics, standardize_with
 from mmgcn.nn.losses import bpr_loss, l2_reg
 
 
@@ -35,6 +36,7 @@ class VBPRConfig(ModelConfig):
     reg_weight: float = 1e-4
     content_dim: int | None = None
     normalize_features: bool = True
+    standardize_features: bool = False
     item_bias: bool = True
 
     def __post_init__(self) -> None:
@@ -70,6 +72,10 @@ class VBPR(Recommender):
         content_dim: width of :math:`E f_i` and :math:`\theta_u` (default ``None`` = ``dim``).
         normalize_features: L2-normalise each modality's rows before concatenating
             (default ``True``).
+        standardize_features: z-score each feature column over the items first (default
+            ``False``; :func:`mmgcn.nn.fusion.standardize_features` ``"zscore"``). TikTok's
+            visual rows all point almost the same way, so normalising alone leaves them
+            nearly identical.
         item_bias: include :math:`\beta_i + \beta'^\top f_i` (default ``True``).
     """
 
@@ -87,6 +93,10 @@ class VBPR(Recommender):
         self.modalities = tuple(dataset.features)
         self.feature_dims = {m: int(dataset.features[m].shape[1]) for m in self.modalities}
         parts = [dataset.features[m] for m in self.modalities]
+        # per-modality column statistics, kept so that new items get the catalogue's scale
+        self.feature_stats = [feature_statistics(p.float()) for p in parts] if config.standardize_features else None
+        if self.feature_stats is not None:
+            parts = [standardize_with(p.float(), *stats, mode="zscore") for p, stats in zip(parts, self.feature_stats)]
         if config.normalize_features:
             parts = [F.normalize(p, dim=1) for p in parts]
         # the concatenated features never change: computed once, kept as a constant buffer
@@ -153,6 +163,9 @@ class VBPR(Recommender):
         """
         feats = check_new_item_features(features, self.feature_dims, self.name, self.content.device)
         rows = [feats[m] for m in self.modalities]
+        if self.feature_stats is not None:
+            rows = [standardize_with(r, mean.to(r.device), std.to(r.device), mode="zscore")
+                    for r, (mean, std) in zip(rows, self.feature_stats)]
         if self.config.normalize_features:
             rows = [F.normalize(r, dim=1) for r in rows]
         content = torch.cat(rows, dim=1)

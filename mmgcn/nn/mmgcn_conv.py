@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from mmgcn.nn.propagation import BipartitePropagation
 
 COMBINES = ("concat", "ele")
+LAYER_COMBINATIONS = ("last", "mean")
 
 
 class MMGCNConv(nn.Module):
@@ -36,8 +37,9 @@ class MMGCNConv(nn.Module):
             \sigma\big(W_g h_v + b_g + \hat x_v\big) & \text{combine = ele}
         \end{cases}
 
-    with :math:`\sigma` = LeakyReLU. :math:`W_a` keeps the input width (as in the original
-    code); the output has the ID width. The aggregation is done before the transform
+    with :math:`\sigma` = LeakyReLU (the outer :math:`\sigma` is the identity when
+    ``activate_output=False``: a linear output can take either sign). :math:`W_a` keeps
+    the input width (as in the original code); the output has the ID width. The aggregation is done before the transform
     (:math:`(\hat A X) W_a = \hat A (X W_a)`): the sparse product then runs at the input
     width, and no ``(n_edges, d)`` message tensor is ever built.
 
@@ -48,6 +50,8 @@ class MMGCNConv(nn.Module):
         use_id: add the ID embedding in :math:`\hat x_v` (default ``True``); with ``False``
             ``user_id``/``item_id`` may be ``None``.
         negative_slope: LeakyReLU slope (default ``0.01``, PyTorch's and the original's).
+        activate_output: apply LeakyReLU to the layer's output (default ``True``, as the
+            original); ``False`` makes the combination linear.
     """
 
     def __init__(
@@ -57,6 +61,7 @@ class MMGCNConv(nn.Module):
         combine: str = "concat",
         use_id: bool = True,
         negative_slope: float = 0.01,
+        activate_output: bool = True,
     ) -> None:
         super().__init__()
         if combine not in COMBINES:
@@ -65,6 +70,7 @@ class MMGCNConv(nn.Module):
             raise ValueError(f"in_dim and out_dim must be positive, got {in_dim}, {out_dim}")
         self.in_dim, self.out_dim = in_dim, out_dim
         self.combine, self.use_id, self.negative_slope = combine, use_id, negative_slope
+        self.activate_output = activate_output
         self.aggregate_weight = nn.Linear(in_dim, in_dim, bias=False)
         self.self_weight = nn.Linear(in_dim, out_dim)
         self.combine_weight = nn.Linear(in_dim + out_dim if combine == "concat" else in_dim, out_dim)
@@ -85,8 +91,10 @@ class MMGCNConv(nn.Module):
         if self.use_id:
             x_hat = x_hat + ids
         if self.combine == "concat":
-            return self._act(self.combine_weight(torch.cat([h, x_hat], dim=1)))
-        return self._act(self.combine_weight(h) + x_hat)
+            out = self.combine_weight(torch.cat([h, x_hat], dim=1))
+        else:
+            out = self.combine_weight(h) + x_hat
+        return self._act(out) if self.activate_output else out
 
     def forward(
         self,
@@ -120,7 +128,8 @@ class MMGCNConv(nn.Module):
         )
 
     def extra_repr(self) -> str:
-        return f"{self.in_dim}, {self.out_dim}, combine={self.combine!r}, use_id={self.use_id}"
+        return (f"{self.in_dim}, {self.out_dim}, combine={self.combine!r}, use_id={self.use_id}, "
+                f"activate_output={self.activate_output}")
 
 
 class ModalityGCN(nn.Module):
@@ -129,13 +138,16 @@ class ModalityGCN(nn.Module):
     .. math::
         x^{(0)}_i = \mathrm{norm}(P f_i + b_P) \text{ (or } f_i \text{ raw)}, \qquad
         x^{(0)}_u = \mathrm{norm}(p_u), \qquad
-        x^{(l+1)} = \mathrm{MMGCNConv}_l(x^{(l)})
+        x^{(l+1)} = \mathrm{MMGCNConv}_l\big(\mathrm{drop}(x^{(l)})\big)
 
     where :math:`f_i` are the item's features of this modality, :math:`P` an optional
-    linear projection, :math:`p_u` the user's learned preference in this modality and
-    ``norm`` an optional row-wise L2 normalisation (as in the original). Items without
-    train edges get no neighbour messages but still a content-based state through the
-    self path of every layer (cold start).
+    linear projection, :math:`p_u` the user's learned preference in this modality,
+    ``norm`` an optional row-wise L2 normalisation (as in the original) and ``drop``
+    dropout at rate ``dropout`` (training only). The output is :math:`x^{(L)}`
+    (``layer_combination="last"``, the original) or :math:`\frac1L\sum_{l=1}^{L} x^{(l)}`
+    (``"mean"``, as LightGCN averages its layers). Items without train edges get no
+    neighbour messages but still a content-based state through the self path of every
+    layer (cold start).
 
     Args:
         n_users: number of users.
@@ -150,6 +162,14 @@ class ModalityGCN(nn.Module):
         train_preference: whether the user preference is trained (default ``True``; the
             original code leaves it at its random init).
         negative_slope: LeakyReLU slope (default ``0.01``).
+        output_activation: LeakyReLU on the last layer's output (default ``True``, as the
+            original); ``False`` makes the last layer's combination linear.
+        layer_combination: ``"last"`` (default) or ``"mean"`` of the layers' outputs.
+        dropout: dropout rate on every layer's input states while training (default ``0``).
+        preference_init_std: standard deviation of the normal init of the preference
+            (default ``None``: Xavier normal, as the original, about ``0.015``). With
+            ``normalize_input`` only the preference's direction matters, so its scale sets
+            how fast Adam turns it: a larger init trains it more slowly.
     """
 
     def __init__(
@@ -164,23 +184,38 @@ class ModalityGCN(nn.Module):
         normalize_input: bool = True,
         train_preference: bool = True,
         negative_slope: float = 0.01,
+        output_activation: bool = True,
+        layer_combination: str = "last",
+        dropout: float = 0.0,
+        preference_init_std: float | None = None,
     ) -> None:
         super().__init__()
         if num_layers < 1:
             raise ValueError(f"num_layers must be >= 1, got {num_layers}")
+        if layer_combination not in LAYER_COMBINATIONS:
+            raise ValueError(f"layer_combination must be one of {LAYER_COMBINATIONS}, got {layer_combination!r}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         self.normalize_input = normalize_input
+        self.layer_combination, self.dropout = layer_combination, dropout
+        self.preference_init_std = preference_init_std
         self.projection = nn.Linear(feature_dim, latent_dim) if latent_dim else None
         input_dim = latent_dim or feature_dim
         self.preference = nn.Parameter(torch.empty(n_users, input_dim), requires_grad=train_preference)
         dims = [input_dim] + [out_dim] * num_layers
         self.layers = nn.ModuleList(
-            MMGCNConv(dims[k], dims[k + 1], combine, use_id, negative_slope) for k in range(num_layers)
+            MMGCNConv(dims[k], dims[k + 1], combine, use_id, negative_slope,
+                      activate_output=output_activation or k < num_layers - 1)
+            for k in range(num_layers)
         )
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         with torch.no_grad():
-            nn.init.xavier_normal_(self.preference)
+            if self.preference_init_std is None:
+                nn.init.xavier_normal_(self.preference)
+            else:
+                nn.init.normal_(self.preference, std=self.preference_init_std)
         if self.projection is not None:
             nn.init.xavier_normal_(self.projection.weight)
             nn.init.zeros_(self.projection.bias)
@@ -206,10 +241,21 @@ class ModalityGCN(nn.Module):
         if self.normalize_input:
             user_x, item_x = F.normalize(user_x, dim=1), F.normalize(item_x, dim=1)
         last = len(self.layers) - 1
+        user_sum = item_sum = None
         for k, layer in enumerate(self.layers):
             rows = (user_rows, item_rows) if k == last else (None, None)
+            if self.dropout > 0.0:
+                user_x = F.dropout(user_x, self.dropout, self.training)
+                item_x = F.dropout(item_x, self.dropout, self.training)
             user_x, item_x = layer(user_x, item_x, graph, user_id, item_id, *rows)
+            if self.layer_combination == "mean":
+                user_k = user_x if k == last or user_rows is None else user_x[user_rows]
+                item_k = item_x if k == last or item_rows is None else item_x[item_rows]
+                user_sum = user_k if user_sum is None else user_sum + user_k
+                item_sum = item_k if item_sum is None else item_sum + item_k
+        if self.layer_combination == "mean":
+            return user_sum / len(self.layers), item_sum / len(self.layers)
         return user_x, item_x
 
 
-__all__ = ["COMBINES", "MMGCNConv", "ModalityGCN"]
+__all__ = ["COMBINES", "LAYER_COMBINATIONS", "MMGCNConv", "ModalityGCN"]

@@ -149,3 +149,42 @@ def test_popular_ranks_by_train_counts():
     assert masked.tolist() == [[1, 3], [2, 3]]
     with pytest.raises(RuntimeError, match="nothing to train"):
         model.loss(*[torch.tensor([0])] * 3)
+
+
+def test_bpr_item_bias_scores_and_loss_by_hand(tiny_dataset):
+    model = _model(tiny_dataset, "bpr", item_bias=True, reg_weight=0.5)
+    assert model.bias.abs().sum() == 0  # starts at zero: the same scores as plain MF
+    with torch.no_grad():
+        model.bias.copy_(torch.tensor([0.5, -1.0, 2.0, 0.0, 3.0]))
+    expected_scores = model.user_embedding @ model.item_embedding.T + model.bias
+    torch.testing.assert_close(model.score(torch.arange(4)), expected_scores)
+    emb = model.embed()
+    assert set(emb.parts) == {"id", "bias"}
+    torch.testing.assert_close(emb.parts["bias"][0] @ emb.parts["bias"][1].T, model.bias.expand(4, 5))
+    users, pos, neg = TRIPLES
+    u, i, j = model.user_embedding[users], model.item_embedding[pos], model.item_embedding[neg]
+    bi, bj = model.bias[pos], model.bias[neg]
+    diff = (u * i).sum(1) + bi - (u * j).sum(1) - bj
+    reg = u.pow(2).sum() + i.pow(2).sum() + j.pow(2).sum() + bi.pow(2).sum() + bj.pow(2).sum()
+    torch.testing.assert_close(model.loss(users, pos, neg), -torch.log(torch.sigmoid(diff)).mean() + 0.5 * reg / 14)
+    model.loss(users, pos, neg).backward()
+    assert model.bias.grad[[0, 1, 2, 3, 4]].abs().sum() > 0
+    plain = _model(tiny_dataset, "bpr")
+    assert not hasattr(plain, "bias") or plain.bias is None
+    assert plain.num_parameters() + 5 == model.num_parameters()
+
+
+def test_vbpr_standardize_features_switch(tiny_dataset):
+    model = _model(tiny_dataset, "vbpr", standardize_features=True, normalize_features=False)
+    visual = model.content[:, :6]
+    torch.testing.assert_close(visual.mean(0), torch.zeros(6), atol=1e-5, rtol=0)
+    torch.testing.assert_close(visual.std(0, unbiased=False), torch.ones(6))
+    plain = _model(tiny_dataset, "vbpr", normalize_features=False)
+    assert not torch.allclose(model.content, plain.content)
+    # new items are placed with the catalogue's statistics: item 4 (cold) == a new copy of it
+    with torch.no_grad():
+        model.bias_content.weight.normal_()
+        model.item_id[4] = 0.0
+        model.bias_id[4] = 0.0
+    new = model.represent_new_items({m: f[[4]] for m, f in tiny_dataset.features.items()})
+    torch.testing.assert_close(new.items[0], model.embed().items[4])

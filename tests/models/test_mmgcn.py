@@ -212,3 +212,122 @@ def test_batch_restricted_loss_equals_loss_from_full_embedding(tiny_dataset, fus
                  *[g.preference[users] for g in model.gcns.values()])
     expected = bpr_loss((u * emb.items[pos]).sum(1), (u * emb.items[neg]).sum(1)) + 0.1 * reg
     torch.testing.assert_close(model.loss(users, pos, neg), expected)
+
+
+# ---------------------------------------------------------------- tuning switches
+def test_faithful_config_pins_every_original_value():
+    from mmgcn.models.mmgcn import MMGCNFaithfulConfig
+
+    cfg = MMGCNFaithfulConfig()
+    original = {
+        "dim": 64, "reg_weight": 1e-4, "num_layers": 3, "aggr": "mean", "combine": "concat", "fusion": "mean",
+        "latent_dim": 256, "project_modalities": ("image",), "train_id_embedding": False,
+        "train_preference": False, "use_id": True, "normalize_input": True, "negative_slope": 0.01,
+        "output_activation": True, "layer_combination": "last", "dropout": 0.0, "id_init_std": None,
+        "preference_init_std": None, "standardize_features": False,
+    }
+    assert {k: getattr(cfg, k) for k in original} == original
+    import dataclasses
+
+    assert {f.name for f in dataclasses.fields(cfg)} == set(original)
+
+
+def test_linear_output_layer_is_the_pre_activation():
+    """activate_output=False: the layer returns W_g h + b_g + x_hat without the outer LeakyReLU."""
+    import scipy.sparse as sp
+
+    from mmgcn.nn.propagation import BipartitePropagation
+
+    torch.manual_seed(0)
+    train = sp.csr_matrix(([1.0, 1.0, 1.0], ([0, 0, 1], [0, 1, 1])), shape=(2, 2))
+    graph = BipartitePropagation(train, "left")
+    act_conv = MMGCNConv(3, 2, combine="ele", negative_slope=0.2)
+    lin_conv = MMGCNConv(3, 2, combine="ele", negative_slope=0.2, activate_output=False)
+    lin_conv.load_state_dict(act_conv.state_dict())
+    users, items, uid, iid = torch.randn(2, 3), torch.randn(2, 3), torch.randn(2, 2), torch.randn(2, 2)
+    act = torch.nn.LeakyReLU(0.2)
+    pre = lin_conv.combine_weight(act(lin_conv.aggregate_weight((items[0] + items[1]) / 2)))
+    pre = pre + act(lin_conv.self_weight(users[0])) + uid[0]
+    torch.testing.assert_close(lin_conv(users, items, graph, uid, iid)[0][0], pre)
+    torch.testing.assert_close(act_conv(users, items, graph, uid, iid)[0][0], act(pre))
+
+
+def test_output_activation_switch_lets_representations_go_negative(tiny_dataset):
+    relu = _model(tiny_dataset, negative_slope=0.0, use_id=False)
+    linear = _model(tiny_dataset, negative_slope=0.0, use_id=False, output_activation=False)
+    assert relu.embed().items.min() >= 0  # ReLU output: never negative
+    assert linear.embed().items.min() < 0
+    # only the last layer changes: hidden layers keep their activation
+    assert linear.gcns["visual"].layers[0].activate_output and not linear.gcns["visual"].layers[-1].activate_output
+
+
+def test_layer_mean_averages_the_layers_outputs(tiny_dataset):
+    model = _model(tiny_dataset, num_layers=3, layer_combination="mean")
+    gcn = model.gcns["visual"]
+    user_x = torch.nn.functional.normalize(gcn.preference, dim=1)
+    item_x = torch.nn.functional.normalize(gcn.projection(model.features("visual")), dim=1)
+    users_sum, items_sum = 0, 0
+    for layer in gcn.layers:
+        user_x, item_x = layer(user_x, item_x, model.graph, model.user_id, model.item_id)
+        users_sum, items_sum = users_sum + user_x, items_sum + item_x
+    users, items = gcn(model.features("visual"), model.graph, model.user_id, model.item_id)
+    torch.testing.assert_close(users, users_sum / 3)
+    torch.testing.assert_close(items, items_sum / 3)
+    last = _model(tiny_dataset, num_layers=3)
+    torch.testing.assert_close(last.gcns["visual"](model.features("visual"), model.graph, model.user_id,
+                                                   model.item_id)[1], item_x)
+
+
+def test_dropout_acts_in_training_only(tiny_dataset):
+    plain = _model(tiny_dataset)
+    dropped = _model(tiny_dataset, dropout=0.5)
+    dropped.eval()
+    torch.testing.assert_close(dropped.embed().items, plain.embed().items)  # same init, no dropout in eval
+    dropped.train()
+    torch.manual_seed(1)
+    first = dropped.embed().items
+    second = dropped.embed().items
+    assert not torch.allclose(first, second)
+    with pytest.raises(ValueError, match="dropout"):
+        _model(tiny_dataset, dropout=1.0)
+
+
+def test_init_scales_of_ids_and_preferences(tiny_dataset):
+    model = _model(tiny_dataset, id_init_std=0.0, preference_init_std=0.0)
+    assert model.user_id.abs().sum() == 0 and model.item_id.abs().sum() == 0
+    assert all(gcn.preference.abs().sum() == 0 for gcn in model.gcns.values())
+    wide = _model(tiny_dataset, dim=64, id_init_std=3.0, preference_init_std=3.0, latent_dim=256)
+    assert 2.5 < wide.item_id.std().item() < 3.5
+    assert 2.5 < wide.gcns["visual"].preference.std().item() < 3.5
+    with pytest.raises(ValueError, match="id_init_std"):
+        _model(tiny_dataset, id_init_std=-1.0)
+
+
+def test_standardize_features_centres_and_scales_each_column(tiny_dataset):
+    model = _model(tiny_dataset, standardize_features=True)
+    feats = model.features("visual")
+    torch.testing.assert_close(feats.mean(0), torch.zeros(6), atol=1e-5, rtol=0)
+    torch.testing.assert_close(feats.std(0, unbiased=False), torch.ones(6))
+    raw = tiny_dataset.features["visual"]
+    torch.testing.assert_close(feats[:, 0], (raw[:, 0] - raw[:, 0].mean()) / raw[:, 0].std(unbiased=False))
+    assert not torch.allclose(model.embed().items, _model(tiny_dataset).embed().items)
+    # a new item with item 4's raw features is standardised with the catalogue's statistics
+    with torch.no_grad():
+        model.item_id[4] = 0.0
+    new = model.represent_new_items({m: f[[4]] for m, f in tiny_dataset.features.items()})
+    torch.testing.assert_close(new.items[0], model.embed().items[4])
+
+
+@pytest.mark.parametrize("combination", ["last", "mean"])
+def test_batch_restricted_loss_with_new_switches(tiny_dataset, combination):
+    from mmgcn.nn.losses import bpr_loss, l2_reg
+
+    model = _model(tiny_dataset, num_layers=3, layer_combination=combination, output_activation=False,
+                   standardize_features=True, reg_weight=0.1)
+    users, pos, neg = TRIPLES
+    emb = model.embed()
+    u = emb.users[users]
+    reg = l2_reg(model.user_id[users], model.item_id[pos], model.item_id[neg],
+                 *[g.preference[users] for g in model.gcns.values()])
+    expected = bpr_loss((u * emb.items[pos]).sum(1), (u * emb.items[neg]).sum(1)) + 0.1 * reg
+    torch.testing.assert_close(model.loss(users, pos, neg), expected)
