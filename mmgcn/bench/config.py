@@ -231,8 +231,11 @@ class BenchConfig:
 
     @property
     def results_name(self) -> str:
-        """Folder name of this run's results under ``out``: the dataset, plus the protocol if not standard."""
-        return self.dataset if self.protocol == "standard" else f"{self.dataset}-{self.protocol}"
+        """Folder name of this run's results under ``out``: the dataset, then ``-<protocol>``
+        if not standard, then ``-quick`` unless ``--full`` (so that a quick preview never
+        overwrites the results of a full run)."""
+        name = self.dataset if self.protocol == "standard" else f"{self.dataset}-{self.protocol}"
+        return name if self.mode == "full" else f"{name}-quick"
 
     def model_config_for(self, spec: ModelSpec) -> dict[str, Any]:
         """Model config overrides for ``spec``: registry-name entry, then spec-name entry on top."""

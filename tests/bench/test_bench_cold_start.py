@@ -46,7 +46,7 @@ def test_cold_start_table_marks_id_only_models_unable(tmp_path: Path, cold_synth
     assert vbpr.n_test_users["cold-only"] == vbpr.n_test_users["cold"] > 0
     assert 0.0 <= vbpr.test["cold-only/recall@10"] <= 1.0
     assert "cold-only/recall@10" not in bpr.test and "cold-only" not in bpr.n_test_users
-    folder = tmp_path / "synthetic-cold-start"
+    folder = tmp_path / "synthetic-cold-start-quick"
     per_user = load_per_user(folder / "cells" / "vbpr" / "seed-0" / "per_user.npz")
     assert per_user["cold-only/recall@10"].mean() == pytest.approx(vbpr.test["cold-only/recall@10"])
     test_file = json.loads((folder / "cells" / "vbpr" / "seed-0" / "run" / "test_metrics.json").read_text())

@@ -104,8 +104,11 @@ def test_per_model_layering_spec_over_base() -> None:
     assert config.model_config_for(full_spec) == {"dim": 32}
     assert config.model_config_for(visual) == {"dim": 16}
     assert config.train_config_for(visual) == {"epochs": 4, "patience": 3, "lr": 0.01}
-    assert config.results_name == "tiktok"
-    assert BenchConfig(protocol="cold-start").results_name == "tiktok-cold-start"
+    # a quick preview never writes into the folder of a full run
+    assert config.results_name == "tiktok-quick"
+    assert BenchConfig(mode="full").results_name == "tiktok"
+    assert BenchConfig(protocol="cold-start").results_name == "tiktok-cold-start-quick"
+    assert BenchConfig(protocol="cold-start", mode="full").results_name == "tiktok-cold-start"
 
 
 def test_config_hash_is_canonical() -> None:

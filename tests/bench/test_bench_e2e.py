@@ -33,7 +33,7 @@ def test_bench_two_models_two_seeds_end_to_end(tmp_path: Path, synthetic) -> Non
     )
     run = run_benchmark(config, dataset=synthetic, progress=False)
     assert (run.ran, run.failed) == (4, 0)
-    folder = tmp_path / "synthetic"
+    folder = tmp_path / "synthetic-quick"
     for name in ("results.json", "results.md", "results.csv", "bar_chart.png", "validation_curves.png",
                  "time_vs_quality.png"):
         assert (folder / name).is_file(), name
@@ -75,7 +75,7 @@ def test_cli_bench_popular_on_real_tiktok(tmp_path: Path, data_root: Path, capsy
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "| popular (ref) | 1 |" in printed and "split: files: valid = valMat.pkl" in printed
-    results = json.loads((out / "tiktok" / "results.json").read_text())
+    results = json.loads((out / "tiktok-quick" / "results.json").read_text())
     recall = results["summaries"][0]["mean"]["recall@20"]
     # most-popular on these files (PUBLISHED.md, computed from trnMat / tstMat, train masked):
     # 0.0597; the bench also masks valid items, which can only move it slightly
@@ -95,4 +95,4 @@ def test_bad_model_or_train_key_fails_before_training(tmp_path: Path, tiny_datas
     unknown = BenchConfig(dataset="tiny", models=("no-such-model",), seeds=1, out=str(tmp_path))
     with pytest.raises(KeyError, match="unknown model"):
         run_benchmark(unknown, dataset=tiny_dataset, progress=False)
-    assert not (tmp_path / "tiny").exists()  # nothing was trained or written
+    assert not (tmp_path / "tiny-quick").exists()  # nothing was trained or written

@@ -144,7 +144,7 @@ def test_interrupted_cell_resumes_but_crashed_cell_restarts(tmp_path: Path, tiny
     config = make_config(tmp_path)
     with pytest.raises(KeyboardInterrupt):
         run(config, ScriptedRunner(interrupt={"bpr"}), tiny_dataset)
-    cell_dir = tmp_path / "results" / "tiny" / "cells" / "bpr" / "seed-0"
+    cell_dir = tmp_path / "results" / "tiny-quick" / "cells" / "bpr" / "seed-0"
     assert (cell_dir / "partial").exists() and not (cell_dir / MARKER).exists()
     runner = ScriptedRunner()
     run(config, runner, tiny_dataset)
