@@ -188,3 +188,23 @@ def test_vbpr_standardize_features_switch(tiny_dataset):
         model.bias_id[4] = 0.0
     new = model.represent_new_items({m: f[[4]] for m, f in tiny_dataset.features.items()})
     torch.testing.assert_close(new.items[0], model.embed().items[4])
+
+
+def test_vbpr_reg_content_adds_l2_of_projected_batch_content(tiny_dataset):
+    users, pos, neg = torch.tensor([0, 1, 2]), torch.tensor([0, 1, 2]), torch.tensor([4, 3, 0])
+    plain = _model(tiny_dataset, "vbpr", reg_weight=0.5, reg_content=False)
+    regularised = _model(tiny_dataset, "vbpr", reg_weight=0.5, reg_content=True)
+    regularised.load_state_dict(plain.state_dict())
+    with torch.no_grad():
+        plain.bias_content.weight.fill_(0.3)  # non-zero content bias, so its term shows
+        regularised.bias_content.weight.fill_(0.3)
+        content_pos, content_neg = regularised.content[pos], regularised.content[neg]
+        extra = sum(
+            t.pow(2).sum()
+            for t in (
+                regularised.projection(content_pos), regularised.projection(content_neg),
+                regularised.bias_content(content_pos), regularised.bias_content(content_neg),
+            )
+        ) / (2 * users.numel())
+        difference = regularised.loss(users, pos, neg) - plain.loss(users, pos, neg)
+    assert difference.item() == pytest.approx(0.5 * extra.item(), rel=1e-5)
