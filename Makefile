@@ -15,7 +15,7 @@ ifneq ($(wildcard ../shared/datasets),)
 export MMGCN_DATA ?= $(abspath ../shared/datasets)
 endif
 
-.PHONY: setup test test-fast lint bench bench-full clean-venv
+.PHONY: setup test test-fast lint bench bench-full info clean-venv
 
 setup: $(VENV)/.installed
 
@@ -49,6 +49,11 @@ bench: setup
 
 bench-full: setup
 	$(BIN)/mmgcn bench --config benchmarks/configs/tiktok.yaml --full
+
+# e.g. `make info DATASET=ml-100k`: set up, load the dataset, print its statistics
+DATASET ?= tiktok
+info: setup
+	$(BIN)/mmgcn datasets info $(DATASET)
 
 clean-venv:
 	rm -rf $(VENV)
