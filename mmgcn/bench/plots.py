@@ -17,6 +17,7 @@ import textwrap
 from collections import defaultdict
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -28,6 +29,13 @@ from mmgcn.utils.io import atomic_write_bytes
 BAR_CHART = "bar_chart.png"
 VALIDATION_CURVES = "validation_curves.png"
 TIME_VS_QUALITY = "time_vs_quality.png"
+
+
+def _colour(index: int, count: int) -> str | tuple[float, ...]:
+    """Distinct colours: matplotlib's 10-colour cycle, or tab20 when there are more models."""
+    if count <= 10:
+        return f"C{index}"
+    return tuple(matplotlib.colormaps["tab20"](index % 20))
 
 
 def _name(results: BenchResults) -> str:
@@ -95,7 +103,7 @@ def validation_curves(results: BenchResults, path: str | Path) -> Path:
     for cell in results.cells:
         if cell.status == "ok" and cell.valid_curve:
             by_model[cell.model].append(cell.valid_curve)
-    colours = {s.model: f"C{i % 10}" for i, s in enumerate(results.summaries)}
+    colours = {s.model: _colour(i, len(results.summaries)) for i, s in enumerate(results.summaries)}
     drawn = 0
     for model, curves in by_model.items():
         colour = colours.get(model, "k")
@@ -137,7 +145,7 @@ def time_vs_quality(results: BenchResults, path: str | Path) -> Path:
         # models without training epochs (popular) sit at a small positive time on the log axis
         t_plot = max(t, 1e-3)
         ax.errorbar(t_plot, q, xerr=s.std.get("train_s_per_epoch") or 0.0, yerr=s.std.get(metric) or 0.0,
-                    fmt="o", color=f"C{i % 10}", capsize=3)
+                    fmt="o", color=_colour(i, len(results.summaries)), capsize=3)
         ax.annotate(s.model, (t_plot, q), textcoords="offset points", xytext=(5, 4), fontsize=8)
     ax.set_xscale("log")
     ax.set_xlabel("training seconds per epoch (log scale)")
