@@ -14,6 +14,7 @@ protocol: more epochs, patience, seeds), e.g.::
       lightgcn:
         params: {num_layers: [1, 2], reg_weight: [1.0e-4, 1.0e-3]}
         select_on: valid          # the only accepted value: "test" is refused
+      mmgcn[image]: null          # a spec-name entry wins over the registry name's; null = no grid
     full:
       seeds: 3
       train: {epochs: 300, patience: 20}
@@ -203,7 +204,9 @@ class BenchConfig:
             raise ConfigError(f"bench config: mode {self.mode!r} must be 'quick' or 'full'")
         grids = {}
         for key, grid in self.grids.items():
-            if isinstance(grid, GridConfig):
+            if grid is None:  # an explicit "no grid" for this spec, e.g. an ablation of a gridded model
+                grids[key] = None
+            elif isinstance(grid, GridConfig):
                 grids[key] = grid
             elif isinstance(grid, Mapping):
                 grids[key] = from_dict(GridConfig, grid, where=f"grids.{key}")
@@ -246,7 +249,10 @@ class BenchConfig:
         return merge(dict(self.train), _layered(self.model_train, spec))
 
     def grid_for(self, spec: ModelSpec) -> GridConfig | None:
-        return self.grids.get(spec.name, self.grids.get(spec.base))
+        """The spec-name entry if there is one (``null`` = no grid), else the registry name's."""
+        if spec.name in self.grids:
+            return self.grids[spec.name]
+        return self.grids.get(spec.base)
 
 
 def _layered(table: Mapping[str, Mapping[str, Any]], spec: ModelSpec) -> dict[str, Any]:

@@ -57,6 +57,18 @@ def test_grid_points_and_valid_selection(tmp_path: Path) -> None:
         GridConfig(params={"dim": []})
 
 
+def test_spec_name_grid_wins_and_null_disables(tmp_path: Path) -> None:
+    path = write(tmp_path, "grids:\n  mmgcn:\n    params: {num_layers: [1, 2]}\n"
+                           "  mmgcn[text]:\n    params: {dim: [32]}\n  mmgcn[image]: null\n")
+    config = load_bench_config(path)
+    assert config.grid_for(ModelSpec.parse("mmgcn")).points() == [{"num_layers": 1}, {"num_layers": 2}]
+    assert config.grid_for(ModelSpec.parse("mmgcn[audio]")).points() == [{"num_layers": 1}, {"num_layers": 2}]
+    assert config.grid_for(ModelSpec.parse("mmgcn[text]")).points() == [{"dim": 32}]
+    assert config.grid_for(ModelSpec.parse("mmgcn[image]")) is None
+    with pytest.raises(ConfigError, match="must be a mapping"):
+        load_bench_config(write(tmp_path, "grids:\n  mmgcn: [1, 2]\n"))
+
+
 def test_full_section_and_overrides(tmp_path: Path) -> None:
     path = write(tmp_path, "dataset: tiktok\nseeds: 1\ntrain: {epochs: 5, patience: 2, lr: 0.01}\n"
                            "full:\n  seeds: 3\n  train: {epochs: 300}\n")
