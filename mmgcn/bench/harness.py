@@ -153,10 +153,15 @@ def build_header(config: BenchConfig, dataset: Dataset, runner: CellRunner) -> d
     protocol = f"full ranking over all {dataset.n_items:,} items"
     if config.protocol == "cold-start":
         n_cold = int(dataset.cold_items("test").size)
+        k = int(config.metric.split("@")[1])
         protocol += (
             "; metrics also reported over warm and cold (no train edge) test items separately, "
             f"and for a second ranking among the {n_cold:,} cold test items only (content models; "
-            "ID-only models cannot represent items without interactions and are marked unable)"
+            "ID-only models cannot represent items without interactions and are marked unable); "
+            "items without a train edge never enter training (BPR negatives are drawn among train "
+            "items only) and content models represent them from content alone, as new items "
+            "(ID part zero; train.negatives=train-items, train.edgeless_items=content); a random "
+            f"ranking's expected cold-only Recall@{k} is about {k} / {n_cold:,} = {min(1.0, k / max(n_cold, 1)):.3f}"
         )
     modalities = ", ".join(f"{m} {t.shape[1]}-d" for m, t in dataset.features.items()) or "none (interactions only)"
     seeds = config.seed_list

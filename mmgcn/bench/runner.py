@@ -39,6 +39,8 @@ from mmgcn.utils.seed import seed_everything
 BENCH_OWNED_KEYS = ("metric", "ks", "seed", "device")
 # trainer settings that cannot change a cell's results (left out of its config hash)
 NOT_HASHED = ("progress", "eval_block_size")
+# trainer keys added after results existed: hashed only when set, so finished cells stay valid
+HASHED_UNLESS_DEFAULT = {"negatives": "all", "edgeless_items": "own"}
 
 
 class TrainerRunner(CellRunner):
@@ -62,8 +64,12 @@ class TrainerRunner(CellRunner):
                 f"train settings {clash} are set by the benchmark for every model alike "
                 f"(use the top-level keys metric / ks / seeds / device)"
             )
+        cold_start = config.protocol == "cold-start"
         merged = {
-            "warm_cold": config.protocol == "cold-start",
+            "warm_cold": cold_start,
+            # items held out entirely stay out of training (not even negatives) and are
+            # represented from content at evaluation, as new items are
+            **({"negatives": "train-items", "edgeless_items": "content"} if cold_start else {}),
             **values,
             "metric": config.metric,
             "ks": list(config.ks),
@@ -78,6 +84,9 @@ class TrainerRunner(CellRunner):
         train = to_dict(self.train_config(train_config, config))
         for key in (*NOT_HASHED, "seed"):
             train.pop(key, None)
+        for key, default in HASHED_UNLESS_DEFAULT.items():
+            if train.get(key) == default:
+                train.pop(key)
         return {"model": to_dict(build_config(spec.base, model_config)), "train": train}
 
     def describe(self, train_config: dict[str, Any], config: BenchConfig) -> dict[str, Any]:

@@ -48,9 +48,36 @@ class Embeddings:
             (e.g. one part per modality plus ``"id"``); used to attribute scores.
     """
 
+    #: fields indexed by item (first dimension ``n_items``); subclasses add theirs
+    ITEM_FIELDS: ClassVar[tuple[str, ...]] = ("items",)
+
     users: Tensor
     items: Tensor
     parts: dict[str, tuple[Tensor, Tensor]] = field(default_factory=dict)
+
+    def with_item_rows(self, index: Tensor, new: Embeddings) -> Embeddings:
+        """A copy whose rows ``index`` of every item-indexed field (and of every part's item
+        side) are the rows of ``new`` (e.g. :meth:`Recommender.represent_new_items` of those
+        items, in the order of ``index``); users are kept."""
+        if type(new) is not type(self):
+            raise TypeError(f"cannot mix {type(self).__name__} with {type(new).__name__}")
+        changes: dict[str, Any] = {}
+        for name in self.ITEM_FIELDS:
+            old, rows = getattr(self, name), getattr(new, name)
+            if old is None or rows is None:
+                continue
+            if rows.shape[0] != index.numel() or rows.shape[1:] != old.shape[1:]:
+                raise ValueError(f"{name}: {tuple(rows.shape)} new rows for {index.numel()} items of {tuple(old.shape)}")
+            replaced = old.clone()
+            replaced[index] = rows.to(device=old.device, dtype=old.dtype)
+            changes[name] = replaced
+        parts = {}
+        if set(self.parts) == set(new.parts):
+            for key, (users, items) in self.parts.items():
+                replaced = items.clone()
+                replaced[index] = new.parts[key][1].to(device=items.device, dtype=items.dtype)
+                parts[key] = (users, replaced)
+        return dataclasses.replace(self, **changes, parts=parts)
 
     def detach(self) -> Embeddings:
         return Embeddings(

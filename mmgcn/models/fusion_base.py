@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import ClassVar, Literal, NamedTuple
 
 import numpy as np
 import torch
@@ -79,6 +79,8 @@ class AttentionEmbeddings(Embeddings):
         part_keys: ``(n_items, P, a)`` attention keys.
         part_mask: ``(n_items, P)`` bool, ``False`` where a part is absent.
     """
+
+    ITEM_FIELDS: ClassVar[tuple[str, ...]] = ("items", "part_vectors", "part_keys", "part_mask")
 
     part_vectors: Tensor | None = None
     part_keys: Tensor | None = None

@@ -10,6 +10,9 @@ import torch
 from mmgcn.data.dataset import SPLITS
 from mmgcn.eval.metrics import METRIC_NAMES
 
+NEGATIVES = ("all", "train-items")
+EDGELESS_ITEMS = ("own", "content")
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -32,6 +35,15 @@ class TrainConfig:
         test_mask: splits masked in the final test (default ``("train", "valid")``; the
             published TikTok / Baby tables mask only ``train``).
         warm_cold: report the final test separately on warm and cold items (default ``True``).
+        negatives: where BPR negatives come from: ``"all"`` items (default, as MMRec and the
+            original code) or ``"train-items"``, the items with at least one train
+            interaction, so that items held out entirely (a cold-start split) never enter
+            training, not even as negatives.
+        edgeless_items: how items without a train edge are represented when evaluating:
+            ``"own"`` (default: the model's embedding of them, whose ID part was never trained
+            on a positive) or ``"content"``: from their content alone, as the model
+            represents a new item (ID part zero, no neighbours; ``represent_new_items``).
+            Models that read no content keep their own.
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or ``"auto"`` (default ``"cpu"``).
         deterministic: ask torch for deterministic kernels (default ``True``).
         progress: tqdm bar over each epoch's batches (default ``True``).
@@ -51,6 +63,8 @@ class TrainConfig:
     valid_mask: tuple[str, ...] = ("train",)
     test_mask: tuple[str, ...] = ("train", "valid")
     warm_cold: bool = True
+    negatives: str = "all"
+    edgeless_items: str = "own"
     device: str = "cpu"
     deterministic: bool = True
     progress: bool = True
@@ -79,6 +93,10 @@ class TrainConfig:
                 raise ValueError(f"train.{name} names unknown split(s) {bad}; use names from {list(SPLITS)}")
         if "valid" in self.valid_mask or "test" in self.valid_mask or "test" in self.test_mask:
             raise ValueError("train.valid_mask may hold only 'train'; train.test_mask only 'train'/'valid'")
+        if self.negatives not in NEGATIVES:
+            raise ValueError(f"train.negatives {self.negatives!r} must be one of {list(NEGATIVES)}")
+        if self.edgeless_items not in EDGELESS_ITEMS:
+            raise ValueError(f"train.edgeless_items {self.edgeless_items!r} must be one of {list(EDGELESS_ITEMS)}")
         if not re.fullmatch(r"cpu|auto|cuda(:\d+)?|mps", self.device):
             raise ValueError(f"train.device {self.device!r}: use cpu, cuda, cuda:N, mps or auto")
 
@@ -88,4 +106,4 @@ class TrainConfig:
         return torch.device(self.device)
 
 
-__all__ = ["TrainConfig"]
+__all__ = ["EDGELESS_ITEMS", "NEGATIVES", "TrainConfig"]

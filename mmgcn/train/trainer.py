@@ -28,12 +28,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from mmgcn.config import to_dict
 from mmgcn.data.dataset import Dataset
 from mmgcn.eval.evaluator import EvalResult, evaluate
-from mmgcn.models.base import Recommender
+from mmgcn.eval.explain import model_modalities
+from mmgcn.models.base import Embeddings, Recommender
 from mmgcn.train import run_dir as rd
 from mmgcn.train.checkpoint import (
     capture_rng_state,
@@ -237,7 +239,12 @@ class Trainer:
                     f"on the class if it is meant to be evaluated without training"
                 )
             self.optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-            self.sampler = BPRSampler(self.dataset.train, seed=cfg.seed)
+            pool = None
+            if cfg.negatives == "train-items":
+                pool = np.flatnonzero(np.diff(self.dataset.train.tocsc().indptr) > 0)
+                log.info("negatives drawn from the %d of %d items with train interactions",
+                         pool.size, self.dataset.n_items)
+            self.sampler = BPRSampler(self.dataset.train, seed=cfg.seed, negative_items=pool)
         if not self.resume:
             self._write_run_files()
 
@@ -259,7 +266,9 @@ class Trainer:
         state = load_checkpoint(self.run_dir / rd.LAST_CHECKPOINT)
         saved = state["train_config"]
         current = to_dict(self.config)
-        changed = sorted(k for k in current if k not in RESUMABLE_CHANGES and saved.get(k) != current[k])
+        defaults = to_dict(TrainConfig())  # keys added after the checkpoint was written: their defaults
+        changed = sorted(k for k in current
+                         if k not in RESUMABLE_CHANGES and saved.get(k, defaults.get(k)) != current[k])
         if changed:
             raise ValueError(
                 f"{self.run_dir}: cannot resume with a different train config for {changed} "
@@ -308,7 +317,7 @@ class Trainer:
         """Evaluate the valid split, update the early-stopping state, save the best model."""
         cfg = self.config
         result = evaluate(self.model, self.dataset, split="valid", ks=cfg.ks, mask=cfg.valid_mask,
-                          block_size=cfg.eval_block_size)
+                          block_size=cfg.eval_block_size, emb=self._eval_embeddings())
         value = result.metrics[cfg.metric]
         improved = value > self.best_value + cfg.min_delta
         if improved:
@@ -354,8 +363,9 @@ class Trainer:
         the cold test items only (``None`` when the test split has no cold item).
         """
         cfg = self.config
+        emb = self._eval_embeddings()
         result = evaluate(self.model, self.dataset, split="test", ks=cfg.ks, mask=cfg.test_mask,
-                          block_size=cfg.eval_block_size, warm_cold=cfg.warm_cold)
+                          block_size=cfg.eval_block_size, warm_cold=cfg.warm_cold, emb=emb)
         log.info("test of the epoch-%d model (selected by valid %s = %.4f): %s",
                  self.best_epoch, cfg.metric, self.best_value, result.summary())
         cold_only = None
@@ -365,7 +375,7 @@ class Trainer:
                 log.warning("%s: no test item lacks train edges; no cold-only ranking", self.dataset.name)
             else:
                 cold_only = evaluate(self.model, self.dataset, split="test", ks=cfg.ks, mask=cfg.test_mask,
-                                     block_size=cfg.eval_block_size, candidate_items=cold_items)
+                                     block_size=cfg.eval_block_size, candidate_items=cold_items, emb=emb)
                 log.info("test among the %d cold test items only: %s", cold_items.size, cold_only.summary())
         if self.run_dir is not None:
             atomic_write_json(self.run_dir / rd.TEST_METRICS_FILE, {
@@ -384,6 +394,28 @@ class Trainer:
         return result, cold_only
 
     # ------------------------------------------------------------------ helpers
+    def _eval_embeddings(self) -> Embeddings | None:
+        """With ``edgeless_items="content"`` and a content model: ``embed()`` with the items
+        that have no train edge represented from their content alone (as new items); else
+        ``None`` (the evaluator embeds as usual)."""
+        if self.config.edgeless_items != "content" or not getattr(self.model, "uses_content", False):
+            return None
+        edgeless = np.flatnonzero(np.diff(self.dataset.train.tocsc().indptr) == 0)
+        if edgeless.size == 0:
+            return None
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.no_grad():
+                emb = self.model.embed()
+                index = torch.from_numpy(edgeless)
+                features = {m: self.dataset.features[m][index].to(emb.items.device)
+                            for m in model_modalities(self.model, self.dataset)}
+                new = self.model.represent_new_items(features)
+                return emb.with_item_rows(index.to(emb.items.device), new)
+        finally:
+            self.model.train(was_training)
+
     def _checkpoint_state(self, record: Mapping[str, Any]) -> dict[str, Any]:
         return {
             "epoch": self.epoch,

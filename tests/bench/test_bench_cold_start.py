@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from mmgcn.bench.cells import load_per_user
-from mmgcn.bench.config import BenchConfig
+from mmgcn.bench.config import BenchConfig, ModelSpec
 from mmgcn.bench.harness import dataset_arguments, run_benchmark
+from mmgcn.bench.runner import TrainerRunner
 from mmgcn.bench.tables import UNABLE, to_markdown
 from mmgcn.data.synthetic import make_synthetic
 
@@ -28,6 +29,22 @@ def test_cold_start_protocol_loads_the_cold_items_split_unless_a_split_is_named(
     assert dataset_arguments(tiktok) == {"convention": "files", "split": "cold_items"}
     files_split = BenchConfig(protocol="cold-start", dataset_kwargs={"split": None})
     assert dataset_arguments(files_split) == {"split": None}
+
+
+def test_cold_start_cells_keep_held_out_items_out_of_training():
+    # cold-start: negatives only among train items, held-out items scored from content;
+    # the standard protocol keeps the defaults and its cells' identity (hash) unchanged
+    runner = TrainerRunner(progress=False)
+    cold = runner.train_config({}, BenchConfig(protocol="cold-start"))
+    assert (cold.negatives, cold.edgeless_items) == ("train-items", "content")
+    standard = runner.train_config({}, BenchConfig())
+    assert (standard.negatives, standard.edgeless_items) == ("all", "own")
+    resolved = runner.resolve(ModelSpec.parse("bpr"), {}, {}, BenchConfig())["train"]
+    assert "negatives" not in resolved and "edgeless_items" not in resolved
+    resolved = runner.resolve(ModelSpec.parse("bpr"), {}, {}, BenchConfig(protocol="cold-start"))["train"]
+    assert (resolved["negatives"], resolved["edgeless_items"]) == ("train-items", "content")
+    # a config may still choose otherwise
+    assert runner.train_config({"negatives": "all"}, BenchConfig(protocol="cold-start")).negatives == "all"
 
 
 @pytest.mark.slow

@@ -135,3 +135,29 @@ def test_standardize_with_reference_statistics_matches_standardize_features(mode
     if mode == "standard":
         expected = (row - mean) / std.clamp_min(1e-6) / 7**0.5
         torch.testing.assert_close(standardize_with(row, mean, std, mode), expected)
+
+
+def test_with_item_rows_replaces_item_rows_only():
+    from mmgcn.models.base import Embeddings
+    from mmgcn.models.fusion_base import AttentionEmbeddings
+
+    users, items = torch.arange(6.0).reshape(3, 2), torch.zeros(4, 2)
+    parts = {"id": (users, items), "image": (users + 1, items + 1)}
+    new = Embeddings(users * 0, torch.tensor([[7.0, 7.0], [9.0, 9.0]]),
+                     {"id": (users, torch.full((2, 2), 5.0)), "image": (users, torch.full((2, 2), 6.0))})
+    out = Embeddings(users, items, parts).with_item_rows(torch.tensor([3, 1]), new)
+    assert torch.equal(out.users, users) and torch.equal(items, torch.zeros(4, 2))  # input untouched
+    assert out.items.tolist() == [[0, 0], [9, 9], [0, 0], [7, 7]]
+    assert out.parts["id"][1][:, 0].tolist() == [0, 5, 0, 5] and out.parts["image"][1][:, 0].tolist() == [1, 6, 1, 6]
+    assert torch.equal(out.parts["image"][0], users + 1)
+    with pytest.raises(ValueError, match=r"\(2, 2\) new rows for 3 items"):
+        Embeddings(users, items).with_item_rows(torch.tensor([0, 1, 2]), new)
+    # attention embeddings also carry per-item parts, keys and masks
+    att = AttentionEmbeddings(users, items, {}, torch.zeros(4, 2, 2), torch.zeros(4, 2, 1), torch.ones(4, 2, dtype=torch.bool))
+    new_att = AttentionEmbeddings(users, torch.ones(1, 2), {}, torch.ones(1, 2, 2), torch.ones(1, 2, 1),
+                                  torch.tensor([[True, False]]))
+    out = att.with_item_rows(torch.tensor([2]), new_att)
+    assert out.part_vectors[2].sum() == 4 and out.part_vectors[[0, 1, 3]].sum() == 0
+    assert out.part_mask[2].tolist() == [True, False] and out.part_mask[0].tolist() == [True, True]
+    with pytest.raises(TypeError, match="cannot mix"):
+        att.with_item_rows(torch.tensor([2]), new)

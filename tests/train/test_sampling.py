@@ -118,3 +118,39 @@ def test_invalid_inputs():
         BPRSampler(full)
     with pytest.raises(ValueError, match="batch_size"):
         next(BPRSampler(random_train()).batches(0))
+
+
+def test_negative_pool_excludes_held_out_items_and_stays_uniform():
+    # user 0: positives {0, 1}; user 1: positives {1, 3}; items 6..9 are held out (no train
+    # edge) and must never be drawn; within the pool {0..5} each non-positive is equally likely
+    train = sp.csr_matrix(([1.0] * 4, ([0, 0, 1, 1], [0, 1, 1, 3])), shape=(2, 10))
+    pool = np.arange(6)
+    for rounds in (20, 0):  # rejection draws, and the exact rank-based fallback alone
+        sampler = BPRSampler(train, seed=5, max_rejection_rounds=rounds, negative_items=pool[::-1])
+        assert (sampler.n_items, sampler.n_pool) == (10, 6)
+        neg0 = sampler.sample_negatives(np.zeros(40_000, dtype=np.int64))
+        counts = np.bincount(neg0, minlength=10)
+        assert counts[[0, 1]].sum() == 0 and counts[6:].sum() == 0
+        assert chisquare(counts[[2, 3, 4, 5]]).pvalue > 1e-3
+        neg1 = sampler.sample_negatives(np.ones(40_000, dtype=np.int64))
+        assert set(np.unique(neg1).tolist()) == {0, 2, 4, 5}
+    # the epoch still visits every train interaction once, with item ids (not pool positions)
+    users, positives, negatives = collect(BPRSampler(train, seed=1, negative_items=pool), 3)
+    assert sorted(zip(users.tolist(), positives.tolist())) == [(0, 0), (0, 1), (1, 1), (1, 3)]
+    assert not BPRSampler(train, negative_items=pool).is_positive(users, negatives).any()
+    assert BPRSampler(train, negative_items=pool).is_positive(np.array([0, 1, 1]), np.array([1, 3, 7])).tolist() == [
+        True, True, False]
+
+
+def test_negative_pool_validation():
+    train = sp.csr_matrix(([1.0, 1.0], ([0, 0], [0, 4])), shape=(1, 6))
+    with pytest.raises(ValueError, match=r"misses 1 item\(s\) with train interactions \(e.g. \[4\]\)"):
+        BPRSampler(train, negative_items=[0, 1, 2])
+    with pytest.raises(ValueError, match=r"item ids in \[0, 6\)"):
+        BPRSampler(train, negative_items=[0, 4, 6])
+    with pytest.raises(ValueError, match="interacted with all 2 items negatives are drawn from"):
+        BPRSampler(train, negative_items=[0, 4])
+    # without a pool the draws are exactly as before (the pool of all items is the same stream)
+    a = BPRSampler(train, seed=3).sample_negatives(np.zeros(50, dtype=np.int64))
+    b = BPRSampler(train, seed=3, negative_items=np.arange(6)).sample_negatives(np.zeros(50, dtype=np.int64))
+    assert np.array_equal(a, b)

@@ -7,10 +7,12 @@ import logging
 
 import numpy as np
 import pytest
+import torch
 
 from mmgcn.data.synthetic import make_synthetic
 from mmgcn.eval.evaluator import evaluate
 from mmgcn.models import build_model
+from mmgcn.models.base import Embeddings
 from mmgcn.train import run_dir as rd
 from mmgcn.train.trainer import TrainConfig, Trainer
 from mmgcn.utils.seed import seed_everything
@@ -89,3 +91,72 @@ def test_id_only_models_still_rank_cold_items_when_asked(tiny_dataset, name):
     model = build_model(name, tiny_dataset)
     result = Trainer(model, tiny_dataset, TrainConfig(**QUICK), cold_only_test=True).fit()
     assert result.test_cold_only is not None and result.test_cold_only.n_candidates == 1
+
+
+def _named_item_rows(model, n_items):
+    """Every parameter with one row per item (ID embeddings, item biases), by name."""
+    return {name: p.detach().clone() for name, p in model.named_parameters() if p.shape[:1] == (n_items,)}
+
+
+@pytest.mark.parametrize("name", ["vbpr", "concat", "mmgcn"])
+def test_held_out_items_stay_out_of_training_and_are_scored_from_content(name):
+    data = make_synthetic(60, 40, modalities={"image": 6}, interactions_per_user=8, cold_item_fraction=0.3,
+                          seed=1, progress=False)
+    edgeless = np.flatnonzero(np.diff(data.train.tocsc().indptr) == 0)
+    assert edgeless.size >= 3
+    config = TrainConfig(epochs=2, batch_size=64, progress=False, ks=(2, 5), metric="recall@5",
+                         negatives="train-items", edgeless_items="content")
+
+    seed_everything(0)
+    model = build_model(name, data)
+    before = _named_item_rows(model, data.n_items)
+    assert before, "the model has no per-item parameters to check"
+    trainer = Trainer(model, data, config, cold_only_test=True)
+    result = trainer.fit()
+    # the sampler never draws a held-out item ...
+    negatives = trainer.sampler.sample_negatives(np.repeat(np.arange(data.n_users), 50))
+    assert not np.isin(negatives, edgeless).any()
+    # ... so their per-item rows (IDs, biases) are exactly as initialised, while others moved
+    after = _named_item_rows(model, data.n_items)
+    for key in before:
+        assert torch.equal(before[key][edgeless], after[key][edgeless]), key
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+
+    # evaluation represents them from content, as new items: the same numbers by hand
+    with torch.no_grad():
+        model.eval()
+        emb = model.embed()
+        new = model.represent_new_items({"image": data.features["image"][torch.from_numpy(edgeless)]})
+        items = emb.items.clone()
+        items[torch.from_numpy(edgeless)] = new.items
+        scores_by_hand = emb.users @ items.T
+        by_hand = Embeddings(emb.users, items)
+    direct = evaluate(model, data, "test", ks=(2, 5), emb=by_hand, warm_cold=True)
+    assert result.test.metrics == pytest.approx(direct.metrics)
+    cold_direct = evaluate(model, data, "test", ks=(2, 5), emb=by_hand, candidate_items=data.cold_items("test"))
+    assert result.test_cold_only.metrics == pytest.approx(cold_direct.metrics)
+    # VBPR and MMGCN would otherwise score held-out items with their own (initial) ID rows;
+    # the fusion models already zero the ID of an item without train edges (cold_item_ids)
+    own = model.score(torch.arange(data.n_users))
+    assert torch.allclose(own[:, edgeless], scores_by_hand[:, edgeless]) == (name == "concat")
+
+
+def test_negatives_from_all_items_do_touch_held_out_items():
+    # the default (as MMRec and the original): held-out items are drawn as negatives and
+    # their ID rows are pushed around although no interaction of theirs was ever seen
+    data = make_synthetic(60, 40, modalities={"image": 6}, interactions_per_user=8, cold_item_fraction=0.3,
+                          seed=1, progress=False)
+    edgeless = np.flatnonzero(np.diff(data.train.tocsc().indptr) == 0)
+    seed_everything(0)
+    model = build_model("vbpr", data)
+    before = _named_item_rows(model, data.n_items)
+    Trainer(model, data, TrainConfig(epochs=2, batch_size=64, progress=False, ks=(5,), metric="recall@5")).fit()
+    after = _named_item_rows(model, data.n_items)
+    assert any(not torch.equal(before[k][edgeless], after[k][edgeless]) for k in before)
+
+
+def test_train_config_refuses_unknown_negatives_and_edgeless_modes():
+    with pytest.raises(ValueError, match="train.negatives 'cold'"):
+        TrainConfig(negatives="cold")
+    with pytest.raises(ValueError, match="train.edgeless_items 'zero'"):
+        TrainConfig(edgeless_items="zero")
