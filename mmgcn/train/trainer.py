@@ -193,6 +193,7 @@ class Trainer:
         self.stopped_early = False
         self.history: list[dict[str, Any]] = []
         self._best_model_state: dict[str, torch.Tensor] | None = None
+        self._edgeless: np.ndarray | None = None
 
     # ------------------------------------------------------------------ public
     def fit(self, evaluate_test: bool = True) -> TrainResult:
@@ -400,7 +401,9 @@ class Trainer:
         ``None`` (the evaluator embeds as usual)."""
         if self.config.edgeless_items != "content" or not getattr(self.model, "uses_content", False):
             return None
-        edgeless = np.flatnonzero(np.diff(self.dataset.train.tocsc().indptr) == 0)
+        if self._edgeless is None:  # the train split never changes: find its edgeless items once
+            self._edgeless = np.flatnonzero(np.diff(self.dataset.train.tocsc().indptr) == 0)
+        edgeless = self._edgeless
         if edgeless.size == 0:
             return None
         was_training = self.model.training
