@@ -13,6 +13,7 @@ say how to fix the input.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import types
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -214,11 +215,16 @@ class Dataset:
                 out[f"{a}&{b}"] = int(getattr(self, a).multiply(getattr(self, b)).nnz)
         return out
 
+    @functools.cached_property
+    def items_in_train(self) -> np.ndarray:
+        """Boolean ``(n_items,)``: whether each item has at least one train interaction
+        (computed once; the dataset is immutable)."""
+        return np.diff(self.train.tocsc().indptr) > 0
+
     def cold_items(self, split: str = "test") -> np.ndarray:
         """Items that appear in ``split`` but have no train interaction (sorted ids)."""
         in_split = np.diff(self.split(split).tocsc().indptr) > 0
-        in_train = np.diff(self.train.tocsc().indptr) > 0
-        return np.flatnonzero(in_split & ~in_train)
+        return np.flatnonzero(in_split & ~self.items_in_train)
 
     def with_features(self, features: Mapping[str, Any]) -> Dataset:
         """A copy with ``features`` replacing the feature dict (validated again)."""

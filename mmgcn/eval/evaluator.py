@@ -233,7 +233,7 @@ def evaluate(
         cand_t = None if candidates is None else torch.from_numpy(candidates).to(device)
         item_is_cold = None
         if warm_cold:
-            cold = np.diff(dataset.train.tocsc().indptr) == 0
+            cold = ~dataset.items_in_train
             cold = cold if candidates is None else cold[candidates]
             item_is_cold = torch.from_numpy(cold).to(device)
         if block_size is None:

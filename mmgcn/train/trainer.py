@@ -193,7 +193,6 @@ class Trainer:
         self.stopped_early = False
         self.history: list[dict[str, Any]] = []
         self._best_model_state: dict[str, torch.Tensor] | None = None
-        self._edgeless: np.ndarray | None = None
 
     # ------------------------------------------------------------------ public
     def fit(self, evaluate_test: bool = True) -> TrainResult:
@@ -242,7 +241,7 @@ class Trainer:
             self.optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
             pool = None
             if cfg.negatives == "train-items":
-                pool = np.flatnonzero(np.diff(self.dataset.train.tocsc().indptr) > 0)
+                pool = np.flatnonzero(self.dataset.items_in_train)
                 log.info("negatives drawn from the %d of %d items with train interactions",
                          pool.size, self.dataset.n_items)
             self.sampler = BPRSampler(self.dataset.train, seed=cfg.seed, negative_items=pool)
@@ -401,9 +400,7 @@ class Trainer:
         ``None`` (the evaluator embeds as usual)."""
         if self.config.edgeless_items != "content" or not getattr(self.model, "uses_content", False):
             return None
-        if self._edgeless is None:  # the train split never changes: find its edgeless items once
-            self._edgeless = np.flatnonzero(np.diff(self.dataset.train.tocsc().indptr) == 0)
-        edgeless = self._edgeless
+        edgeless = np.flatnonzero(~self.dataset.items_in_train)
         if edgeless.size == 0:
             return None
         was_training = self.model.training

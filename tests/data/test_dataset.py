@@ -43,6 +43,8 @@ def test_stats_hand_computed(tiny_dataset):
     assert stats["test"]["cold_items"] == 1
     assert stats["test"]["interactions_on_cold_items"] == 1
     assert stats["valid"]["cold_items"] == 0
+    assert tiny_dataset.items_in_train.tolist() == [True, True, True, True, False]
+    assert tiny_dataset.cold_items("test").tolist() == [4] and tiny_dataset.cold_items("valid").size == 0
     assert stats["modalities"] == {"visual": 6, "acoustic": 3}
     # train user degrees are 2, 2, 2, 1 -> median 2, min 1
     assert stats["train_user_degree"]["0.5"] == 2.0
