@@ -74,7 +74,7 @@ def test_info_ml100k(capsys, data_root):
     assert "(total 100,000)" in out
     assert "content           titles 1,682 / texts 1,682 / image_paths 1,618 of 1,682 items" in out
     assert "split             temporal (ratios 0.8/0.1/0.1, seed 0" in out
-    assert "mmgcn extract --dataset ml-100k --modality text" in out
+    assert "mmgcn extract ml-100k --modality text" in out
 
 
 def test_info_json_and_split_flags(capsys, data_root):
