@@ -10,11 +10,13 @@ The same objects as :mod:`mmgcn.data` (this module only gathers them): the
 :class:`~mmgcn.data.dataset.Dataset`, :func:`~mmgcn.data.importer.import_table`
 (``mmgcn datasets import``), :func:`~mmgcn.data.registry.load_dataset`,
 :func:`~mmgcn.data.registry.list_datasets`, :func:`~mmgcn.data.registry.dataset_card`,
-:func:`~mmgcn.data.tables.read_table`, :func:`~mmgcn.data.synthetic.make_synthetic`, and
+:func:`~mmgcn.data.tables.read_table`, :func:`~mmgcn.data.synthetic.make_synthetic`,
+:func:`~mmgcn.data.demo.write_demo_shop` (a small shop written as CSV files + images), and
 the PyG bridge :func:`~mmgcn.data.pyg.from_pyg` (``Dataset.to_pyg()`` goes the other way).
 """
 
 from mmgcn.data.dataset import DataError, Dataset, ItemContent
+from mmgcn.data.demo import write_demo_shop
 from mmgcn.data.importer import import_table
 from mmgcn.data.registry import dataset_card, list_datasets, load_dataset
 from mmgcn.data.synthetic import make_synthetic
@@ -30,4 +32,5 @@ __all__ = [
     "load_dataset",
     "make_synthetic",
     "read_table",
+    "write_demo_shop",
 ]

@@ -165,6 +165,8 @@ def format_stats(stats: dict[str, Any], title: str | None = None) -> list[str]:
         f"(total {stats['total_interactions']:,})",
     )
     row("density", f"{100 * stats['density']:.4f}%")
+    if "timestamps" in stats:
+        row("event times", "yes (kept in every split)" if stats["timestamps"] else "no")
     split = stats.get("split")
     if isinstance(split, dict):
         detail = ", ".join(

@@ -9,7 +9,7 @@ A config file has up to four sections; every key is checked (unknown keys are er
     run:     {model: lightgcn, dataset: tiktok, data_dir: null}   # what --model/--dataset set
     model:   {dim: 64, num_layers: 2}                             # the model's Config fields
     train:   {epochs: 300, patience: 20, lr: 1.0e-3}              # TrainConfig fields
-    dataset: {convention: hkuds}                                  # load_dataset keyword arguments
+    dataset: {convention: mmrec}                                  # load_dataset keyword arguments
 
 Precedence, lowest first: dataclass defaults < the model class's ``train_defaults`` <
 ``--config`` file < ``--set section.key=value`` < ``--seed`` / ``--model`` / ``--dataset``.
@@ -207,7 +207,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     train.add_argument("--model", help="registered model name (see mmgcn.models.available_models())")
-    train.add_argument("--dataset", help="dataset name, e.g. tiktok, amazon-baby, ml-100k")
+    train.add_argument("--dataset", help="dataset name, e.g. tiktok, amazon-baby, ml-100k or one you imported "
+                                         "(`mmgcn datasets list`)")
     train.add_argument("--data-dir", help="raw data root (default: $MMGCN_DATA)")
     train.add_argument("--config", help="YAML config file with run/model/train/dataset sections")
     train.add_argument("--set", action="append", metavar="KEY=VALUE",

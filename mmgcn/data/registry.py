@@ -367,6 +367,11 @@ def _with_content(dataset: Dataset, card: Mapping[str, Any], root: Path, verify:
         }
     if card.get("source"):
         info["imported_from"] = dict(card["source"])
+    made = card.get("split") or {}
+    if made.get("method") in METHODS:
+        # the split the importer made, stored in x_label
+        info["split"] = {k: made[k] for k in ("method", "ratios", "seed") if k in made}
+        info["split"]["stored"] = "x_label of the .inter file"
     return dataclasses.replace(dataset, content=content, item_meta={**dataset.item_meta, **item_meta}, info=info)
 
 
