@@ -339,6 +339,22 @@ class Dataset:
         stored = self.features.stored()
         return self.with_features({m: stored[m] for m in modalities})
 
+    # ------------------------------------------------------------------ interop
+    def to_pyg(self) -> Any:
+        """The dataset as a PyTorch Geometric ``HeteroData``: ``user`` / ``item`` nodes,
+        ``x_<modality>`` item features, ``(user, train|valid|test, item)`` edges (with
+        ``time`` where the dataset has event times). See :mod:`mmgcn.data.pyg`."""
+        from mmgcn.data.pyg import to_pyg
+
+        return to_pyg(self)
+
+    @classmethod
+    def from_pyg(cls, data: Any, name: str | None = None) -> Dataset:
+        """A dataset from a ``HeteroData`` laid out as :meth:`to_pyg` writes it."""
+        from mmgcn.data.pyg import from_pyg
+
+        return from_pyg(data, name)
+
     # ------------------------------------------------------------------ stats
     def stats(self) -> dict[str, Any]:
         """Counts, density, degree quantiles, cold users/items per split, modality dims."""
