@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from mmgcn.cli.importing import add_import_parser
 from mmgcn.data import paths
 from mmgcn.data.dataset import DataError, Dataset
 from mmgcn.data.registry import (
@@ -34,8 +35,6 @@ from mmgcn.data.registry import (
     read_card,
 )
 from mmgcn.data.splits import METHODS
-
-from mmgcn.cli.importing import add_import_parser
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

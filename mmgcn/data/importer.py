@@ -117,7 +117,7 @@ def _codes(keys: np.ndarray, uniques: np.ndarray) -> np.ndarray:
 
 
 def _check_name(name: str, root: Path, overwrite: bool) -> Path:
-    from mmgcn.data.registry import CARDS_DIRNAME, _NAME, is_builtin
+    from mmgcn.data.registry import _NAME, CARDS_DIRNAME, is_builtin
 
     if not isinstance(name, str) or not _NAME.match(name) or name == CARDS_DIRNAME:
         raise DataError(f"dataset name {name!r}: use letters, digits, '.', '_' and '-' (and not {CARDS_DIRNAME!r})")

@@ -41,7 +41,13 @@ from mmgcn.data import paths
 from mmgcn.data.dataset import DataError, Dataset
 from mmgcn.data.log import InteractionLog
 from mmgcn.data.prepare import make_dataset
-from mmgcn.data.readers.common import feature_files, file_hashes, fingerprint, load_feature_file, verify_pins
+from mmgcn.data.readers.common import (
+    feature_files,
+    file_hashes,
+    fingerprint,
+    load_feature_file,
+    verify_pins,
+)
 from mmgcn.data.readers.content import read_content
 from mmgcn.data.readers.mmrec import read_mmrec
 from mmgcn.data.readers.mmssl import CONVENTIONS, TRAIN_FILE, read_mmssl

@@ -11,6 +11,27 @@ from mmgcn.data.dataset import SPLITS
 from mmgcn.eval.metrics import METRIC_NAMES
 
 NEGATIVES = ("all", "train-items")
+#: the automatic batch size: 2048 (the field's usual setting) while an epoch has at most
+#: AUTO_STEPS steps of it, then the next power of two that keeps an epoch at AUTO_STEPS
+#: steps, at most AUTO_BATCH_MAX (benchmarks/large_defaults.py measures the effect)
+AUTO_BATCH_MIN = 2048
+AUTO_BATCH_MAX = 32768
+AUTO_STEPS = 128
+
+
+def auto_batch_size(n_train: int) -> int:
+    """The batch size ``TrainConfig(batch_size=None)`` uses for ``n_train`` train interactions.
+
+    Graph models propagate over the whole train graph at every step, so the cost of an
+    epoch grows with the number of steps times the graph size; keeping the steps per epoch
+    bounded keeps large datasets trainable on default settings. Up to
+    ``AUTO_STEPS * AUTO_BATCH_MIN`` (262,144) train interactions -- TikTok, Amazon Baby,
+    ML-100K -- this is 2048; a 1M-interaction train split gets 8192.
+    """
+    if n_train <= AUTO_STEPS * AUTO_BATCH_MIN:
+        return AUTO_BATCH_MIN
+    size = 1 << int(-(-n_train // AUTO_STEPS) - 1).bit_length()
+    return int(min(max(size, AUTO_BATCH_MIN), AUTO_BATCH_MAX))
 EDGELESS_ITEMS = ("own", "content")
 
 
@@ -20,7 +41,8 @@ class TrainConfig:
 
     Args:
         epochs: maximum number of epochs (default ``1000``; early stopping usually ends sooner).
-        batch_size: BPR triples per step (default ``2048``).
+        batch_size: BPR triples per step (default ``None``: :func:`auto_batch_size` of the
+            train split, 2048 up to 262,144 train interactions, larger beyond).
         lr: Adam learning rate (default ``1e-3``).
         weight_decay: Adam weight decay on all parameters (default ``0``; models add
             their own L2 on the batch's embeddings in ``loss``).
@@ -50,7 +72,7 @@ class TrainConfig:
     """
 
     epochs: int = 1000
-    batch_size: int = 2048
+    batch_size: int | None = None
     lr: float = 1e-3
     weight_decay: float = 0.0
     patience: int = 20
@@ -70,7 +92,7 @@ class TrainConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        positive = {"epochs": self.epochs, "batch_size": self.batch_size, "patience": self.patience,
+        positive = {"epochs": self.epochs, "batch_size": self.batch_size or 1, "patience": self.patience,
                     "eval_every": self.eval_every, "lr": self.lr}
         for name, value in positive.items():
             if not value > 0:
@@ -106,4 +128,4 @@ class TrainConfig:
         return torch.device(self.device)
 
 
-__all__ = ["EDGELESS_ITEMS", "NEGATIVES", "TrainConfig"]
+__all__ = ["EDGELESS_ITEMS", "NEGATIVES", "TrainConfig", "auto_batch_size"]

@@ -43,7 +43,7 @@ from mmgcn.train.checkpoint import (
     restore_rng_state,
     save_checkpoint,
 )
-from mmgcn.train.config import TrainConfig
+from mmgcn.train.config import AUTO_BATCH_MIN, TrainConfig, auto_batch_size
 from mmgcn.train.sampling import BPRSampler
 from mmgcn.utils.io import atomic_write_json
 from mmgcn.utils.seed import seed_everything
@@ -193,6 +193,11 @@ class Trainer:
         self.stopped_early = False
         self.history: list[dict[str, Any]] = []
         self._best_model_state: dict[str, torch.Tensor] | None = None
+        #: the batch size in use: the config's, or auto_batch_size() of the train split
+        self.batch_size = self.config.batch_size or auto_batch_size(dataset.train.nnz)
+        if self.config.batch_size is None and self.batch_size != AUTO_BATCH_MIN:
+            log.info("batch size %d chosen for %d train interactions (train.batch_size=None; set it to override)",
+                     self.batch_size, dataset.train.nnz)
 
     # ------------------------------------------------------------------ public
     def fit(self, evaluate_test: bool = True) -> TrainResult:
@@ -301,7 +306,7 @@ class Trainer:
             self.epoch += 1
             if self.device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(self.device)
-            stats = run_epoch(self.model, self.optimizer, self.sampler, cfg.batch_size,
+            stats = run_epoch(self.model, self.optimizer, self.sampler, self.batch_size,
                               progress=cfg.progress, device=self.device, description=f"epoch {self.epoch}")
             record: dict[str, Any] = {"epoch": self.epoch, "loss": stats["loss"], "train_seconds": stats["seconds"]}
             if self.epoch % cfg.eval_every == 0 or self.epoch == cfg.epochs:
