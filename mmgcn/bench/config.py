@@ -97,35 +97,46 @@ class GridConfig:
     """A small hyper-parameter grid for one model, selected on the VALIDATION split.
 
     Args:
-        params: ``{model-config key: [candidate values]}``; the grid is their product.
+        params: ``{model-config key: [candidate values]}``; the grid is their product
+            (trainer settings with a ``train.`` prefix, e.g. ``train.lr``).
+        variants: hand-picked combinations (``[{key: value, ...}, ...]``), each crossed with
+            the product of ``params`` (or alone when ``params`` is empty).
         select_on: the split the grid is selected on; only ``"valid"`` is accepted
             (``"test"`` raises :class:`ConfigError`).
-        seed: the seed every grid point is trained with (default: the first seed).
+        seeds: the seeds every point is trained with (default ``()``: the benchmark's first
+            seed); the point with the best mean validation value over them wins.
 
     Each point is trained like a benchmark cell (early stopping on the benchmark's
-    validation ``metric``) and the point with the best validation value wins; the test
-    metrics of grid points are never read.
+    validation ``metric``) but with the test split never evaluated; only the selected
+    configuration is ever tested, as the benchmark's cells.
     """
 
-    params: dict[str, list[Any]]
+    params: dict[str, list[Any]] = field(default_factory=dict)
+    variants: tuple[dict[str, Any], ...] = ()
     select_on: str = "valid"
-    seed: int | None = None
+    seeds: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "select_on", _refuse_test_selection(self.select_on, "grid"))
-        if not self.params:
-            raise ConfigError("grid: 'params' is empty; give at least one key with a list of values")
+        if not self.params and not self.variants:
+            raise ConfigError("grid: 'params' and 'variants' are empty; give at least one key with a list of values")
         for key, values in self.params.items():
             if not isinstance(values, (list, tuple)) or len(values) == 0:
                 raise ConfigError(f"grid: params.{key} must be a non-empty list of values, got {values!r}")
+        for variant in self.variants:
+            if not isinstance(variant, Mapping):
+                raise ConfigError(f"grid: variants must be mappings of key: value, got {variant!r}")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ConfigError(f"grid: a seed is listed twice in {list(self.seeds)}")
 
     def points(self) -> list[dict[str, Any]]:
-        """Every combination of the grid, in a stable order (first key varies slowest)."""
-        keys = list(self.params)
-        points: list[dict[str, Any]] = [{}]
-        for key in keys:
-            points = [{**p, key: v} for p in points for v in self.params[key]]
-        return points
+        """Every combination of the grid, in a stable order (variants outermost, then the
+        first key of ``params`` varies slowest)."""
+        product: list[dict[str, Any]] = [{}]
+        for key in self.params:
+            product = [{**p, key: v} for p in product for v in self.params[key]]
+        variants = [dict(v) for v in self.variants] or [{}]
+        return [{**variant, **point} for variant in variants for point in product]
 
 
 @dataclass(frozen=True)
@@ -143,9 +154,11 @@ class BenchConfig:
         select_on: split that drives early stopping and grids; only ``"valid"`` (default).
         protocol: ``"standard"`` (full ranking, seen items masked) or ``"cold-start"``
             (adds warm / cold test breakdown) (default ``"standard"``).
-        baseline: model spec every other model is tested against (default ``"mmgcn"``; when
+        baseline: model spec every other model is compared with (default ``"mmgcn"``; when
             it is not in ``models``, the first model listed is the reference instead).
-        significance_metrics: per-user test metrics of the significance tests
+        comparisons: extra ``[model, reference]`` pairs to compare (e.g. the best content
+            model against the best ID-only one); they join the Holm family of the table.
+        significance_metrics: per-user test metrics of the comparisons
             (default ``("recall@20", "ndcg@20")``).
         train: trainer settings for every model (keys of ``mmgcn.train.trainer.TrainConfig``).
         model_train: per-model trainer overrides, by spec name or registry name.
@@ -168,6 +181,7 @@ class BenchConfig:
     select_on: str = "valid"
     protocol: str = "standard"
     baseline: str = "mmgcn"
+    comparisons: tuple[tuple[str, str], ...] = ()
     significance_metrics: tuple[str, ...] = ("recall@20", "ndcg@20")
     train: dict[str, Any] = field(default_factory=dict)
     model_train: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -191,6 +205,15 @@ class BenchConfig:
         if len(set(names)) != len(names):
             raise ConfigError(f"bench config: a model is listed twice in {names}")
         object.__setattr__(self, "models", tuple(names))
+        pairs = []
+        for pair in self.comparisons:
+            if not isinstance(pair, (list, tuple)) or len(pair) != 2:
+                raise ConfigError(f"bench config: comparisons entries must be [model, reference] pairs, got {pair!r}")
+            unknown = [m for m in pair if ModelSpec.parse(str(m)).name not in names]
+            if unknown:
+                raise ConfigError(f"bench config: comparisons {list(pair)} name {unknown}, not in models {names}")
+            pairs.append((ModelSpec.parse(str(pair[0])).name, ModelSpec.parse(str(pair[1])).name))
+        object.__setattr__(self, "comparisons", tuple(pairs))
         if self.seeds < 1:
             raise ConfigError(f"bench config: seeds must be >= 1, got {self.seeds}")
         if not self.ks or any(k < 1 for k in self.ks):

@@ -61,6 +61,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     report.add_argument("directory", nargs="?", type=Path, default=Path("benchmarks") / "results",
                         help="results root or one dataset folder (default benchmarks/results)")
     report.add_argument("--no-plots", action="store_true", help="tables only")
+    report.add_argument("--recompute", action="store_true",
+                        help="recompute the seed-aware comparisons from each folder's per_user.npz")
     report.add_argument("--quiet", action="store_true", help="do not print the tables")
     report.set_defaults(func=run_report)
 
@@ -131,7 +133,7 @@ def run_report(args: argparse.Namespace) -> int:
     from mmgcn.bench.report import rebuild
     from mmgcn.bench.tables import to_markdown
 
-    reports = rebuild(args.directory, plots=not args.no_plots)
+    reports = rebuild(args.directory, plots=not args.no_plots, recompute=args.recompute)
     for report in reports:
         if not args.quiet:
             print(to_markdown(report.results))
