@@ -148,6 +148,8 @@ class BenchConfig:
         models: model specs in table order (default: :data:`DEFAULT_MODELS`).
         seeds: number of seeds per model; seeds are ``first_seed .. first_seed + seeds - 1``
             (default 3).
+        model_seeds: per-model number of seeds, by spec name or registry name (e.g. more
+            seeds for the models a comparison rests on, fewer for ablations).
         first_seed: the first seed (default 0).
         ks: cut-offs of the test metrics (default ``(10, 20, 50)``).
         metric: validation metric for early stopping and grid selection (default ``"recall@20"``).
@@ -175,6 +177,7 @@ class BenchConfig:
     dataset: str = "tiktok"
     models: tuple[str, ...] = DEFAULT_MODELS
     seeds: int = 3
+    model_seeds: dict[str, int] = field(default_factory=dict)
     first_seed: int = 0
     ks: tuple[int, ...] = (10, 20, 50)
     metric: str = "recall@20"
@@ -216,6 +219,9 @@ class BenchConfig:
         object.__setattr__(self, "comparisons", tuple(pairs))
         if self.seeds < 1:
             raise ConfigError(f"bench config: seeds must be >= 1, got {self.seeds}")
+        for key, value in self.model_seeds.items():
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"bench config: model_seeds.{key} must be an integer >= 1, got {value!r}")
         if not self.ks or any(k < 1 for k in self.ks):
             raise ConfigError(f"bench config: ks must be positive integers, got {list(self.ks)}")
         for name in (self.metric, *self.significance_metrics):
@@ -253,7 +259,13 @@ class BenchConfig:
 
     @property
     def seed_list(self) -> tuple[int, ...]:
+        """The default seeds (``first_seed ..``); :meth:`seeds_for` gives a model's own."""
         return tuple(range(self.first_seed, self.first_seed + self.seeds))
+
+    def seeds_for(self, spec: ModelSpec) -> tuple[int, ...]:
+        """The seeds of ``spec``: ``model_seeds`` by spec name, then registry name, else ``seeds``."""
+        count = self.model_seeds.get(spec.name, self.model_seeds.get(spec.base, self.seeds))
+        return tuple(range(self.first_seed, self.first_seed + count))
 
     @property
     def results_name(self) -> str:

@@ -172,6 +172,63 @@ def run_cell(task: CellTask, dataset: Dataset, config: BenchConfig, runner: Cell
         return CellResult(task.spec.name, task.seed, status="failed", error=message, config_hash=task.config_hash), "failed"
 
 
+def plan_benchmark(config: BenchConfig, runner: CellRunner, dataset: Dataset) -> list[tuple[str, str]]:
+    """What :func:`run_benchmark` would do, without training: ``[(cell label, status)]`` with
+    status ``"finished"`` (kept), ``"resumes"`` (an interrupted attempt of the same config),
+    ``"runs"`` or, for the cells of a model whose grid has unfinished trials, ``"after grid"``.
+
+    A finished cell whose config changed (a changed default, another split) shows as
+    ``"runs"``: the way to see which cells a code or config change invalidates.
+    """
+    fingerprint = dataset_fingerprint(dataset)
+    folder = Path(config.out) / config.results_name
+    seeds = config.seed_list
+    plan: list[tuple[str, str]] = []
+
+    def status(task: CellTask) -> str:
+        if is_finished(task.directory, task.config_hash, per_user=task.grid_point is None):
+            return "finished"
+        if started_hash(task.directory) == task.config_hash and runner.can_resume(task):
+            return "resumes"
+        return "runs"
+
+    for spec in config.specs:
+        base_config = config.model_config_for(spec)
+        grid = config.grid_for(spec)
+        chosen: dict[str, Any] | None = {}
+        if grid is not None:
+            best: tuple[float, int] | None = None
+            grid_seeds = tuple(grid.seeds) or (seeds[0],)
+            trial_states = []
+            for index, point in enumerate(grid.points()):
+                model_overrides, train_overrides = split_point(point)
+                values = []
+                for seed in grid_seeds:
+                    directory = folder / "grid" / spec.dirname / f"point-{index}" / f"seed-{seed}"
+                    task = _task(config, runner, fingerprint, spec, seed, directory, point,
+                                 {**base_config, **model_overrides}, train_overrides)
+                    state = status(task)
+                    trial_states.append(state)
+                    plan.append((task.label, state))
+                    values.append(load_cell(directory).best_valid if state == "finished" else None)
+                if all(v is not None for v in values):
+                    mean = sum(values) / len(values)
+                    if best is None or mean > best[0]:
+                        best = (mean, index)
+            all_done = all(state == "finished" for state in trial_states)
+            chosen = grid.points()[best[1]] if best is not None and all_done else None
+        for seed in config.seeds_for(spec):
+            if chosen is None:
+                plan.append((f"{spec.name} seed {seed}", "after grid"))
+                continue
+            model_overrides, train_overrides = split_point(chosen)
+            directory = folder / "cells" / spec.dirname / f"seed-{seed}"
+            task = _task(config, runner, fingerprint, spec, seed, directory, None,
+                         {**base_config, **model_overrides}, train_overrides)
+            plan.append((task.label, status(task)))
+    return plan
+
+
 def run_benchmark(
     config: BenchConfig,
     *,
@@ -225,7 +282,8 @@ def run_benchmark(
     if not ignore.exists():
         # tables, figures and the per-user file are the results to commit; cells hold bulky per-run files
         ignore.write_text("cells/\ngrid/\n", encoding="utf-8")
-    total = sum(len(seeds) + (len(g.points()) * (len(g.seeds) or 1) if g else 0) for g in grids.values())
+    total = sum(len(config.seeds_for(spec)) + (len(g.points()) * (len(g.seeds) or 1) if g else 0)
+                for spec, g in ((spec, grids[spec.name]) for spec in config.specs))
     bar = tqdm(total=total, desc=f"bench {config.results_name}", unit="cell", position=0, disable=not progress)
     run = BenchRun(results=BenchResults(header=header, summaries=[]), folder=folder)
     cells_by_model: dict[str, list[CellResult]] = {}
@@ -256,7 +314,7 @@ def run_benchmark(
                 grid_report[spec.name] = outcome.report()
                 selected_points[spec.name] = outcome.chosen
             cells = []
-            for seed in seeds:
+            for seed in config.seeds_for(spec):
                 directory = folder / "cells" / spec.dirname / f"seed-{seed}"
                 if outcome is not None and outcome.chosen is None:
                     bar.update(1)

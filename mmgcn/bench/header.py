@@ -176,7 +176,8 @@ def build_header(config: BenchConfig, dataset: Dataset, runner: CellRunner) -> d
         if missing:
             modalities += "; items without content (left out of that modality): " + ", ".join(
                 f"{m} {n:,}" for m, n in missing.items())
-    seeds = config.seed_list
+    per_model_seeds = {spec.name: config.seeds_for(spec) for spec in config.specs}
+    seeds_line = _per_model(per_model_seeds, lambda s: f"{', '.join(map(str, s))} ({len(s)} per model)")
     common_train = next(iter(trains.values()))
     return {
         "dataset": f"{dataset.name} ({dataset.n_users:,} users x {dataset.n_items:,} items; "
@@ -187,7 +188,7 @@ def build_header(config: BenchConfig, dataset: Dataset, runner: CellRunner) -> d
         "protocol_name": config.protocol,
         "masking": describe_masking(trains),
         "selection": describe_selection(config, trains),
-        "seeds": f"{', '.join(map(str, seeds))} ({len(seeds)} per model)",
+        "seeds": seeds_line,
         "modalities": modalities,
         "significance": describe_significance(config),
         "memory": (

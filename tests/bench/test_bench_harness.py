@@ -338,3 +338,20 @@ def test_cli_report(tmp_path: Path, tiny_dataset: Dataset, capsys: pytest.Captur
     assert (result.folder / "results.md").read_text() == markdown
     assert main(["report", str(tmp_path / "nothing")]) == 1
     assert "no such results directory" in capsys.readouterr().err
+
+
+def test_dry_run_plan_lists_what_would_run(tmp_path: Path, tiny_dataset: Dataset) -> None:
+    from mmgcn.bench.harness import plan_benchmark
+
+    config = make_config(tmp_path, models=("mmgcn", "bpr"), grids={"bpr": {"params": {"dim": [4, 32]}}})
+    runner = ScriptedRunner()
+    before = plan_benchmark(config, runner, tiny_dataset)
+    assert [s for _, s in before] == ["runs", "runs", "runs", "runs", "after grid", "after grid"]
+    assert runner.calls == []  # nothing trained
+    run(config, runner, tiny_dataset)
+    assert {s for _, s in plan_benchmark(config, ScriptedRunner(), tiny_dataset)} == {"finished"}
+    # a changed model config shows which cells it invalidates
+    changed = make_config(tmp_path, models=("mmgcn", "bpr"), grids={"bpr": {"params": {"dim": [4, 32]}}},
+                          model_configs={"mmgcn": {"dim": 16}})
+    plan = dict(plan_benchmark(changed, ScriptedRunner(), tiny_dataset))
+    assert plan["mmgcn seed 0"] == plan["mmgcn seed 1"] == "runs" and plan["bpr seed 1"] == "finished"
