@@ -32,7 +32,6 @@ def auto_batch_size(n_train: int) -> int:
         return AUTO_BATCH_MIN
     size = 1 << int(-(-n_train // AUTO_STEPS) - 1).bit_length()
     return int(min(max(size, AUTO_BATCH_MIN), AUTO_BATCH_MAX))
-EDGELESS_ITEMS = ("own", "content")
 
 
 @dataclass(frozen=True)
@@ -61,11 +60,6 @@ class TrainConfig:
             original code) or ``"train-items"``, the items with at least one train
             interaction, so that items held out entirely (a cold-start split) never enter
             training, not even as negatives.
-        edgeless_items: how items without a train edge are represented when evaluating:
-            ``"own"`` (default: the model's embedding of them, whose ID part was never trained
-            on a positive) or ``"content"``: from their content alone, as the model
-            represents a new item (ID part zero, no neighbours; ``represent_new_items``).
-            Models that read no content keep their own.
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or ``"auto"`` (default ``"cpu"``).
         deterministic: ask torch for deterministic kernels (default ``True``).
         progress: tqdm bar over each epoch's batches (default ``True``).
@@ -86,7 +80,6 @@ class TrainConfig:
     test_mask: tuple[str, ...] = ("train", "valid")
     warm_cold: bool = True
     negatives: str = "all"
-    edgeless_items: str = "own"
     device: str = "cpu"
     deterministic: bool = True
     progress: bool = True
@@ -117,8 +110,6 @@ class TrainConfig:
             raise ValueError("train.valid_mask may hold only 'train'; train.test_mask only 'train'/'valid'")
         if self.negatives not in NEGATIVES:
             raise ValueError(f"train.negatives {self.negatives!r} must be one of {list(NEGATIVES)}")
-        if self.edgeless_items not in EDGELESS_ITEMS:
-            raise ValueError(f"train.edgeless_items {self.edgeless_items!r} must be one of {list(EDGELESS_ITEMS)}")
         if not re.fullmatch(r"cpu|auto|cuda(:\d+)?|mps", self.device):
             raise ValueError(f"train.device {self.device!r}: use cpu, cuda, cuda:N, mps or auto")
 
@@ -128,4 +119,4 @@ class TrainConfig:
         return torch.device(self.device)
 
 
-__all__ = ["EDGELESS_ITEMS", "NEGATIVES", "TrainConfig", "auto_batch_size"]
+__all__ = ["NEGATIVES", "TrainConfig", "auto_batch_size"]
