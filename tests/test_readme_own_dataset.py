@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
@@ -52,7 +53,11 @@ def test_readme_own_dataset_commands(tmp_path):
         assert result.returncode == 0, f"{line}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
         outputs.append(result.stdout)
     assert "imported shop" in outputs[1]
-    assert "encoded 108, missing 12" in outputs[2]  # 12 items have no image: recorded as missing
+    with open(tmp_path / "shop-raw" / "items.csv", newline="") as handle:
+        without = sum(not row["image"] for row in csv.DictReader(handle))
+    assert without > 0
+    # items without an image are recorded as missing, not encoded
+    assert f"encoded {120 - without}, missing {without} (no content {without}" in outputs[2]
     assert (tmp_path / "cache" / "shop" / "features" / "image_mask.npy").is_file()
     results = json.loads((tmp_path / "benchmarks" / "results" / "shop" / "results.json").read_text())
     assert "cells: 8 ran" in outputs[-1] and "0 failed" in outputs[-1]

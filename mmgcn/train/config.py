@@ -85,7 +85,7 @@ class TrainConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        positive = {"epochs": self.epochs, "batch_size": self.batch_size or 1, "patience": self.patience,
+        positive = {"epochs": self.epochs, "batch_size": 1 if self.batch_size is None else self.batch_size, "patience": self.patience,
                     "eval_every": self.eval_every, "lr": self.lr}
         for name, value in positive.items():
             if not value > 0:
