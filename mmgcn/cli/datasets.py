@@ -201,6 +201,9 @@ def format_stats(stats: dict[str, Any], title: str | None = None) -> list[str]:
         "modalities",
         f"{len(modalities)}: " + ", ".join(f"{m} {d}-d" for m, d in modalities.items()) if modalities else "none",
     )
+    missing = {m: n for m, n in (stats.get("items_without_content") or {}).items() if n}
+    if missing:
+        row("no content", ", ".join(f"{m}: {n:,} items (masked)" for m, n in missing.items()))
     if "content" in stats:
         row("content", " / ".join(f"{k} {v:,}" for k, v in stats["content"].items()) + f" of {stats['n_items']:,} items")
     return lines
