@@ -18,7 +18,7 @@ Parts, each printing its figures:
   of epochs (so the speed is not bought with quality); full-ranking evaluation of the
   valid split with the automatic block size and fixed ones.
 * ``light`` -- peak RSS (``ru_maxrss``) of a fresh interpreter running ``mmgcn --help``,
-  ``mmgcn datasets list`` and ``mmgcn datasets info tiktok``, and whether torch was
+  ``mmgcn datasets list`` and ``mmgcn datasets info tiktok`` / ``ml-100k``, and whether torch was
   imported; ``--before DIR`` also runs them with another checkout's code (e.g. the commit
   before the change) for a before / after table.
 
@@ -162,7 +162,7 @@ def _probe(code_dir: Path, argv: list[str]) -> tuple[bool, float]:
 
 def part_light(args: argparse.Namespace) -> None:
     print(f"== light commands: peak RSS of a fresh interpreter (MMGCN_DATA={os.environ.get('MMGCN_DATA')})")
-    commands = (["--help"], ["datasets", "list"], ["datasets", "info", "tiktok"])
+    commands = (["--help"], ["datasets", "list"], ["datasets", "info", "tiktok"], ["datasets", "info", "ml-100k"])
     checkouts = [("after", REPO)] + ([("before", Path(args.before))] if args.before else [])
     rows = {}
     for label, folder in checkouts:
