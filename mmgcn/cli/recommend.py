@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from mmgcn.data.dataset import SPLITS
+from mmgcn.errors import ConfigError
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -40,6 +42,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="keep items the user already interacted with (default: left out)")
     parser.add_argument("--data-dir", help="raw data root (default: the one the run recorded)")
     parser.add_argument("--device", help="torch device (default: the run's)")
+    parser.add_argument("--allow-data-change", action="store_true",
+                        help="recommend even though the data differ from the run's (a warning is printed)")
     parser.set_defaults(func=run_recommend)
 
 
@@ -148,16 +152,23 @@ def run_recommend(args: argparse.Namespace) -> int:
 
     new_item = any(v is not None for v in (args.new_item, args.text, args.audio))
     if new_item == bool(args.user):
-        raise ValueError("give either --user ID (explained top-k) or a new item (--new-item IMAGE, --text, --audio)")
+        raise ConfigError("give either --user ID (explained top-k) or a new item (--new-item IMAGE, --text, --audio)")
     if args.k < 1:
-        raise ValueError(f"-k must be positive, got {args.k}")
-    run = load_run(args.run_dir, args.checkpoint, data_dir=args.data_dir, device=args.device)
+        raise ConfigError(f"-k must be positive, got {args.k}")
+    for path in (args.new_item, args.audio):
+        if path is not None and not Path(path).is_file():
+            raise FileNotFoundError(f"{path}: no such file")
+    run = load_run(args.run_dir, args.checkpoint, data_dir=args.data_dir, device=args.device,
+                   action="recommend", allow_data_change=args.allow_data_change)
+    if run.data_differences:
+        print("WARNING: recommending from data that differ from the run's (--allow-data-change): "
+              + "; ".join(run.data_differences))
     if new_item:
         _print_new_item(run, args)
         return 0
     for index, user in enumerate(args.user):
         if not 0 <= user < run.dataset.n_users:
-            raise ValueError(f"--user {user}: {run.dataset.name} has user ids 0..{run.dataset.n_users - 1}")
+            raise ConfigError(f"--user {user}: {run.dataset.name} has user ids 0..{run.dataset.n_users - 1}")
         if index:
             print()
         _print_user(run, user, args.k, args.include_seen)

@@ -24,11 +24,11 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from mmgcn.errors import DataError
+
 SPLITS = ("train", "valid", "test")
 
 
-class DataError(ValueError):
-    """Input data is malformed. The message names the file, the field and the fix."""
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 from mmgcn.data import paths
 from mmgcn.data.dataset import DataError
 from mmgcn.data.registry import dataset_card
+from mmgcn.errors import DownloadError
 from mmgcn.utils.io import sha256_file
 
 logger = logging.getLogger(__name__)
@@ -39,8 +40,6 @@ CHUNK = 1 << 16
 MAX_MEMBER_BYTES = 1 << 30
 
 
-class DownloadError(DataError):
-    """A file could not be fetched, or its bytes did not match the pinned SHA-256."""
 
 
 def _mirrored(url: str, mirror: str | None) -> str:

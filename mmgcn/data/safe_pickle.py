@@ -36,6 +36,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from mmgcn.data.dataset import DataError
+from mmgcn.errors import UnsafeInputError
 
 try:  # numpy >= 2
     from numpy._core.multiarray import _reconstruct as _np_reconstruct
@@ -45,7 +46,7 @@ except ImportError:  # pragma: no cover - numpy 1.x
     from numpy.core.numeric import _frombuffer as _np_frombuffer
 
 
-class UnsafePickleError(DataError):
+class UnsafePickleError(UnsafeInputError):
     """A pickle asked for a global outside the allow-list (it was not loaded)."""
 
 

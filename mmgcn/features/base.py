@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from mmgcn.errors import DataError, MmgcnError
 from mmgcn.utils.io import sha256_file
 
 log = logging.getLogger(__name__)
@@ -38,11 +39,11 @@ MODALITIES = ("image", "text", "audio")
 DEFAULT_ENCODERS = {"image": "efficientnet-lite0", "text": "all-minilm-l6-v2", "audio": "aisfx"}
 
 
-class ContentError(ValueError):
+class ContentError(DataError):
     """An item's content cannot be read or decoded (names the input and the reason)."""
 
 
-class WeightsNotFoundError(FileNotFoundError):
+class WeightsNotFoundError(MmgcnError, FileNotFoundError):
     """Pretrained weights are not available locally and could not be fetched.
 
     The message says what is missing, where it was looked for, and how to get it.

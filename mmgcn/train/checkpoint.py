@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from mmgcn.errors import CheckpointError
 from mmgcn.utils.io import atomic_write_bytes
 
 CHECKPOINT_FORMAT = 1
@@ -34,7 +35,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        ValueError: the file is not a checkpoint of a known format.
+        CheckpointError: the file is not a checkpoint of a known format (a ``ValueError``).
     """
     path = Path(path)
     if not path.is_file():
@@ -42,10 +43,53 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # corrupt bytes, or objects outside the weights_only allow-list
-        raise ValueError(f"{path}: not a readable mmgcn checkpoint ({type(exc).__name__}: {exc})") from exc
+        reason = " ".join(str(exc).split())[:300]
+        raise CheckpointError(
+            f"{path}: not a readable mmgcn checkpoint ({type(exc).__name__}: {reason}); it is truncated, "
+            f"corrupt or not written by mmgcn -- retrain, or resume from the other checkpoint"
+        ) from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path}: unknown checkpoint format {state.get('format') if isinstance(state, dict) else type(state).__name__!r}; expected {CHECKPOINT_FORMAT}")
+        found = state.get("format") if isinstance(state, dict) else type(state).__name__
+        raise CheckpointError(f"{path}: unknown checkpoint format {found!r}; expected {CHECKPOINT_FORMAT}")
     return state
+
+
+def require(state: dict[str, Any], keys: tuple[str, ...], path: str | os.PathLike) -> None:
+    """Raise :class:`CheckpointError` unless ``state`` has every key in ``keys``."""
+    missing = [k for k in keys if k not in state]
+    if missing:
+        raise CheckpointError(f"{path}: checkpoint lacks {missing}; it was not written by this version's trainer")
+
+
+def load_model_state(model: torch.nn.Module, weights: Any, path: str | os.PathLike, built_on: str = "") -> None:
+    """``model.load_state_dict(weights)``, with shape / key mismatches as one :class:`CheckpointError`.
+
+    The message lists up to three differing tensors with their shapes in the file and in
+    the model (e.g. a different dataset gives another number of users or items).
+    """
+    if not isinstance(weights, dict):
+        raise CheckpointError(f"{path}: field 'model' is {type(weights).__name__}, not a state dict")
+    own = model.state_dict()
+    missing = sorted(set(own) - set(weights))
+    unexpected = sorted(set(weights) - set(own))
+    shapes = [
+        f"{k} {tuple(weights[k].shape)} in the file vs {tuple(own[k].shape)} in the model"
+        for k in own if k in weights and isinstance(weights[k], torch.Tensor) and weights[k].shape != own[k].shape
+    ]
+    if missing or unexpected or shapes:
+        detail = "; ".join(
+            ([f"missing {missing[:3]}"] if missing else [])
+            + ([f"unexpected {unexpected[:3]}"] if unexpected else [])
+            + shapes[:3]
+        )
+        raise CheckpointError(
+            f"{path}: the weights do not fit the model{f' built on {built_on}' if built_on else ''} ({detail}); "
+            f"the checkpoint belongs to another model config or dataset"
+        )
+    try:
+        model.load_state_dict(weights)
+    except (RuntimeError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: the weights do not load ({' '.join(str(exc).split())[:300]})") from None
 
 
 def capture_rng_state() -> dict[str, Any]:
@@ -81,4 +125,12 @@ def restore_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
 
 
-__all__ = ["CHECKPOINT_FORMAT", "capture_rng_state", "load_checkpoint", "restore_rng_state", "save_checkpoint"]
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "capture_rng_state",
+    "load_checkpoint",
+    "load_model_state",
+    "require",
+    "restore_rng_state",
+    "save_checkpoint",
+]

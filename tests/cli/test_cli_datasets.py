@@ -90,7 +90,7 @@ def test_info_json_and_split_flags(capsys, data_root):
 
 def test_info_without_data_is_a_clear_error(capsys, tmp_path):
     code, _, err = _run(capsys, "datasets", "info", "tiktok", "--data-dir", str(tmp_path))
-    assert code == 1
+    assert code == 2
     assert "mmgcn: error:" in err and "mmgcn datasets download tiktok" in err
 
 
