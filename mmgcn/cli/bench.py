@@ -101,6 +101,9 @@ def run_bench(args: argparse.Namespace) -> int:
 
     path = _config_path(args)
     config = load_bench_config(path, full=args.full, overrides=_cli_overrides(args))
+    from mmgcn.train.config import check_device
+
+    check_device(config.device)  # a missing GPU fails now, not after the dataset has loaded
     if args.no_grids:
         # an empty mapping cannot replace one through --set (mappings merge), hence the flag
         config = dataclasses.replace(config, grids={})

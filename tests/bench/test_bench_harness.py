@@ -258,5 +258,5 @@ def test_cli_report(tmp_path: Path, tiny_dataset: Dataset, capsys: pytest.Captur
     printed = capsys.readouterr().out
     assert markdown in printed and f"rebuilt {result.folder}" in printed
     assert (result.folder / "results.md").read_text() == markdown
-    assert main(["report", str(tmp_path / "nothing")]) == 1
+    assert main(["report", str(tmp_path / "nothing")]) == 2
     assert "no such results directory" in capsys.readouterr().err

@@ -26,6 +26,7 @@ import scipy.sparse as sp
 
 from mmgcn import __version__
 from mmgcn.data.dataset import SPLITS, DataError, Dataset
+from mmgcn.data.limits import check_id_space
 from mmgcn.data.readers.common import (
     feature_files,
     file_hashes,
@@ -204,6 +205,24 @@ def read_mmrec(
         raise DataError(f"{directory}: feature files disagree in row count {feature_rows}; each row must be one item")
     max_user = int(users.max()) + 1 if users.size else 0
     max_item = int(items.max()) + 1 if items.size else 0
+    if sidecar:
+        for key in ("n_users", "n_items"):
+            check_id_space(sidecar[key], key, sidecar_path)
+    else:
+        check_id_space(max_user, "userID", inter, rows=users.size)
+        check_id_space(max_item, "itemID", inter, rows=items.size)
+        if feature_rows:
+            # the feature files declare the catalogue (row i = item i): an id beyond it is an error,
+            # not a reason to grow the catalogue
+            modality, declared = next(iter(feature_rows.items()))
+            outside = np.flatnonzero(items >= declared)
+            if outside.size:
+                row = int(outside[0])
+                raise DataError(
+                    f"{inter}: field 'itemID' at line {row + 2} is {int(items[row])}, outside the catalogue of "
+                    f"{declared} items that {available[modality].name} declares (one row per item); the files "
+                    f"do not belong together -- fix the id or re-extract the features"
+                )
     n_users = sidecar["n_users"] if sidecar else max_user
     n_items = sidecar["n_items"] if sidecar else max(max_item, *feature_rows.values(), 0)
     if max_user > n_users or max_item > n_items:
