@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -25,6 +26,8 @@ import yaml
 from mmgcn.errors import ConfigError
 
 T = TypeVar("T")
+# a number in exponent notation without a dot (1e-3), which YAML 1.1 leaves a string
+_FLOAT_TEXT = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)[eE][+-]?\d+")
 
 def load_yaml(path: str | os.PathLike) -> dict[str, Any]:
     """Read a YAML mapping with ``yaml.safe_load``; an empty file gives ``{}``."""
@@ -103,6 +106,8 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
             return value
         raise ConfigError(f"{where}: expected true/false, got {value!r}")
     if annotation is float:
+        if isinstance(value, str) and _FLOAT_TEXT.fullmatch(value.strip()):
+            value = float(value)  # YAML 1.1 reads 1e-3 (no dot) as a string
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             try:
                 number = float(value)
