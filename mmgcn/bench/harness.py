@@ -160,7 +160,7 @@ def build_header(config: BenchConfig, dataset: Dataset, runner: CellRunner) -> d
             "ID-only models cannot represent items without interactions and are marked unable); "
             "items without a train edge never enter training (BPR negatives are drawn among train "
             "items only) and content models represent them from content alone, as new items "
-            "(ID part zero; train.negatives=train-items, train.edgeless_items=content); a random "
+            "(ID part zero; train.negatives=train-items, model edgeless_items=content); a random "
             f"ranking's expected cold-only Recall@{k} is about {k} / {n_cold:,} = {min(1.0, k / max(n_cold, 1)):.3f}"
         )
     modalities = ", ".join(f"{m} {t.shape[1]}-d" for m, t in dataset.features.items()) or "none (interactions only)"

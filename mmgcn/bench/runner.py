@@ -40,7 +40,7 @@ BENCH_OWNED_KEYS = ("metric", "ks", "seed", "device")
 # trainer settings that cannot change a cell's results (left out of its config hash)
 NOT_HASHED = ("progress", "eval_block_size")
 # trainer keys added after results existed: hashed only when set, so finished cells stay valid
-HASHED_UNLESS_DEFAULT = {"negatives": "all", "edgeless_items": "own"}
+HASHED_UNLESS_DEFAULT = {"negatives": "all"}
 
 
 class TrainerRunner(CellRunner):
@@ -67,9 +67,8 @@ class TrainerRunner(CellRunner):
         cold_start = config.protocol == "cold-start"
         merged = {
             "warm_cold": cold_start,
-            # items held out entirely stay out of training (not even negatives) and are
-            # represented from content at evaluation, as new items are
-            **({"negatives": "train-items", "edgeless_items": "content"} if cold_start else {}),
+            # items held out entirely stay out of training (not even negatives)
+            **({"negatives": "train-items"} if cold_start else {}),
             **values,
             "metric": config.metric,
             "ks": list(config.ks),
@@ -79,8 +78,17 @@ class TrainerRunner(CellRunner):
         }
         return from_dict(TrainConfig, merged, where="train")
 
+    @staticmethod
+    def model_config(spec: ModelSpec, values: dict[str, Any], config: BenchConfig) -> dict[str, Any]:
+        """A cell's model config: under the cold-start protocol, content models represent items
+        without train edges from their content alone, as new items (``edgeless_items``)."""
+        if config.protocol == "cold-start" and model_class(spec.base).uses_content:
+            return {"edgeless_items": "content", **values}
+        return dict(values)
+
     def resolve(self, spec: ModelSpec, model_config: dict[str, Any], train_config: dict[str, Any],
                 config: BenchConfig) -> dict[str, Any]:
+        model_config = self.model_config(spec, model_config, config)
         train = to_dict(self.train_config(train_config, config))
         for key in (*NOT_HASHED, "seed"):
             train.pop(key, None)
@@ -103,7 +111,7 @@ class TrainerRunner(CellRunner):
         data = dataset.select_modalities(spec.modalities) if spec.modalities is not None else dataset
         train_config = self.train_config(task.train_config, config, task.seed)
         seed_everything(task.seed, deterministic=train_config.deterministic)
-        model = build_model(spec.base, data, task.model_config)
+        model = build_model(spec.base, data, self.model_config(spec, task.model_config, config))
         run_dir = task.directory / "run"
         uses_content = bool(model_class(spec.base).uses_content)
         trainer = Trainer(

@@ -13,7 +13,6 @@ from mmgcn.errors import DeviceError
 from mmgcn.eval.metrics import METRIC_NAMES
 
 NEGATIVES = ("all", "train-items")
-EDGELESS_ITEMS = ("own", "content")
 #: the largest learning rate accepted: Adam steps of this size already blow any embedding up
 MAX_LR = 10.0
 
@@ -43,11 +42,6 @@ class TrainConfig:
             original code) or ``"train-items"``, the items with at least one train
             interaction, so that items held out entirely (a cold-start split) never enter
             training, not even as negatives.
-        edgeless_items: how items without a train edge are represented when evaluating:
-            ``"own"`` (default: the model's embedding of them, whose ID part was never trained
-            on a positive) or ``"content"``: from their content alone, as the model
-            represents a new item (ID part zero, no neighbours; ``represent_new_items``).
-            Models that read no content keep their own.
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or ``"auto"`` (default ``"cpu"``).
         deterministic: ask torch for deterministic kernels (default ``True``).
         progress: tqdm bar over each epoch's batches (default ``True``).
@@ -68,7 +62,6 @@ class TrainConfig:
     test_mask: tuple[str, ...] = ("train", "valid")
     warm_cold: bool = True
     negatives: str = "all"
-    edgeless_items: str = "own"
     device: str = "cpu"
     deterministic: bool = True
     progress: bool = True
@@ -106,8 +99,6 @@ class TrainConfig:
             raise ValueError("train.valid_mask may hold only 'train'; train.test_mask only 'train'/'valid'")
         if self.negatives not in NEGATIVES:
             raise ValueError(f"train.negatives {self.negatives!r} must be one of {list(NEGATIVES)}")
-        if self.edgeless_items not in EDGELESS_ITEMS:
-            raise ValueError(f"train.edgeless_items {self.edgeless_items!r} must be one of {list(EDGELESS_ITEMS)}")
         if not re.fullmatch(r"cpu|auto|cuda(:\d+)?|mps", self.device):
             raise ValueError(f"train.device {self.device!r}: use cpu, cuda, cuda:N, mps or auto")
 
@@ -144,4 +135,4 @@ def check_device(name: str) -> torch.device:
     return device
 
 
-__all__ = ["EDGELESS_ITEMS", "MAX_LR", "NEGATIVES", "TrainConfig", "check_device"]
+__all__ = ["MAX_LR", "NEGATIVES", "TrainConfig", "check_device"]

@@ -15,9 +15,9 @@ from mmgcn.data.synthetic import make_synthetic
 from mmgcn.eval.explain import explain_user, signed_shares
 from mmgcn.eval.metrics import top_k_items
 from mmgcn.models import build_model
-from mmgcn.models.base import mask_seen_
 from mmgcn.train.loading import load_run
 from mmgcn.train.trainer import TrainConfig, Trainer
+from mmgcn.utils.ranking import mask_rows_
 
 CELL = re.compile(r"([+-]\d+\.\d+) \(([+-]\d+)%\)")
 
@@ -61,7 +61,7 @@ def _expected_top(run_dir: str, synthetic, user: int, k: int) -> tuple[list[int]
     with torch.no_grad():
         scores = model.score(torch.tensor([user])).clone()
     seen = synthetic.train + synthetic.valid + synthetic.test
-    mask_seen_(scores, seen.tocsr(), torch.tensor([user]))
+    mask_rows_(scores, seen.tocsr(), torch.tensor([user]), float("-inf"))
     values, items = top_k_items(scores, k)
     return items[0].tolist(), values[0].tolist()
 
