@@ -27,6 +27,7 @@ One tqdm bar counts cells across the whole run; the trainer draws per-epoch bars
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import platform
 import time
@@ -46,16 +47,21 @@ from mmgcn.bench.cells import (
     CellRunner,
     CellTask,
     PeakMemory,
+    cell_problem,
     clear_cell,
     copy_cell,
     is_finished,
     load_cell,
     load_per_user,
     mark_started,
+    publish_cell,
+    read_back,
     save_cell,
+    staging_dir,
     started_hash,
 )
 from mmgcn.bench.config import BenchConfig, ModelSpec, config_hash
+from mmgcn.bench.lock import BenchLock
 from mmgcn.bench.plots import write_plots
 from mmgcn.bench.results import BenchResults, CellResult, write_results
 from mmgcn.bench.tables import header_lines
@@ -225,40 +231,68 @@ def _task(config: BenchConfig, runner: CellRunner, fingerprint: dict[str, Any], 
 
 
 def run_cell(task: CellTask, dataset: Dataset, config: BenchConfig, runner: CellRunner, force: bool) -> tuple[CellResult, str]:
-    """Run (or skip) one cell; returns its result and ``"skipped"`` / ``"ran"`` / ``"failed"``."""
-    if not force and is_finished(task.directory, task.config_hash):
+    """Run (or skip) one cell; returns its result and ``"skipped"`` / ``"ran"`` / ``"failed"``.
+
+    The attempt works in the cell's staging directory and is renamed into place only when
+    finished (:mod:`mmgcn.bench.cells`); a damaged finished cell is reported and re-run.
+    """
+    problem = cell_problem(task.directory, task.config_hash)
+    if not force and problem is None:
         try:
             return load_cell(task.directory), "skipped"
         except (OSError, ValueError, TypeError) as exc:
-            log.warning("%s: unreadable finished cell (%s); running it again", task.label, exc)
+            problem = f"cell.json does not load ({exc})"
+    if problem not in (None, "absent", "unfinished", "another config"):
+        log.warning("%s: the finished cell %s is damaged (%s); running it again", task.label, task.directory, problem)
+    staging = staging_dir(task.directory)
+    if not force and cell_problem(staging, task.config_hash) is None:
+        # finished, but the process stopped before renaming it into place
+        publish_cell(staging, task.directory)
+        return load_cell(task.directory), "skipped"
+    staged = dataclasses.replace(task, directory=staging)
     resume = (
         not force
-        and started_hash(task.directory) == task.config_hash
-        and not (task.directory / ERROR_TXT).exists()
-        and runner.can_resume(task)
+        and started_hash(staging) == task.config_hash
+        and not (staging / ERROR_TXT).exists()
+        and runner.can_resume(staged)
     )
     if resume:
         log.info("%s: resuming an interrupted attempt", task.label)
     else:
-        clear_cell(task.directory)
-        mark_started(task.directory, task.config_hash)
+        clear_cell(staging)
+        mark_started(staging, task.config_hash)
     try:
         with PeakMemory(config.device) as memory:
-            output = runner.run(task, dataset, config, resume=resume)
+            output = runner.run(staged, dataset, config, resume=resume)
         if output.result.peak_mem_mb is None:
             output.result.peak_mem_mb = memory.peak_mb()
-        save_cell(task.directory, output, task.config_hash)
+        save_cell(staging, output, task.config_hash)
+        publish_cell(staging, task.directory)
         return output.result, "ran"
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # a crashing cell is reported and the benchmark goes on
-        (task.directory / ERROR_TXT).write_text(traceback.format_exc(), encoding="utf-8")
+        (staging / ERROR_TXT).write_text(traceback.format_exc(), encoding="utf-8")
         message = f"{type(exc).__name__}: {exc}"
-        log.error("%s failed: %s (traceback in %s)", task.label, message, task.directory / ERROR_TXT)
+        log.error("%s failed: %s (traceback in %s)", task.label, message, staging / ERROR_TXT)
         return CellResult(task.spec.name, task.seed, status="failed", error=message, config_hash=task.config_hash), "failed"
 
 
-def run_benchmark(
+def run_benchmark(config: BenchConfig, **kwargs: Any) -> BenchRun:
+    """Run every cell of ``config`` (skipping finished ones), then write tables and figures,
+    holding the results folder's lock throughout (:class:`mmgcn.bench.lock.BenchLock`: a
+    second benchmark on the same folder fails at once, naming the holder).
+
+    Keyword arguments are those of :func:`_run_benchmark_locked`.
+
+    Raises:
+        BenchLockedError: another process is writing the same results folder.
+    """
+    with BenchLock(Path(config.out) / config.results_name):
+        return _run_benchmark_locked(config, **kwargs)
+
+
+def _run_benchmark_locked(
     config: BenchConfig,
     *,
     runner: CellRunner | None = None,
@@ -368,8 +402,10 @@ def run_benchmark(
     finally:
         bar.close()
 
-    summaries = [summarise_model(s.name, cells_by_model.get(s.name, []), selected_points.get(s.name)) for s in config.specs]
     cell_dirs = {(s.name, seed): folder / "cells" / s.dirname / f"seed-{seed}" for s in config.specs for seed in seeds}
+    # results.json is rebuilt from the cells as they are on disk, under the folder's lock
+    cells_by_model = {name: [read_back(c, cell_dirs[(name, c.seed)]) for c in cells] for name, cells in cells_by_model.items()}
+    summaries = [summarise_model(s.name, cells_by_model.get(s.name, []), selected_points.get(s.name)) for s in config.specs]
     add_significance(
         summaries,
         cells_by_model,

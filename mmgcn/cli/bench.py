@@ -124,8 +124,8 @@ def run_bench(args: argparse.Namespace) -> int:
     print(f"cells: {run.ran} ran, {run.skipped} skipped (finished earlier), {run.failed} failed; "
           f"results in {run.folder}/")
     if run.failed:
-        print(f"mmgcn bench: {run.failed} cell(s) failed; see the 'Failed cells' section and each "
-              f"cell's error.txt", file=sys.stderr)
+        print(f"mmgcn bench: {run.failed} cell(s) failed; see the 'Failed cells' section and the "
+              f"error.txt in each failed cell's staging folder (cells/<model>/.seed-<k>.partial/)", file=sys.stderr)
         return 1
     return 0
 

@@ -128,8 +128,8 @@ def test_crashed_cell_is_reported_and_leaves_no_marker(tmp_path: Path, tiny_data
     result = run(config, ScriptedRunner(fail={"bpr"}), tiny_dataset)
     assert result.failed == 2 and result.ran == 4
     cell_dir = result.folder / "cells" / "bpr" / "seed-0"
-    assert not (cell_dir / MARKER).exists()
-    assert "scripted crash of bpr" in (cell_dir / "error.txt").read_text()
+    assert not cell_dir.exists()  # a crashed attempt never reaches the cell's place
+    assert "scripted crash of bpr" in (cell_dir.parent / ".seed-0.partial" / "error.txt").read_text()
     bpr = next(s for s in result.results.summaries if s.model == "bpr")
     assert bpr.seeds == [] and bpr.failed_seeds == [0, 1]
     markdown = (result.folder / "results.md").read_text()
@@ -145,7 +145,8 @@ def test_interrupted_cell_resumes_but_crashed_cell_restarts(tmp_path: Path, tiny
     with pytest.raises(KeyboardInterrupt):
         run(config, ScriptedRunner(interrupt={"bpr"}), tiny_dataset)
     cell_dir = tmp_path / "results" / "tiny-quick" / "cells" / "bpr" / "seed-0"
-    assert (cell_dir / "partial").exists() and not (cell_dir / MARKER).exists()
+    assert not cell_dir.exists()  # the interrupted attempt stays in its staging directory
+    assert (cell_dir.parent / ".seed-0.partial" / "partial").exists()
     runner = ScriptedRunner()
     run(config, runner, tiny_dataset)
     # mmgcn finished before the interrupt; bpr seed 0 resumes, the rest start fresh
