@@ -8,6 +8,7 @@ so a crash or a full disk leaves the previous checkpoint intact.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import random
@@ -23,10 +24,41 @@ from mmgcn.utils.io import atomic_write_bytes
 CHECKPOINT_FORMAT = 1
 
 
+def state_digest(state: Any) -> str:
+    """SHA-256 over a checkpoint's content: every tensor's dtype, shape and bytes, every
+    number and string, dict keys in sorted order. A flipped bit in a stored weight loads
+    without any error from ``torch.load``; this digest catches it."""
+    digest = hashlib.sha256()
+
+    def walk(value: Any) -> None:
+        if isinstance(value, torch.Tensor):
+            flat = value.detach().to("cpu").contiguous().reshape(-1)
+            digest.update(f"T{value.dtype}{tuple(value.shape)}".encode())
+            digest.update(flat.view(torch.uint8).numpy().tobytes() if flat.numel() else b"")
+        elif isinstance(value, dict):
+            digest.update(b"{")
+            for key in sorted(value, key=repr):
+                digest.update(repr(key).encode())
+                walk(value[key])
+            digest.update(b"}")
+        elif isinstance(value, (list, tuple)):
+            digest.update(b"[" if isinstance(value, list) else b"(")
+            for item in value:
+                walk(item)
+            digest.update(b"]")
+        else:
+            digest.update(f"{type(value).__name__}:{value!r};".encode())
+
+    walk(state)
+    return digest.hexdigest()
+
+
 def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
-    """Serialise ``state`` with ``torch.save`` and write it to ``path`` atomically."""
+    """Serialise ``state`` with ``torch.save`` and write it to ``path`` atomically, with the
+    content digest (:func:`state_digest`) under ``"sha256"``."""
+    content = {"format": CHECKPOINT_FORMAT, **{k: v for k, v in state.items() if k != "sha256"}}
     buffer = io.BytesIO()
-    torch.save({"format": CHECKPOINT_FORMAT, **state}, buffer)
+    torch.save({**content, "sha256": state_digest(content)}, buffer)
     atomic_write_bytes(path, buffer.getvalue())
 
 
@@ -51,6 +83,12 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         found = state.get("format") if isinstance(state, dict) else type(state).__name__
         raise CheckpointError(f"{path}: unknown checkpoint format {found!r}; expected {CHECKPOINT_FORMAT}")
+    recorded = state.pop("sha256", None)
+    if recorded is not None and recorded != state_digest(state):  # checkpoints before digests have none
+        raise CheckpointError(
+            f"{path}: content does not match its SHA-256 (corrupted on disk); resume from / use the other "
+            f"checkpoint, or retrain"
+        )
     return state
 
 
@@ -133,4 +171,5 @@ __all__ = [
     "require",
     "restore_rng_state",
     "save_checkpoint",
+    "state_digest",
 ]

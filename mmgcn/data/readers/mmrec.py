@@ -7,9 +7,9 @@ ids dense from 0), and any number of ``<modality>_feat.npy`` arrays of shape
 from. ``userID``, ``itemID`` and ``x_label`` are required; ``rating`` and ``timestamp``
 are optional and not used (the toolkit treats every row as an implicit positive).
 
-The writer adds a sidecar ``<name>.json`` (MMRec ignores it) with the id-space sizes and
-the per-split counts, so users / items without any interaction survive a round trip and a
-file truncated at a line boundary is detected.
+The writer adds a sidecar ``<name>.json`` (MMRec ignores it) with the id-space sizes, the
+per-split counts and the SHA-256 of every file it wrote, so users / items without any
+interaction survive a round trip and a truncated, edited or corrupted file is detected.
 """
 
 from __future__ import annotations
@@ -191,10 +191,9 @@ def read_mmrec(
         available = {m: available[m] for m in modalities}
     hashes = file_hashes(directory, [inter.name] + [p.name for p in available.values()])
     verify_pins(directory, hashes, pins, verify, name)
-
-    users, items, labels = read_inter(inter)
     sidecar_path = directory / f"{name}.json"
     sidecar = _read_sidecar(sidecar_path)
+    users, items, labels = read_inter(inter)
     if sidecar and isinstance(sidecar.get("modality_order"), list):
         # the writer's modality order; files it did not write go last
         order = [m for m in sidecar["modality_order"] if m in available]
@@ -243,6 +242,17 @@ def read_mmrec(
             f"{inter}: holds {counts} interactions but {sidecar_path.name} records "
             f"{sidecar['interactions']}; the .inter file is truncated or was edited -- re-convert it"
         )
+    if sidecar and isinstance(sidecar.get("sha256"), dict):
+        # last gate: the writer's record of its own files catches edits the checks above cannot see
+        changed = sorted(f for f, digest in sidecar["sha256"].items() if f in hashes and hashes[f] != digest)
+        if changed:
+            message = (f"{directory}: {', '.join(changed)} differ from the sha256 recorded in {sidecar_path.name} "
+                       f"(changed or corrupted since `write_mmrec` wrote them); re-convert the dataset, or "
+                       f"delete the sidecar to read the files as they are")
+            if verify:
+                raise DataError(message)
+            logger.warning("%s", message)
+
     matrices = {}
     for code, split in enumerate(SPLITS):
         pick = labels == code
@@ -303,10 +313,12 @@ def write_mmrec(
     kept_info = {
         k: v for k, v in dataset.info.items() if k in ("split_convention", "convention", "split", "fingerprint")
     }
+    written = [inter.name, *(f"{modality}_feat.npy" for modality in dataset.features)]
     atomic_write_json(
         directory / f"{name}.json",
         {
             "format": "mmrec",
+            "sha256": file_hashes(directory, written),
             "name": dataset.name,
             "n_users": dataset.n_users,
             "n_items": dataset.n_items,
