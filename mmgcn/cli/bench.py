@@ -80,7 +80,7 @@ def _cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
     values: dict[str, Any] = apply_overrides({}, args.overrides)
     flags = {
         "dataset": args.dataset,
-        "models": list(parse_model_list(args.models)) if args.models else None,
+        "models": list(parse_model_list(args.models)) if args.models is not None else None,
         "seeds": args.seeds,
         "out": args.out,
         "protocol": args.protocol,
@@ -110,6 +110,7 @@ def run_bench(args: argparse.Namespace) -> int:
     print(f"mmgcn bench: {config.dataset}, {len(config.models)} models x {config.seeds} seeds "
           f"({config.mode} run; config: {path or 'built-in defaults'})", flush=True)
     runner = TrainerRunner(progress=not args.no_progress, keep_checkpoints=args.keep_checkpoints)
+    _resolve_every_cell(config, runner)  # bad model / trainer keys fail before the dataset loads
     with logging_redirect_tqdm():
         run = run_benchmark(
             config,
@@ -128,6 +129,15 @@ def run_bench(args: argparse.Namespace) -> int:
               f"error.txt in each failed cell's staging folder (cells/<model>/.seed-<k>.partial/)", file=sys.stderr)
         return 1
     return 0
+
+
+def _resolve_every_cell(config: Any, runner: Any) -> None:
+    """Resolve each model's config and grid point now, as the harness will (ConfigError on a bad key)."""
+    for spec in config.specs:
+        grid = config.grid_for(spec)
+        base = config.model_config_for(spec)
+        for point in grid.points() if grid is not None else [{}]:
+            runner.resolve(spec, {**base, **point}, config.train_config_for(spec), config)
 
 
 def run_report(args: argparse.Namespace) -> int:

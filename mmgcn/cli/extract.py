@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 
+from mmgcn.errors import ConfigError
 from mmgcn.features.base import DEFAULT_ENCODERS, MODALITIES, available_encoders
 
 
@@ -52,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
                 print(f"{modality:6s} {name:20s} {summary}{default}")
         return 0
     if not args.dataset or not args.modality:
-        raise ValueError("mmgcn extract needs --dataset and --modality (or --list-encoders)")
+        raise ConfigError("mmgcn extract needs --dataset and --modality (or --list-encoders)")
     import torch
 
     from mmgcn.features.extract import extract_features

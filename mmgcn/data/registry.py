@@ -33,6 +33,7 @@ from mmgcn.data.readers.common import feature_files, load_feature_file
 from mmgcn.data.readers.mmrec import read_mmrec
 from mmgcn.data.readers.mmssl import CONVENTIONS, read_mmssl
 from mmgcn.data.readers.movielens import read_movielens100k
+from mmgcn.errors import ConfigError
 from mmgcn.utils.io import sha256_file
 
 logger = logging.getLogger(__name__)
@@ -88,7 +89,7 @@ def dataset_card(name: str) -> dict[str, Any]:
         DataError: the card is malformed.
     """
     if name not in list_datasets():
-        raise ValueError(f"unknown dataset {name!r}; known datasets: {', '.join(list_datasets())}")
+        raise ConfigError(f"unknown dataset {name!r}; known datasets: {', '.join(list_datasets())}")
     return _load_card(name)
 
 
@@ -163,12 +164,12 @@ def load_dataset(
         )
     fmt = card["format"]
     if fmt != "mmssl" and convention is not None:
-        raise ValueError(f"{name}: split conventions apply to pre-split datasets only; use split= instead")
+        raise ConfigError(f"{name}: split conventions apply to pre-split datasets only; use split= instead")
     if fmt == "mmssl":
         conventions = card["split"].get("conventions", {})
         convention = convention or card["split"]["default_convention"]
         if convention not in conventions or convention not in CONVENTIONS:
-            raise ValueError(f"{name}: unknown split convention {convention!r}; available: {sorted(conventions)}")
+            raise ConfigError(f"{name}: unknown split convention {convention!r}; available: {sorted(conventions)}")
         dataset = read_mmssl(root, name=name, convention=convention, pins=pins(card), verify=verify)
         if split is not None:
             dataset = _resplit(dataset, split, seed)

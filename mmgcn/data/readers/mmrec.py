@@ -62,13 +62,14 @@ def find_inter_file(directory: Path, name: str | None = None) -> Path:
 def _parse_int_column(values: np.ndarray, field: str, path: Path) -> np.ndarray:
     try:
         return values.astype(np.int64)
-    except ValueError:
+    except (ValueError, OverflowError):
         for row, value in enumerate(values):
             try:
-                int(value)
+                if not -(2**63) <= int(value) < 2**63:
+                    raise ValueError
             except ValueError:
                 raise DataError(
-                    f"{path}: field '{field}' at line {row + 2} is {str(value)!r}, not an integer id; "
+                    f"{path}: field '{field}' at line {row + 2} is {str(value)!r}, not an integer id (int64); "
                     f"ids must be dense integers from 0 (re-index the data)"
                 ) from None
         raise  # pragma: no cover - astype failed but every value parses
