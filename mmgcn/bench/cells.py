@@ -6,9 +6,11 @@ A cell directory holds::
     per_user.npz    per-user test metrics: "users" (ids) and one array per metric, plus
                     "warm/..." and "cold/..." arrays under the cold-start protocol
     run/            the trainer's run directory (config, per-epoch JSON lines, checkpoint)
+                    (a grid trial has no test metrics and no per_user.npz)
     STARTED.json    written when an attempt starts, with the config hash
     DONE.json       completion marker, written LAST, holding the cell's config hash and
-                    the SHA-256 of every other file of the cell
+                    the SHA-256 of every other file of the cell (checkpoints excepted:
+                    they carry their own digest and are deleted once no longer needed)
 
 A cell is never written in place. An attempt works in a staging directory beside it,
 ``.<name>.partial/`` (where ``error.txt`` holds the traceback of a crashed attempt); only
@@ -113,7 +115,8 @@ class CellRunner:
         return {"model": dict(model_config), "train": dict(train_config)}
 
     def describe(self, train_config: dict[str, Any], config: BenchConfig) -> dict[str, Any]:
-        return dict(train_config)
+        """The trainer settings a cell runs with (the header is generated from them)."""
+        return {"metric": config.metric, **train_config}
 
     def can_resume(self, task: CellTask) -> bool:
         """Whether an interrupted attempt in ``task.directory`` left state to resume from."""
@@ -123,13 +126,13 @@ class CellRunner:
         raise NotImplementedError
 
 
-def is_finished(directory: Path, expected_hash: str) -> bool:
-    """Whether the cell in ``directory`` completed with config hash ``expected_hash`` and
-    its files are intact (see :func:`cell_problem`)."""
-    return cell_problem(directory, expected_hash) is None
+def is_finished(directory: Path, expected_hash: str, per_user: bool = True) -> bool:
+    """Whether the cell in ``directory`` completed with config hash ``expected_hash`` and its
+    files are intact (``per_user=False`` for grid trials, which have no test metrics)."""
+    return cell_problem(directory, expected_hash, per_user) is None
 
 
-def cell_problem(directory: Path, expected_hash: str) -> str | None:
+def cell_problem(directory: Path, expected_hash: str, per_user: bool = True) -> str | None:
     """Why the cell in ``directory`` cannot be reused, or ``None`` when it is finished and intact.
 
     ``"absent"``, ``"unfinished"`` (no marker), ``"another config"`` (marker of another
@@ -151,7 +154,7 @@ def cell_problem(directory: Path, expected_hash: str) -> str | None:
         return f"{MARKER} is not a JSON object"
     if data.get("config_hash") != expected_hash:
         return "another config"
-    for name in (CELL_JSON, PER_USER):
+    for name in (CELL_JSON, PER_USER) if per_user else (CELL_JSON,):
         if not (directory / name).is_file():
             return f"{name} is missing"
     recorded = data.get("files")
@@ -165,18 +168,20 @@ def cell_problem(directory: Path, expected_hash: str) -> str | None:
         return None
     try:  # a marker from before checksums: the files must at least load
         load_cell(directory)
-        load_per_user(directory / PER_USER)
+        if per_user:
+            load_per_user(directory / PER_USER)
     except Exception as exc:  # noqa: BLE001 - any failure to load means damaged
         return f"{type(exc).__name__} reading the cell ({str(exc)[:120]})"
     return None
 
 
 def checksums(directory: Path) -> dict[str, str]:
-    """``{relative path: sha256}`` of every file under ``directory`` but the markers."""
+    """``{relative path: sha256}`` of every file under ``directory`` but the markers and the
+    trainer's checkpoints (deleted once the benchmark no longer needs them)."""
     return {
         path.relative_to(directory).as_posix(): sha256_file(path)
         for path in sorted(directory.rglob("*"))
-        if path.is_file() and path.name not in (MARKER, STARTED)
+        if path.is_file() and path.name not in (MARKER, STARTED) and "checkpoints" not in path.relative_to(directory).parts
     }
 
 
@@ -198,6 +203,17 @@ def publish_cell(staging: Path, directory: Path) -> None:
     os.rename(staging, directory)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def read_back(result: CellResult, directory: Path, per_user: bool = True) -> CellResult:
+    """A finished cell's result as stored in ``directory`` (checked against its checksums);
+    failed cells are returned as they are."""
+    if result.status != "ok":
+        return result
+    problem = cell_problem(directory, result.config_hash, per_user)
+    if problem is not None:
+        raise DataError(f"{directory}: {problem}; the cell changed while the benchmark held its lock")
+    return load_cell(directory)
 
 
 def started_hash(directory: Path) -> str | None:
@@ -224,11 +240,12 @@ def clear_cell(directory: Path) -> None:
 
 
 def save_cell(directory: Path, output: CellOutput, config_hash: str) -> None:
-    """Write ``cell.json`` and ``per_user.npz``, then the marker with every file's checksum
-    (atomically, last)."""
+    """Write ``cell.json`` and ``per_user.npz`` (none for a grid trial, which has no test
+    metrics), then the marker with every file's checksum (atomically, last)."""
     output.result.config_hash = config_hash
     atomic_write_json(directory / CELL_JSON, output.result.to_dict())
-    save_per_user(directory / PER_USER, output.per_user)
+    if output.per_user:
+        save_per_user(directory / PER_USER, output.per_user)
     write_marker(directory, config_hash)
 
 
@@ -238,30 +255,9 @@ def write_marker(directory: Path, config_hash: str, **extra: Any) -> None:
                                            "files": checksums(directory), **extra})
 
 
-def copy_cell(source: Path, target: Path, config_hash: str) -> None:
-    """Reuse a finished cell (a grid trial) as ``target``: copy it to a staging directory,
-    write the marker, rename it into place."""
-    staging = staging_dir(target)
-    clear_cell(staging)
-    shutil.copytree(source, staging, dirs_exist_ok=True, ignore=shutil.ignore_patterns(MARKER, STARTED))
-    write_marker(staging, config_hash, copied_from=str(source))
-    publish_cell(staging, target)
-
-
 def load_cell(directory: Path) -> CellResult:
     with open(directory / CELL_JSON, encoding="utf-8") as handle:
         return CellResult.from_dict(json.load(handle))
-
-
-def read_back(result: CellResult, directory: Path) -> CellResult:
-    """A finished cell's result as stored in ``directory`` (checked against its checksums);
-    failed cells are returned as they are."""
-    if result.status != "ok":
-        return result
-    problem = cell_problem(directory, result.config_hash)
-    if problem is not None:
-        raise DataError(f"{directory}: {problem}; the cell changed while the benchmark held its lock")
-    return load_cell(directory)
 
 
 def save_per_user(path: Path, arrays: Mapping[str, np.ndarray]) -> None:

@@ -83,7 +83,7 @@ class VBPR(Recommender):
             regularises :math:`E` and :math:`\beta'` with the other parameters). Without it
             the shared projection is free to grow under Adam and fit noise in near-identical
             features (TikTok validation Recall@20 0.061 with it off, 0.078 on; see
-            ``benchmarks/tuning/tiktok.md``).
+            ``benchmarks/tuning/archive/tiktok-2026-11.md``).
     """
 
     name: ClassVar[str] = "vbpr"
