@@ -75,6 +75,9 @@ from mmgcn.bench.results import PER_USER_NPZ, BenchResults, CellResult, write_re
 from mmgcn.bench.tables import header_lines
 from mmgcn.config import ConfigError, merge
 from mmgcn.data.dataset import Dataset
+from mmgcn.utils.io import atomic_write_json
+
+GRIDS_JSON = "grids.json"
 
 log = logging.getLogger(__name__)
 
@@ -274,6 +277,7 @@ def _run_benchmark_locked(
     progress: bool = True,
     plots: bool = True,
     echo: Callable[[str], None] | None = None,
+    grids_only: bool = False,
 ) -> BenchRun:
     """Run every cell of ``config`` (skipping finished ones), then write tables and figures.
 
@@ -285,6 +289,8 @@ def _run_benchmark_locked(
         progress: draw the tqdm bars.
         plots: draw the PNG figures (``mmgcn report`` can draw them later from the JSON).
         echo: called with each header line before the run starts (the CLI prints them).
+        grids_only: run the models' grids only (validation; what ``benchmarks/tune.py``
+            does) and write ``grids.json`` instead of the result tables.
 
     Returns:
         a :class:`BenchRun`; failed cells are in ``results.cells`` with ``status="failed"``.
@@ -318,7 +324,7 @@ def _run_benchmark_locked(
     if not ignore.exists():
         # tables, figures and the per-user file are the results to commit; cells hold bulky per-run files
         ignore.write_text("cells/\ngrid/\n", encoding="utf-8")
-    total = sum(len(config.seeds_for(spec)) + (len(g.points()) * (len(g.seeds) or 1) if g else 0)
+    total = sum((0 if grids_only else len(config.seeds_for(spec))) + (len(g.points()) * (len(g.seeds) or 1) if g else 0)
                 for spec, g in ((spec, grids[spec.name]) for spec in config.specs))
     bar = tqdm(total=total, desc=f"bench {config.results_name}", unit="cell", position=0, disable=not progress)
     run = BenchRun(results=BenchResults(header=header, summaries=[]), folder=folder)
@@ -350,7 +356,7 @@ def _run_benchmark_locked(
                 grid_report[spec.name] = outcome.report()
                 selected_points[spec.name] = outcome.chosen
             cells = []
-            for seed in config.seeds_for(spec):
+            for seed in () if grids_only else config.seeds_for(spec):
                 directory = folder / "cells" / spec.dirname / f"seed-{seed}"
                 if outcome is not None and outcome.chosen is None:
                     bar.update(1)
@@ -369,8 +375,13 @@ def _run_benchmark_locked(
             cells_by_model[spec.name] = cells
     finally:
         bar.close()
-    if isinstance(runner, CellRunner) and not getattr(runner, "keep_checkpoints", False):
+    if not getattr(runner, "keep_checkpoints", False):
         drop_checkpoints(outcomes)
+    if grids_only:
+        run.results = BenchResults(header=header, summaries=[], grids=grid_report)
+        run.files = {"grids": folder / GRIDS_JSON}
+        atomic_write_json(folder / GRIDS_JSON, {"header": header, "grids": grid_report})
+        return run
 
     # results.json is rebuilt from the cells as they are on disk, under the folder's lock
     cells_by_model = {name: [read_back(c, folder / "cells" / ModelSpec.parse(name).dirname / f"seed-{c.seed}")

@@ -53,6 +53,7 @@ class CellResult:
         valid_curve: ``[[epoch, value], ...]`` of the validation selection metric.
         best_epoch: epoch whose checkpoint was evaluated on test.
         best_valid: validation metric at ``best_epoch``.
+        best_valid_metrics: every validation metric at ``best_epoch``.
         epochs: epochs trained (early stopping included).
         train_s_per_epoch: mean wall-clock seconds per training epoch.
         eval_s: seconds of the single test evaluation.
@@ -73,6 +74,7 @@ class CellResult:
     valid_curve: list[list[float]] = field(default_factory=list)
     best_epoch: int | None = None
     best_valid: float | None = None
+    best_valid_metrics: dict[str, float] = field(default_factory=dict)
     epochs: int | None = None
     train_s_per_epoch: float | None = None
     eval_s: float | None = None
