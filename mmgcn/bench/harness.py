@@ -22,9 +22,13 @@ split), and ranks the test split over all items (warm / cold breakdown) and, for
 models, among the cold test items only (:mod:`mmgcn.bench.runner`).
 
 Cells live in ``<folder>/cells/<model>/seed-<k>/`` and grid trials in
-``<folder>/grid/<model>/point-<i>/seed-<k>/`` (see :mod:`mmgcn.bench.cells`). A re-run skips every
-cell whose completion marker carries the same config hash, unless ``force``; a cell that
-raises is recorded as failed (traceback in its ``error.txt``) and the run goes on.
+``<folder>/grid/<model>/point-<i>/seed-<k>/`` (see :mod:`mmgcn.bench.cells`); each is built
+in a staging directory beside it and renamed into place when finished. A re-run skips every
+cell whose completion marker carries the same config hash and whose files match their
+checksums, unless ``force``; a damaged cell is named and re-run; a cell that raises is
+recorded as failed (traceback in its staging directory's ``error.txt``) and the run goes on.
+The whole run holds the folder's lock (:mod:`mmgcn.bench.lock`) and rebuilds
+``results.json`` from the cells on disk.
 
 One tqdm bar counts cells across the whole run; the trainer draws per-epoch bars beneath.
 """
