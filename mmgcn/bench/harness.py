@@ -43,12 +43,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from tqdm.auto import tqdm
 
 from mmgcn.bench.aggregate import (
+    DATASET_KEY,
     PerUser,
     compare_models,
     comparison_pairs,
+    degree_breakdown,
     keep_arrays,
     summarise_model,
     write_per_user,
@@ -398,6 +401,7 @@ def _run_benchmark_locked(
                 continue
             path = folder / "cells" / spec.dirname / f"seed-{cell.seed}" / "per_user.npz"
             per_user.setdefault(spec.name, {})[cell.seed] = keep_arrays(load_per_user(path), config.significance_metrics)
+    per_user[DATASET_KEY] = {0: {"train_degree": np.diff(dataset.train.indptr).astype(np.int32)}}
     write_per_user(folder / PER_USER_NPZ, per_user)
     pairs = comparison_pairs(config.models, config.reference, config.comparisons)
     results = BenchResults(
@@ -406,6 +410,7 @@ def _run_benchmark_locked(
         cells=[c for s in config.specs for c in cells_by_model.get(s.name, [])],
         grids=grid_report,
         comparisons=compare_models(per_user, pairs, config.significance_metrics),
+        breakdowns={"user_degree": degree_breakdown(per_user, config.significance_metrics[0])},
     )
     run.results = results
     run.files = write_results(results, folder)
