@@ -254,9 +254,9 @@ def _convert(args: argparse.Namespace) -> int:
     dataset, _ = _load(args)
     try:
         inter = write_mmrec(dataset, args.out_dir, overwrite=args.force)
-    except FileExistsError as exc:  # not among the errors mmgcn.cli.main reports itself
+    except FileExistsError as exc:  # (mmgcn.cli.main reports OSErrors the same way, exit 2)
         print(f"mmgcn: error: {exc}", file=sys.stderr)
-        return 1
+        return 2
     files = [inter.name] + [f"{m}_feat.npy" for m in dataset.features] + [f"{inter.stem}.json"]
     total = sum(dataset.split(s).nnz for s in ("train", "valid", "test"))
     print(f"wrote {inter.parent}: {', '.join(files)} ({total:,} interactions, x_label 0/1/2 = train/valid/test)")

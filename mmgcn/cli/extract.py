@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 
+from mmgcn.errors import ConfigError
 from mmgcn.features.base import DEFAULT_ENCODERS, MODALITIES, available_encoders
 
 
@@ -63,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"mmgcn extract: NAME {args.name!r} and --dataset {args.dataset!r} differ; give one")
     args.dataset = args.dataset or args.name
     if not args.dataset or not args.modality:
-        raise ValueError("mmgcn extract needs a dataset NAME and --modality (or --list-encoders)")
+        raise ConfigError("mmgcn extract needs a dataset NAME and --modality (or --list-encoders)")
     import torch
 
     from mmgcn.features.extract import extract_features

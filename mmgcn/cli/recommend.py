@@ -30,7 +30,10 @@ import csv
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
+
+from mmgcn.errors import ConfigError
 
 FORMATS = ("table", "json", "csv")
 
@@ -57,6 +60,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", help="torch device (default: the run's)")
     parser.add_argument("--format", choices=FORMATS, default="table",
                         help="table (default, with explanations), json (a list of records) or csv (one row per entry)")
+    parser.add_argument("--allow-data-change", action="store_true",
+                        help="recommend even though the data differ from the run's (a warning is printed)")
     parser.set_defaults(func=run_recommend)
 
 
@@ -87,7 +92,7 @@ def resolve_users(dataset: Any, users: Sequence[str] | None, indices: Sequence[i
         if lookup is not None:
             if str(value) not in lookup:
                 example = ", ".join(str(u) for u in maps[0][:3])
-                raise ValueError(
+                raise ConfigError(
                     f"--user {value!r}: no such user id in {dataset.name} (its ids look like {example}, ...; "
                     f"--user-index N takes an index 0..{dataset.n_users - 1})"
                 )
@@ -96,13 +101,13 @@ def resolve_users(dataset: Any, users: Sequence[str] | None, indices: Sequence[i
         try:
             index = int(value)
         except ValueError:
-            raise ValueError(f"--user {value!r}: {dataset.name} has no id maps; give a user index "
+            raise ConfigError(f"--user {value!r}: {dataset.name} has no id maps; give a user index "
                              f"0..{dataset.n_users - 1}") from None
         out.append(index)
     out.extend(indices or ())
     for index in out:
         if not 0 <= index < dataset.n_users:
-            raise ValueError(f"--user {index}: {dataset.name} has user ids 0..{dataset.n_users - 1} (indices)")
+            raise ConfigError(f"--user {index}: {dataset.name} has user ids 0..{dataset.n_users - 1} (indices)")
     return out
 
 
@@ -138,7 +143,7 @@ def parse_mask(text: str) -> tuple[str, ...]:
     splits = tuple(s.strip() for s in text.split("+") if s.strip())
     bad = [s for s in splits if s not in ("train", "valid")]
     if bad:
-        raise ValueError(f"--mask {text!r}: may name train and valid (joined by '+') or 'none', not {bad}")
+        raise ConfigError(f"--mask {text!r}: may name train and valid (joined by '+') or 'none', not {bad}")
     return splits
 
 
@@ -279,12 +284,20 @@ def run_recommend(args: argparse.Namespace) -> int:
     new_item = any(v is not None for v in (args.new_item, args.text, args.audio))
     users_given = bool(args.user) or bool(args.user_index)
     if new_item == users_given:
-        raise ValueError("give either --user ID / --user-index N (explained top-k) or a new item "
+        raise ConfigError("give either --user ID / --user-index N (explained top-k) or a new item "
                          "(--new-item IMAGE, --text, --audio)")
     if args.k < 1:
-        raise ValueError(f"-k must be positive, got {args.k}")
+        raise ConfigError(f"-k must be positive, got {args.k}")
     mask = parse_mask(args.mask)
-    run = load_run(args.run_dir, args.checkpoint, data_dir=args.data_dir, device=args.device)
+    for path in (args.new_item, args.audio):
+        if path is not None and not Path(path).is_file():
+            raise FileNotFoundError(f"{path}: no such file")
+    run = load_run(args.run_dir, args.checkpoint, data_dir=args.data_dir, device=args.device,
+                   action="recommend", allow_data_change=args.allow_data_change)
+    if run.data_differences:
+        # on stderr for json / csv, whose stdout must stay parseable
+        print("WARNING: recommending from data that differ from the run's (--allow-data-change): "
+              + "; ".join(run.data_differences), file=sys.stdout if args.format == "table" else sys.stderr)
     if new_item:
         encoded, explanations, parts = _new_item(run, args)
         records = new_item_records(run, explanations, parts)

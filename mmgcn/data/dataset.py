@@ -33,11 +33,11 @@ import scipy.sparse as sp
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
+from mmgcn.errors import DataError
+
 SPLITS = ("train", "valid", "test")
 
 
-class DataError(ValueError):
-    """Input data is malformed. The message names the file, the field and the fix."""
 
 
 @dataclass(frozen=True)

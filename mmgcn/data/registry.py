@@ -53,6 +53,7 @@ from mmgcn.data.readers.mmrec import read_mmrec
 from mmgcn.data.readers.mmssl import CONVENTIONS, TRAIN_FILE, read_mmssl
 from mmgcn.data.readers.movielens import read_movielens100k
 from mmgcn.data.splits import METHODS
+from mmgcn.errors import ConfigError
 from mmgcn.utils.io import sha256_file
 
 logger = logging.getLogger(__name__)
@@ -181,7 +182,7 @@ def read_card(path: str | os.PathLike, name: str | None = None) -> dict[str, Any
 def _load_card(name: str, data_dir: str | os.PathLike | None = None) -> dict[str, Any]:
     found = card_paths(data_dir)
     if name not in found:
-        raise ValueError(
+        raise ConfigError(
             f"unknown dataset {name!r}; known datasets: {', '.join(found)} (cards are read from "
             f"${CARDS_ENV}, {paths.data_root(data_dir) / CARDS_DIRNAME} and the built-in cards; "
             f"`mmgcn datasets import` makes one)"
@@ -301,12 +302,12 @@ def load_dataset(
     fmt = card_spec["format"]
     split_spec = card_spec.get("split") or {}
     if fmt != "mmssl" and convention is not None:
-        raise ValueError(f"{name}: split conventions apply to pre-split datasets only; use split= instead")
+        raise ConfigError(f"{name}: split conventions apply to pre-split datasets only; use split= instead")
     if fmt == "mmssl":
         conventions = split_spec.get("conventions") or {"files": "built-in"}
         convention = convention or split_spec.get("default_convention") or next(iter(conventions))
         if convention not in conventions:
-            raise ValueError(f"{name}: unknown split convention {convention!r}; available: {sorted(conventions)}")
+            raise ConfigError(f"{name}: unknown split convention {convention!r}; available: {sorted(conventions)}")
         files, note = _convention_files(conventions[convention], convention)
         dataset = read_mmssl(
             root, name=name, convention=convention, files=files, note=note,

@@ -90,13 +90,13 @@ def test_info_json_and_split_flags(capsys, data_root):
 
 def test_info_without_data_is_a_clear_error(capsys, tmp_path):
     code, _, err = _run(capsys, "datasets", "info", "tiktok", "--data-dir", str(tmp_path))
-    assert code == 1
+    assert code == 2
     assert "mmgcn: error:" in err and "mmgcn datasets download tiktok" in err
 
 
 def test_info_unknown_dataset(capsys):
     code, _, err = _run(capsys, "datasets", "info", "netflix")
-    assert code == 1
+    assert code == 2
     assert "unknown dataset 'netflix'" in err
 
 
@@ -114,7 +114,7 @@ def test_convert_to_mmrec(capsys, data_root, tmp_path):
     # a second run refuses to overwrite, --force overwrites
     code, _, err = _run(capsys, "datasets", "convert", "amazon-baby", "--to", "mmrec", str(out_dir),
                         "--data-dir", str(data_root))
-    assert code == 1 and "already exists" in err
+    assert code == 2 and "already exists" in err
     code, _, _ = _run(capsys, "datasets", "convert", "amazon-baby", "--to", "mmrec", str(out_dir),
                       "--data-dir", str(data_root), "--force")
     assert code == 0

@@ -68,6 +68,6 @@ def test_json_and_csv_list_the_same_recommendations(shop_run, capsys):
 
 
 def test_unknown_original_id_is_one_clear_error(shop_run, capsys):
-    assert main(["recommend", str(shop_run), "--user", "nobody"]) == 1
+    assert main(["recommend", str(shop_run), "--user", "nobody"]) == 2  # a usage error
     err = capsys.readouterr().err
     assert "--user 'nobody': no such user id in shop" in err and "--user-index" in err

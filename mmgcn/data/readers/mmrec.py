@@ -9,11 +9,11 @@ from. ``userID``, ``itemID`` and ``x_label`` are required; ``rating`` is optiona
 it holds real times, kept as the dataset's event times (``Dataset.timestamps``), so that a
 temporal re-split of a converted or imported dataset works.
 
-The writer adds a sidecar ``<name>.json`` (MMRec ignores it) with the id-space sizes and
-the per-split counts, so users / items without any interaction survive a round trip and a
-file truncated at a line boundary is detected. It writes the dataset's event times into
-``timestamp`` when it has them (``"timestamps": true`` in the sidecar), else ``0`` as a
-placeholder.
+The writer adds a sidecar ``<name>.json`` (MMRec ignores it) with the id-space sizes, the
+per-split counts and the SHA-256 of every file it wrote, so users / items without any
+interaction survive a round trip and a truncated, edited or corrupted file is detected. It
+writes the dataset's event times into ``timestamp`` when it has them (``"timestamps": true``
+in the sidecar), else ``0`` as a placeholder.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import scipy.sparse as sp
 
 from mmgcn import __version__
 from mmgcn.data.dataset import SPLITS, DataError, Dataset
+from mmgcn.data.limits import check_id_space
 from mmgcn.data.readers.common import (
     feature_files,
     file_hashes,
@@ -65,13 +66,14 @@ def find_inter_file(directory: Path, name: str | None = None) -> Path:
 def _parse_int_column(values: np.ndarray, field: str, path: Path) -> np.ndarray:
     try:
         return values.astype(np.int64)
-    except ValueError:
+    except (ValueError, OverflowError):
         for row, value in enumerate(values):
             try:
-                int(value)
+                if not -(2**63) <= int(value) < 2**63:
+                    raise ValueError
             except ValueError:
                 raise DataError(
-                    f"{path}: field '{field}' at line {row + 2} is {str(value)!r}, not an integer id; "
+                    f"{path}: field '{field}' at line {row + 2} is {str(value)!r}, not an integer id (int64); "
                     f"ids must be dense integers from 0 (re-index the data)"
                 ) from None
         raise  # pragma: no cover - astype failed but every value parses
@@ -237,11 +239,10 @@ def read_mmrec(
         available = {m: available[m] for m in modalities}
     hashes = file_hashes(directory, [inter.name] + [p.name for p in available.values()])
     verify_pins(directory, hashes, pins, verify, name)
-
-    columns = read_inter_columns(inter)
-    users, items, labels = columns["userID"], columns["itemID"], columns["x_label"]
     sidecar_path = directory / f"{name}.json"
     sidecar = _read_sidecar(sidecar_path)
+    columns = read_inter_columns(inter)
+    users, items, labels = columns["userID"], columns["itemID"], columns["x_label"]
     times = columns.get("timestamp")
     if times is not None and (
         (sidecar is not None and not sidecar.get("timestamps", False)) or not np.any(times)
@@ -257,6 +258,24 @@ def read_mmrec(
         raise DataError(f"{directory}: feature files disagree in row count {feature_rows}; each row must be one item")
     max_user = int(users.max()) + 1 if users.size else 0
     max_item = int(items.max()) + 1 if items.size else 0
+    if sidecar:
+        for key in ("n_users", "n_items"):
+            check_id_space(sidecar[key], key, sidecar_path)
+    else:
+        check_id_space(max_user, "userID", inter, rows=users.size)
+        check_id_space(max_item, "itemID", inter, rows=items.size)
+        if feature_rows:
+            # the feature files declare the catalogue (row i = item i): an id beyond it is an error,
+            # not a reason to grow the catalogue
+            modality, declared = next(iter(feature_rows.items()))
+            outside = np.flatnonzero(items >= declared)
+            if outside.size:
+                row = int(outside[0])
+                raise DataError(
+                    f"{inter}: field 'itemID' at line {row + 2} is {int(items[row])}, outside the catalogue of "
+                    f"{declared} items that {available[modality].name} declares (one row per item); the files "
+                    f"do not belong together -- fix the id or re-extract the features"
+                )
     n_users = sidecar["n_users"] if sidecar else max_user
     n_items = sidecar["n_items"] if sidecar else max(max_item, *feature_rows.values(), 0)
     if max_user > n_users or max_item > n_items:
@@ -277,6 +296,17 @@ def read_mmrec(
             f"{inter}: holds {counts} interactions but {sidecar_path.name} records "
             f"{sidecar['interactions']}; the .inter file is truncated or was edited -- re-convert it"
         )
+    if sidecar and isinstance(sidecar.get("sha256"), dict):
+        # last gate: the writer's record of its own files catches edits the checks above cannot see
+        changed = sorted(f for f, digest in sidecar["sha256"].items() if f in hashes and hashes[f] != digest)
+        if changed:
+            message = (f"{directory}: {', '.join(changed)} differ from the sha256 recorded in {sidecar_path.name} "
+                       f"(changed or corrupted since `write_mmrec` wrote them); re-convert the dataset, or "
+                       f"delete the sidecar to read the files as they are")
+            if verify:
+                raise DataError(message)
+            logger.warning("%s", message)
+
     matrices, split_times = {}, {}
     for code, split in enumerate(SPLITS):
         pick = labels == code
@@ -361,10 +391,12 @@ def write_mmrec(
     kept_info = {
         k: v for k, v in dataset.info.items() if k in ("split_convention", "convention", "split", "fingerprint")
     }
+    written = [inter.name, *(f"{modality}_feat.npy" for modality in dataset.features)]
     atomic_write_json(
         directory / f"{name}.json",
         {
             "format": "mmrec",
+            "sha256": file_hashes(directory, written),
             "name": dataset.name,
             "n_users": dataset.n_users,
             "n_items": dataset.n_items,
