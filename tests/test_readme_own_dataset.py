@@ -59,7 +59,7 @@ def test_readme_own_dataset_commands(tmp_path):
     # items without an image are recorded as missing, not encoded
     assert f"encoded {120 - without}, missing {without} (no content {without}" in outputs[2]
     assert (tmp_path / "cache" / "shop" / "features" / "image_mask.npy").is_file()
-    results = json.loads((tmp_path / "benchmarks" / "results" / "shop" / "results.json").read_text())
+    results = json.loads((tmp_path / "benchmarks" / "results" / "shop-quick" / "results.json").read_text())
     assert "cells: 8 ran" in outputs[-1] and "0 failed" in outputs[-1]
     recall = {row["model"]: row["mean"]["recall@20"] for row in results["summaries"]}
     assert set(recall) == {"mmgcn", "lightgcn", "vbpr", "popular"}
