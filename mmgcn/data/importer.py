@@ -43,6 +43,7 @@ import yaml
 
 from mmgcn import __version__
 from mmgcn.data import paths
+from mmgcn.data.catalog import CARDS_DIRNAME, NAME_PATTERN, is_builtin
 from mmgcn.data.dataset import DataError, Dataset
 from mmgcn.data.item_table import id_keys, item_content
 from mmgcn.data.log import InteractionLog
@@ -94,9 +95,7 @@ def _codes(keys: np.ndarray, uniques: np.ndarray) -> np.ndarray:
 
 
 def _check_name(name: str, root: Path, overwrite: bool) -> Path:
-    from mmgcn.data.registry import _NAME, CARDS_DIRNAME, is_builtin
-
-    if not isinstance(name, str) or not _NAME.match(name) or name == CARDS_DIRNAME:
+    if not isinstance(name, str) or not NAME_PATTERN.match(name) or name == CARDS_DIRNAME:
         raise DataError(f"dataset name {name!r}: use letters, digits, '.', '_' and '-' (and not {CARDS_DIRNAME!r})")
     if is_builtin(name):
         raise DataError(f"dataset name {name!r} is a built-in dataset; choose another name for your data")
