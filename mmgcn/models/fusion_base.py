@@ -16,7 +16,6 @@ from torch import Tensor, nn
 
 from mmgcn.data.dataset import Dataset
 from mmgcn.models.base import Embeddings, ModelConfig, Recommender, check_new_item_features
-from mmgcn.models.lightgcn import layer_mean_propagation
 from mmgcn.nn.fusion import (
     AttentionOutput,
     MLPScoreHead,
@@ -26,7 +25,7 @@ from mmgcn.nn.fusion import (
     standardize_with,
 )
 from mmgcn.nn.losses import bpr_loss, l2_reg
-from mmgcn.nn.propagation import BipartitePropagation
+from mmgcn.nn.propagation import BipartitePropagation, layer_mean_propagation
 
 
 @dataclass(frozen=True)
