@@ -303,12 +303,15 @@ class Trainer:
         assert self.optimizer is not None and self.sampler is not None
         while self.epoch < cfg.epochs and not self.stopped_early:
             self.epoch += 1
-            self.model.on_epoch_start(self.epoch, epoch_generator(cfg.seed, self.epoch))
             if self.device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(self.device)
+            hook_started = time.perf_counter()
+            self.model.on_epoch_start(self.epoch, epoch_generator(cfg.seed, self.epoch))
+            hook_seconds = time.perf_counter() - hook_started
             stats = run_epoch(self.model, self.optimizer, self.sampler, cfg.batch_size,
                               progress=cfg.progress, device=self.device, description=f"epoch {self.epoch}")
-            record: dict[str, Any] = {"epoch": self.epoch, "loss": stats["loss"], "train_seconds": stats["seconds"]}
+            record: dict[str, Any] = {"epoch": self.epoch, "loss": stats["loss"],
+                                      "train_seconds": hook_seconds + stats["seconds"]}
             if self.epoch % cfg.eval_every == 0 or self.epoch == cfg.epochs:
                 self._validate_into(record)
             self._end_epoch(record)

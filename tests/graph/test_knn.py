@@ -8,7 +8,7 @@ import scipy.sparse as sp
 import torch
 
 import mmgcn.graph.knn as knn_module
-from mmgcn.graph import knn_adjacency, knn_edges, knn_graph, mix_graphs
+from mmgcn.graph import knn_adjacency, knn_edges, knn_graph, knn_query_graph, mix_graphs, normalize_csr
 from mmgcn.graph.cache import graph_cache_path, fingerprint
 
 
@@ -98,15 +98,14 @@ def test_negative_similarities_are_clipped_in_weighted_graphs():
 def test_graph_is_cached_by_fingerprint(isolated_cache, monkeypatch):
     features = torch.from_numpy(np.random.default_rng(2).normal(size=(30, 4)).astype(np.float32))
     first = knn_graph(features, 3)
-    path = graph_cache_path("knn", fingerprint(features, params={"k": 3, "norm": "sym", "weighted": False,
-                                                                 "include_self": True}))
+    path = graph_cache_path("knn", fingerprint(features, params={"k": 3, "weighted": False, "include_self": True}))
     assert path.is_file() and path.parent.parent == isolated_cache
     assert not [p for p in path.parent.iterdir() if p.name.endswith(".tmp")]
 
     def fail(*args, **kwargs):
         raise AssertionError("rebuilt although cached")
 
-    monkeypatch.setattr(knn_module, "knn_adjacency", fail)
+    monkeypatch.setattr(knn_module, "knn_edges", fail)
     assert (knn_graph(features, 3) != first).nnz == 0
     with pytest.raises(AssertionError, match="rebuilt"):  # other parameters: another key
         knn_graph(features, 4)
@@ -129,3 +128,23 @@ def test_mix_graphs():
         mix_graphs([a, b], [1.0, -1.0])
     with pytest.raises(ValueError, match="same modalities"):
         mix_graphs({"image": a}, {"text": 1.0})
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("norm", ["sym", "row", "none"])
+def test_query_rows_of_a_catalogue_item_equal_its_own_row(weighted, norm):
+    # a new item with exactly the features of catalogue item i links to the same neighbours
+    # with the same weights, so its normalised row equals row i of the frozen graph
+    features = torch.from_numpy(np.random.default_rng(3).normal(size=(25, 4)).astype(np.float32))
+    adjacency = knn_adjacency(features, 5, weighted=weighted)
+    graph = normalize_csr(adjacency, norm)
+    rows = knn_query_graph(features[[2, 11]], features, 5, adjacency=adjacency, norm=norm, weighted=weighted,
+                           query_mask=np.array([True, True]), block_size=1, column_block=7)
+    np.testing.assert_allclose(rows.toarray(), graph[[2, 11]].toarray(), rtol=1e-6, atol=1e-9)
+    masked = knn_query_graph(features[[2, 11]], features, 5, adjacency=adjacency, norm=norm, weighted=weighted,
+                             query_mask=np.array([False, True]))
+    assert masked[0].nnz == 0 and masked[1].nnz == 5
+    with pytest.raises(ValueError, match="either rows"):
+        knn_edges(features, 2, rows=np.array([0]), queries=features[:1])
+    with pytest.raises(ValueError, match="queries must be"):
+        knn_edges(features, 2, queries=features[:1, :2])
