@@ -5,8 +5,10 @@
 * :mod:`~mmgcn.bench.harness` -- :func:`run_benchmark`: cells, grids, skip-finished, crashes;
 * :mod:`~mmgcn.bench.cells` -- a cell on disk and its atomic completion marker;
 * :mod:`~mmgcn.bench.runner` -- :class:`TrainerRunner`: the trainer and evaluator behind a cell;
-* :mod:`~mmgcn.bench.aggregate` / :mod:`~mmgcn.bench.stats` -- mean / std over seeds and
-  paired Wilcoxon / t-tests on per-user metrics;
+* :mod:`~mmgcn.bench.grid` -- the one grid engine: validation-only selection, test untouched;
+* :mod:`~mmgcn.bench.aggregate` -- mean / std over seeds and the seed-aware comparisons
+  (:mod:`mmgcn.eval.significance`), Holm over the table's family;
+* :mod:`~mmgcn.bench.header` -- the table header, generated from the cells' resolved configs;
 * :mod:`~mmgcn.bench.results` / :mod:`~mmgcn.bench.tables` / :mod:`~mmgcn.bench.plots` --
   ``results.json`` and the Markdown, CSV and PNG renderings of it;
 * :mod:`~mmgcn.bench.report` -- rebuild tables and figures from ``results.json``.
@@ -16,7 +18,6 @@ from mmgcn.bench.config import BenchConfig, GridConfig, ModelSpec, load_bench_co
 from mmgcn.bench.harness import BenchRun, run_benchmark
 from mmgcn.bench.report import rebuild
 from mmgcn.bench.results import BenchResults, CellResult, ModelSummary, read_results, write_results
-from mmgcn.bench.stats import PairedTest, paired_tests
 
 __all__ = [
     "BenchConfig",
@@ -26,9 +27,7 @@ __all__ = [
     "GridConfig",
     "ModelSpec",
     "ModelSummary",
-    "PairedTest",
     "load_bench_config",
-    "paired_tests",
     "read_results",
     "rebuild",
     "run_benchmark",

@@ -1,25 +1,36 @@
-"""From finished cells to :class:`~mmgcn.bench.results.ModelSummary` rows with significance.
+"""From finished cells to table rows: mean / std over seeds, and seed-aware comparisons.
 
 Aggregation over seeds: the mean and the sample standard deviation (``ddof=1``; ``None``
 with a single seed) of every test metric and resource column over the seeds that
-finished. Significance: each model's per-user test metric is averaged over its seeds
-(:func:`mmgcn.bench.stats.pool_seeds`), paired by user id with the reference model's
-seed-averaged metric (:func:`mmgcn.bench.stats.pair_by_user`), and tested with the
-Wilcoxon signed-rank test and the paired t-test (:func:`mmgcn.bench.stats.paired_tests`);
-Holm's correction is applied over the family of models compared to the reference.
+finished (:func:`summarise_model`).
+
+Comparisons (:func:`compare_models`): for every pair the table shows (each model against
+the reference, plus the config's extra pairs) and every significance metric, the
+hierarchical bootstrap over seeds then users of :mod:`mmgcn.eval.significance`; Holm's
+correction runs over that whole family (pairs x metrics), so "significant" in a table means
+"significant among everything this table claims".
+
+The per-user metrics behind the comparisons travel with the results as one
+``per_user.npz`` (:func:`write_per_user`, :func:`read_per_user`): arrays named
+``<model>/seed-<k>/<name>`` (``users``, ``recall@20``, ``cold/users``, ``cold/recall@20``...).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import logging
-from collections.abc import Callable, Mapping, Sequence
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from mmgcn.bench.cells import metric_vector
 from mmgcn.bench.results import CellResult, ModelSummary
-from mmgcn.bench.stats import holm, pair_by_user, paired_tests, pool_seeds
+from mmgcn.eval.significance import BOOT_SEED, N_BOOT, SeedComparison, compare, holm
+from mmgcn.utils.io import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +43,9 @@ RESOURCE_FIELDS = {
     "peak_mem_mb": "peak_mem_mb",
 }
 
-PerUserLoader = Callable[[CellResult], Mapping[str, np.ndarray]]
+#: ``{model: {seed: {array name: (n,) array}}}``
+PerUser = dict[str, dict[int, dict[str, np.ndarray]]]
+_KEY = re.compile(r"^(?P<model>[^/]+)/seed-(?P<seed>-?\d+)/(?P<name>.+)$")
 
 
 def _mean_std(values: Sequence[float]) -> tuple[float, float | None]:
@@ -43,7 +56,7 @@ def _mean_std(values: Sequence[float]) -> tuple[float, float | None]:
 
 
 def summarise_model(model: str, cells: Sequence[CellResult], selected: dict[str, Any] | None = None) -> ModelSummary:
-    """Mean / std over the finished cells of one model (significance filled in later)."""
+    """Mean / std over the finished cells of one model."""
     ok = [c for c in cells if c.status == "ok"]
     summary = ModelSummary(
         model=model,
@@ -65,55 +78,95 @@ def summarise_model(model: str, cells: Sequence[CellResult], selected: dict[str,
     return summary
 
 
-def add_significance(
-    summaries: Sequence[ModelSummary],
-    cells_by_model: Mapping[str, Sequence[CellResult]],
-    baseline: str,
+# ---------------------------------------------------------------- per-user file
+def keep_arrays(per_user: Mapping[str, np.ndarray], metrics: Sequence[str]) -> dict[str, np.ndarray]:
+    """The arrays of ``metrics`` (in every group present: overall, warm, cold, cold-only) and
+    their user ids, out of one cell's per-user file."""
+    out = {}
+    for name, values in per_user.items():
+        group, _, base = name.rpartition("/")
+        if base in metrics or base == "users":
+            out[name] = np.asarray(values)
+    return out
+
+
+def write_per_user(path: str | Path, per_user: PerUser) -> None:
+    """Write ``{model: {seed: arrays}}`` as one compressed ``.npz`` (numeric arrays only)."""
+    arrays = {}
+    for model, seeds in per_user.items():
+        for seed, named in seeds.items():
+            for name, values in named.items():
+                values = np.asarray(values)
+                if values.dtype == object or values.ndim != 1:
+                    raise ValueError(f"per-user array {model}/{seed}/{name} must be a 1-D numeric array")
+                arrays[f"{model}/seed-{seed}/{name}"] = values
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    atomic_write_bytes(Path(path), buffer.getvalue())
+
+
+def read_per_user(path: str | Path) -> PerUser:
+    """Read a file of :func:`write_per_user` (``allow_pickle=False``)."""
+    out: PerUser = {}
+    with np.load(path, allow_pickle=False) as data:
+        for key in data.files:
+            match = _KEY.match(key)
+            if match is None:
+                raise ValueError(f"{path}: unexpected array name {key!r} (expected <model>/seed-<k>/<name>)")
+            out.setdefault(match["model"], {}).setdefault(int(match["seed"]), {})[match["name"]] = data[key]
+    return out
+
+
+# ---------------------------------------------------------------- comparisons
+def comparison_pairs(models: Sequence[str], reference: str, extra: Sequence[Sequence[str]] = ()) -> list[tuple[str, str]]:
+    """Every model against ``reference``, then the extra ``(model, reference)`` pairs, without repeats."""
+    pairs: list[tuple[str, str]] = [(m, reference) for m in models if m != reference]
+    for pair in extra:
+        model, ref = pair
+        if (model, ref) not in pairs and model != ref:
+            pairs.append((model, ref))
+    return pairs
+
+
+def compare_models(
+    per_user: PerUser,
+    pairs: Sequence[tuple[str, str]],
     metrics: Sequence[str],
-    load_per_user: PerUserLoader,
-) -> None:
-    """Fill ``significance`` and ``wilcoxon_p_holm`` of every summary against ``baseline``.
+    n_boot: int = N_BOOT,
+    seed: int = BOOT_SEED,
+) -> list[SeedComparison]:
+    """Seed-aware comparisons of every pair on every metric, Holm-adjusted over all of them.
 
-    Models (or the baseline) without finished cells, and metrics missing from the per-user
-    files, are skipped with a log line. Modifies ``summaries`` in place.
+    Pairs whose models have no per-user data (failed or missing cells) or no common users
+    are skipped with a log line.
     """
-    pooled: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
-
-    def pooled_metric(model: str, metric: str) -> tuple[np.ndarray, np.ndarray] | None:
-        if metric in pooled.get(model, {}):
-            return pooled[model][metric]
-        runs = []
-        for cell in cells_by_model.get(model, ()):
-            if cell.status != "ok":
+    results: list[SeedComparison] = []
+    for metric in metrics:
+        for model, reference in pairs:
+            runs = {}
+            for name in (model, reference):
+                seeds = per_user.get(name, {})
+                try:
+                    runs[name] = [metric_vector(seeds[s], metric) for s in sorted(seeds)]
+                except KeyError as exc:
+                    log.warning("%s: no per-user %s (%s); not compared", name, metric, exc)
+                    runs[name] = []
+            if not runs[model] or not runs[reference]:
                 continue
             try:
-                runs.append(metric_vector(load_per_user(cell), metric))
-            except (KeyError, OSError, ValueError) as exc:
-                log.warning("%s seed %d: no per-user %s (%s)", model, cell.seed, metric, exc)
-        value = pool_seeds(runs) if runs else None
-        pooled.setdefault(model, {})[metric] = value
-        return value
+                results.append(compare(model, reference, metric, runs[model], runs[reference], n_boot, seed))
+            except ValueError as exc:
+                log.warning("%s vs %s on %s: %s", model, reference, metric, exc)
+    adjusted = holm([c.p for c in results])
+    return [dataclasses.replace(c, p_holm=p) for c, p in zip(results, adjusted)]
 
-    if not any(s.model == baseline and s.seeds for s in summaries):
-        log.warning("reference model %r has no finished cell: no significance tests", baseline)
-        return
-    for metric in metrics:
-        reference = pooled_metric(baseline, metric)
-        if reference is None:
-            continue
-        tested: list[ModelSummary] = []
-        for summary in summaries:
-            if summary.model == baseline or not summary.seeds:
-                continue
-            other = pooled_metric(summary.model, metric)
-            if other is None:
-                continue
-            _, a, b = pair_by_user(other[0], other[1], reference[0], reference[1])
-            if a.size < 2:
-                log.warning("%s vs %s: fewer than 2 common users for %s", summary.model, baseline, metric)
-                continue
-            summary.significance[metric] = paired_tests(a, b)
-            tested.append(summary)
-        adjusted = holm([s.significance[metric].wilcoxon_p for s in tested])
-        for summary, p in zip(tested, adjusted):
-            summary.wilcoxon_p_holm[metric] = p
+
+__all__ = [
+    "PerUser",
+    "compare_models",
+    "comparison_pairs",
+    "keep_arrays",
+    "read_per_user",
+    "summarise_model",
+    "write_per_user",
+]

@@ -6,6 +6,7 @@ A cell directory holds::
     per_user.npz    per-user test metrics: "users" (ids) and one array per metric, plus
                     "warm/..." and "cold/..." arrays under the cold-start protocol
     run/            the trainer's run directory (config, per-epoch JSON lines, checkpoint)
+                    (a grid trial has no test metrics and no per_user.npz)
     error.txt       traceback of a crashed attempt (no marker then)
     STARTED.json    written when an attempt starts, with the config hash: an attempt that
                     was interrupted (Ctrl-C, a killed process) with this hash resumes from
@@ -104,7 +105,8 @@ class CellRunner:
         return {"model": dict(model_config), "train": dict(train_config)}
 
     def describe(self, train_config: dict[str, Any], config: BenchConfig) -> dict[str, Any]:
-        return dict(train_config)
+        """The trainer settings a cell runs with (the header is generated from them)."""
+        return {"metric": config.metric, **train_config}
 
     def can_resume(self, task: CellTask) -> bool:
         """Whether an interrupted attempt in ``task.directory`` left state to resume from."""
@@ -114,8 +116,9 @@ class CellRunner:
         raise NotImplementedError
 
 
-def is_finished(directory: Path, expected_hash: str) -> bool:
-    """Whether the cell in ``directory`` completed with config hash ``expected_hash``."""
+def is_finished(directory: Path, expected_hash: str, per_user: bool = True) -> bool:
+    """Whether the cell in ``directory`` completed with config hash ``expected_hash``
+    (``per_user=False`` for grid trials, which have no test metrics)."""
     marker = directory / MARKER
     try:
         with open(marker, encoding="utf-8") as handle:
@@ -126,7 +129,7 @@ def is_finished(directory: Path, expected_hash: str) -> bool:
         isinstance(data, dict)
         and data.get("config_hash") == expected_hash
         and (directory / CELL_JSON).is_file()
-        and (directory / PER_USER).is_file()
+        and (not per_user or (directory / PER_USER).is_file())
     )
 
 
@@ -154,18 +157,13 @@ def clear_cell(directory: Path) -> None:
 
 
 def save_cell(directory: Path, output: CellOutput, config_hash: str) -> None:
-    """Write ``cell.json`` and ``per_user.npz``, then the marker (atomically, last)."""
+    """Write ``cell.json`` and ``per_user.npz`` (none for a grid trial, which has no test
+    metrics), then the marker (atomically, last)."""
     output.result.config_hash = config_hash
     atomic_write_json(directory / CELL_JSON, output.result.to_dict())
-    save_per_user(directory / PER_USER, output.per_user)
+    if output.per_user:
+        save_per_user(directory / PER_USER, output.per_user)
     atomic_write_json(directory / MARKER, {"config_hash": config_hash, "finished": time.time()})
-
-
-def copy_cell(source: Path, target: Path, config_hash: str) -> None:
-    """Reuse a finished cell (a grid trial) as ``target``: copy its files, then write the marker."""
-    clear_cell(target)
-    shutil.copytree(source, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns(MARKER))
-    atomic_write_json(target / MARKER, {"config_hash": config_hash, "finished": time.time(), "copied_from": str(source)})
 
 
 def load_cell(directory: Path) -> CellResult:

@@ -97,35 +97,46 @@ class GridConfig:
     """A small hyper-parameter grid for one model, selected on the VALIDATION split.
 
     Args:
-        params: ``{model-config key: [candidate values]}``; the grid is their product.
+        params: ``{model-config key: [candidate values]}``; the grid is their product
+            (trainer settings with a ``train.`` prefix, e.g. ``train.lr``).
+        variants: hand-picked combinations (``[{key: value, ...}, ...]``), each crossed with
+            the product of ``params`` (or alone when ``params`` is empty).
         select_on: the split the grid is selected on; only ``"valid"`` is accepted
             (``"test"`` raises :class:`ConfigError`).
-        seed: the seed every grid point is trained with (default: the first seed).
+        seeds: the seeds every point is trained with (default ``()``: the benchmark's first
+            seed); the point with the best mean validation value over them wins.
 
     Each point is trained like a benchmark cell (early stopping on the benchmark's
-    validation ``metric``) and the point with the best validation value wins; the test
-    metrics of grid points are never read.
+    validation ``metric``) but with the test split never evaluated; only the selected
+    configuration is ever tested, as the benchmark's cells.
     """
 
-    params: dict[str, list[Any]]
+    params: dict[str, list[Any]] = field(default_factory=dict)
+    variants: tuple[dict[str, Any], ...] = ()
     select_on: str = "valid"
-    seed: int | None = None
+    seeds: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "select_on", _refuse_test_selection(self.select_on, "grid"))
-        if not self.params:
-            raise ConfigError("grid: 'params' is empty; give at least one key with a list of values")
+        if not self.params and not self.variants:
+            raise ConfigError("grid: 'params' and 'variants' are empty; give at least one key with a list of values")
         for key, values in self.params.items():
             if not isinstance(values, (list, tuple)) or len(values) == 0:
                 raise ConfigError(f"grid: params.{key} must be a non-empty list of values, got {values!r}")
+        for variant in self.variants:
+            if not isinstance(variant, Mapping):
+                raise ConfigError(f"grid: variants must be mappings of key: value, got {variant!r}")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ConfigError(f"grid: a seed is listed twice in {list(self.seeds)}")
 
     def points(self) -> list[dict[str, Any]]:
-        """Every combination of the grid, in a stable order (first key varies slowest)."""
-        keys = list(self.params)
-        points: list[dict[str, Any]] = [{}]
-        for key in keys:
-            points = [{**p, key: v} for p in points for v in self.params[key]]
-        return points
+        """Every combination of the grid, in a stable order (variants outermost, then the
+        first key of ``params`` varies slowest)."""
+        product: list[dict[str, Any]] = [{}]
+        for key in self.params:
+            product = [{**p, key: v} for p in product for v in self.params[key]]
+        variants = [dict(v) for v in self.variants] or [{}]
+        return [{**variant, **point} for variant in variants for point in product]
 
 
 @dataclass(frozen=True)
@@ -137,15 +148,19 @@ class BenchConfig:
         models: model specs in table order (default: :data:`DEFAULT_MODELS`).
         seeds: number of seeds per model; seeds are ``first_seed .. first_seed + seeds - 1``
             (default 3).
+        model_seeds: per-model number of seeds, by spec name or registry name (e.g. more
+            seeds for the models a comparison rests on, fewer for ablations).
         first_seed: the first seed (default 0).
         ks: cut-offs of the test metrics (default ``(10, 20, 50)``).
         metric: validation metric for early stopping and grid selection (default ``"recall@20"``).
         select_on: split that drives early stopping and grids; only ``"valid"`` (default).
         protocol: ``"standard"`` (full ranking, seen items masked) or ``"cold-start"``
             (adds warm / cold test breakdown) (default ``"standard"``).
-        baseline: model spec every other model is tested against (default ``"mmgcn"``; when
+        baseline: model spec every other model is compared with (default ``"mmgcn"``; when
             it is not in ``models``, the first model listed is the reference instead).
-        significance_metrics: per-user test metrics of the significance tests
+        comparisons: extra ``[model, reference]`` pairs to compare (e.g. the best content
+            model against the best ID-only one); they join the Holm family of the table.
+        significance_metrics: per-user test metrics of the comparisons
             (default ``("recall@20", "ndcg@20")``).
         train: trainer settings for every model (keys of ``mmgcn.train.trainer.TrainConfig``).
         model_train: per-model trainer overrides, by spec name or registry name.
@@ -162,12 +177,14 @@ class BenchConfig:
     dataset: str = "tiktok"
     models: tuple[str, ...] = DEFAULT_MODELS
     seeds: int = 3
+    model_seeds: dict[str, int] = field(default_factory=dict)
     first_seed: int = 0
     ks: tuple[int, ...] = (10, 20, 50)
     metric: str = "recall@20"
     select_on: str = "valid"
     protocol: str = "standard"
     baseline: str = "mmgcn"
+    comparisons: tuple[tuple[str, str], ...] = ()
     significance_metrics: tuple[str, ...] = ("recall@20", "ndcg@20")
     train: dict[str, Any] = field(default_factory=dict)
     model_train: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -191,8 +208,20 @@ class BenchConfig:
         if len(set(names)) != len(names):
             raise ConfigError(f"bench config: a model is listed twice in {names}")
         object.__setattr__(self, "models", tuple(names))
+        pairs = []
+        for pair in self.comparisons:
+            if not isinstance(pair, (list, tuple)) or len(pair) != 2:
+                raise ConfigError(f"bench config: comparisons entries must be [model, reference] pairs, got {pair!r}")
+            unknown = [m for m in pair if ModelSpec.parse(str(m)).name not in names]
+            if unknown:
+                raise ConfigError(f"bench config: comparisons {list(pair)} name {unknown}, not in models {names}")
+            pairs.append((ModelSpec.parse(str(pair[0])).name, ModelSpec.parse(str(pair[1])).name))
+        object.__setattr__(self, "comparisons", tuple(pairs))
         if self.seeds < 1:
             raise ConfigError(f"bench config: seeds must be >= 1, got {self.seeds}")
+        for key, value in self.model_seeds.items():
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"bench config: model_seeds.{key} must be an integer >= 1, got {value!r}")
         if not self.ks or any(k < 1 for k in self.ks):
             raise ConfigError(f"bench config: ks must be positive integers, got {list(self.ks)}")
         for name in (self.metric, *self.significance_metrics):
@@ -230,7 +259,13 @@ class BenchConfig:
 
     @property
     def seed_list(self) -> tuple[int, ...]:
+        """The default seeds (``first_seed ..``); :meth:`seeds_for` gives a model's own."""
         return tuple(range(self.first_seed, self.first_seed + self.seeds))
+
+    def seeds_for(self, spec: ModelSpec) -> tuple[int, ...]:
+        """The seeds of ``spec``: ``model_seeds`` by spec name, then registry name, else ``seeds``."""
+        count = self.model_seeds.get(spec.name, self.model_seeds.get(spec.base, self.seeds))
+        return tuple(range(self.first_seed, self.first_seed + count))
 
     @property
     def results_name(self) -> str:

@@ -2,14 +2,18 @@
 
 For every model spec of a :class:`~mmgcn.bench.config.BenchConfig` the harness
 
-1. runs the model's grid, if it has one: each point is a cell trained with the grid seed
-   and early-stopped on validation; the point with the best validation metric wins (test
-   metrics of grid points are never read);
+1. runs the model's grid, if it has one (:mod:`mmgcn.bench.grid`): each point is trained
+   with the grid seeds and early-stopped on validation, without any test evaluation; the
+   point with the best mean validation metric wins;
 2. runs one cell per seed with the model's config (and the chosen grid point); a cell
-   trains with early stopping on the validation metric and evaluates once on test;
-3. aggregates the seeds (mean, sample std), tests every model against the reference model
-   on per-user test metrics, and writes ``results.{json,md,csv}`` and the PNG figures to
-   ``<out>/<dataset>/`` (``<dataset>-cold-start`` under that protocol).
+   trains with early stopping on the validation metric and evaluates once on test (the
+   selected point's trial of the same seed is reused: only its test is evaluated);
+3. aggregates the seeds (mean, sample std), compares every model with the reference model
+   (and the config's extra pairs) with the seed-aware bootstrap of
+   :mod:`mmgcn.eval.significance` (Holm over the table's family), and writes
+   ``results.{json,md,csv}``, ``per_user.npz`` (the per-user metrics the comparisons used)
+   and the PNG figures to ``<out>/<dataset>/`` (``<dataset>-cold-start`` under that
+   protocol). The header of every table is generated from the cells' resolved configs.
 
 The cold-start protocol loads the dataset with the ``"cold_items"`` split unless the
 config's ``dataset_kwargs`` name a split (a seeded 10% of the items are held out entirely,
@@ -17,8 +21,8 @@ half to valid and half to test; ``dataset_kwargs: {split: null}`` keeps the file
 split), and ranks the test split over all items (warm / cold breakdown) and, for content
 models, among the cold test items only (:mod:`mmgcn.bench.runner`).
 
-Cells live in ``<folder>/cells/<model>/seed-<k>/`` and grid points in
-``<folder>/grid/<model>/point-<i>/`` (see :mod:`mmgcn.bench.cells`). A re-run skips every
+Cells live in ``<folder>/cells/<model>/seed-<k>/`` and grid trials in
+``<folder>/grid/<model>/point-<i>/seed-<k>/`` (see :mod:`mmgcn.bench.cells`). A re-run skips every
 cell whose completion marker carries the same config hash, unless ``force``; a cell that
 raises is recorded as failed (traceback in its ``error.txt``) and the run goes on.
 
@@ -28,26 +32,28 @@ One tqdm bar counts cells across the whole run; the trainer draws per-epoch bars
 from __future__ import annotations
 
 import logging
-import platform
-import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from tqdm.auto import tqdm
 
-from mmgcn import __version__
-from mmgcn.bench.aggregate import add_significance, summarise_model
+from mmgcn.bench.aggregate import (
+    PerUser,
+    compare_models,
+    comparison_pairs,
+    keep_arrays,
+    summarise_model,
+    write_per_user,
+)
 from mmgcn.bench.cells import (
     ERROR_TXT,
     CellRunner,
     CellTask,
     PeakMemory,
     clear_cell,
-    copy_cell,
     is_finished,
     load_cell,
     load_per_user,
@@ -56,10 +62,12 @@ from mmgcn.bench.cells import (
     started_hash,
 )
 from mmgcn.bench.config import BenchConfig, ModelSpec, config_hash
+from mmgcn.bench.grid import GridOutcome, drop_checkpoints, reuse_trial, run_grid, split_point
+from mmgcn.bench.header import build_header
 from mmgcn.bench.plots import write_plots
-from mmgcn.bench.results import BenchResults, CellResult, write_results
+from mmgcn.bench.results import PER_USER_NPZ, BenchResults, CellResult, write_results
 from mmgcn.bench.tables import header_lines
-from mmgcn.config import ConfigError
+from mmgcn.config import ConfigError, merge
 from mmgcn.data.dataset import Dataset
 
 log = logging.getLogger(__name__)
@@ -112,104 +120,10 @@ def check_specs(config: BenchConfig, dataset: Dataset) -> None:
             )
 
 
-def describe_split(split: Any) -> str:
-    """One line for a loader's ``info["split"]`` record (a dict of method, ratios, seed ...)."""
-    if not split:
-        return "as provided by the dataset loader"
-    if not isinstance(split, dict):
-        return str(split)
-    parts = []
-    for key in ("method", "warm_method", "ratios", "seed", "cold_item_fraction", "train", "valid", "test"):
-        value = split.get(key)
-        if value is None:
-            continue
-        if isinstance(value, (list, tuple)):
-            value = ":".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
-        parts.append(f"{key} {value}")
-    return ", ".join(parts) or str(split)
-
-
-def build_header(config: BenchConfig, dataset: Dataset, runner: CellRunner) -> dict[str, Any]:
-    """The run description shown above every table and under every figure."""
-    import scipy
-    import torch
-
-    nnz = (dataset.train.nnz, dataset.valid.nnz, dataset.test.nnz)
-    train = runner.describe(dict(config.train), config)
-    epochs, patience = train.get("epochs", "?"), train.get("patience", "?")
-    per_model = {name: dict(v) for name, v in config.model_train.items() if name in {s.base for s in config.specs} | set(config.models)}
-    selection = (
-        f"early stopping on validation {config.metric} (patience {patience}, at most {epochs} epochs); "
-        f"test evaluated once with the best-validation checkpoint"
-    )
-    if per_model:
-        selection += "; per-model trainer settings: " + "; ".join(
-            f"{name} " + ", ".join(f"{k}={v}" for k, v in sorted(values.items())) for name, values in sorted(per_model.items())
-        )
-    gridded = [spec.name for spec in config.specs if config.grid_for(spec) is not None]
-    if gridded:
-        selection += f"; hyper-parameter grids ({', '.join(gridded)}) selected on validation only"
-    split = dataset.info.get("split_convention") or describe_split(dataset.info.get("split"))
-    protocol = f"full ranking over all {dataset.n_items:,} items"
-    if config.protocol == "cold-start":
-        n_cold = int(dataset.cold_items("test").size)
-        k = int(config.metric.split("@")[1])
-        protocol += (
-            "; metrics also reported over warm and cold (no train edge) test items separately, "
-            f"and for a second ranking among the {n_cold:,} cold test items only (content models; "
-            "ID-only models cannot represent items without interactions and are marked unable); "
-            "items without a train edge never enter training (BPR negatives are drawn among train "
-            "items only) and content models represent them from content alone, as new items "
-            "(ID part zero; train.negatives=train-items, train.edgeless_items=content); a random "
-            f"ranking's expected cold-only Recall@{k} is about {k} / {n_cold:,} = {min(1.0, k / max(n_cold, 1)):.3f}"
-        )
-    modalities = ", ".join(f"{m} {t.shape[1]}-d" for m, t in dataset.features.items()) or "none (interactions only)"
-    seeds = config.seed_list
-    significance = (
-        f"each model vs {config.reference} on per-user test {', '.join(config.significance_metrics)}: "
-        f"Wilcoxon signed-rank (zeros dropped) and paired t-test, two-sided; users paired by id, "
-        f"each user's metric averaged over seeds first; Holm correction over models"
-    )
-    return {
-        "dataset": f"{dataset.name} ({dataset.n_users:,} users x {dataset.n_items:,} items; "
-        f"train/valid/test {nnz[0]:,}/{nnz[1]:,}/{nnz[2]:,} interactions)",
-        "dataset_name": dataset.name,
-        "split": str(split),
-        "protocol": protocol,
-        "protocol_name": config.protocol,
-        "masking": "validation ranks with train items masked; test ranks with train + valid items masked (-inf)",
-        "selection": selection,
-        "seeds": f"{', '.join(map(str, seeds))} ({len(seeds)} per model)",
-        "modalities": modalities,
-        "significance": significance,
-        "memory": (
-            "peak torch.cuda.max_memory_allocated per cell" if config.device.startswith("cuda")
-            else "peak resident memory of the process during each cell (Linux VmHWM, reset per cell; "
-            "includes the interpreter and the loaded dataset)"
-        ),
-        "significance_metrics": list(config.significance_metrics),
-        "baseline": config.reference,
-        "metric": config.metric,
-        "ks": list(config.ks),
-        "mode": "full protocol (--full)" if config.mode == "full" else "quick default run (see --full for the complete protocol)",
-        "budget_note": config.budget_note,
-        "models": list(config.models),
-        "train": train,
-        "versions": {
-            "mmgcn": __version__,
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "numpy": np.__version__,
-            "scipy": scipy.__version__,
-        },
-        "device": config.device,
-        "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
-
-
 def _task(config: BenchConfig, runner: CellRunner, fingerprint: dict[str, Any], spec: ModelSpec, seed: int,
-          directory: Path, point: dict[str, Any] | None, model_config: dict[str, Any]) -> CellTask:
-    train_config = config.train_config_for(spec)
+          directory: Path, point: dict[str, Any] | None, model_config: dict[str, Any],
+          train_overrides: dict[str, Any] | None = None) -> CellTask:
+    train_config = merge(config.train_config_for(spec), dict(train_overrides or {}))
     payload = {
         "dataset": fingerprint,
         "dataset_kwargs": dataset_arguments(config),
@@ -226,7 +140,7 @@ def _task(config: BenchConfig, runner: CellRunner, fingerprint: dict[str, Any], 
 
 def run_cell(task: CellTask, dataset: Dataset, config: BenchConfig, runner: CellRunner, force: bool) -> tuple[CellResult, str]:
     """Run (or skip) one cell; returns its result and ``"skipped"`` / ``"ran"`` / ``"failed"``."""
-    if not force and is_finished(task.directory, task.config_hash):
+    if not force and is_finished(task.directory, task.config_hash, per_user=task.grid_point is None):
         try:
             return load_cell(task.directory), "skipped"
         except (OSError, ValueError, TypeError) as exc:
@@ -256,6 +170,63 @@ def run_cell(task: CellTask, dataset: Dataset, config: BenchConfig, runner: Cell
         message = f"{type(exc).__name__}: {exc}"
         log.error("%s failed: %s (traceback in %s)", task.label, message, task.directory / ERROR_TXT)
         return CellResult(task.spec.name, task.seed, status="failed", error=message, config_hash=task.config_hash), "failed"
+
+
+def plan_benchmark(config: BenchConfig, runner: CellRunner, dataset: Dataset) -> list[tuple[str, str]]:
+    """What :func:`run_benchmark` would do, without training: ``[(cell label, status)]`` with
+    status ``"finished"`` (kept), ``"resumes"`` (an interrupted attempt of the same config),
+    ``"runs"`` or, for the cells of a model whose grid has unfinished trials, ``"after grid"``.
+
+    A finished cell whose config changed (a changed default, another split) shows as
+    ``"runs"``: the way to see which cells a code or config change invalidates.
+    """
+    fingerprint = dataset_fingerprint(dataset)
+    folder = Path(config.out) / config.results_name
+    seeds = config.seed_list
+    plan: list[tuple[str, str]] = []
+
+    def status(task: CellTask) -> str:
+        if is_finished(task.directory, task.config_hash, per_user=task.grid_point is None):
+            return "finished"
+        if started_hash(task.directory) == task.config_hash and runner.can_resume(task):
+            return "resumes"
+        return "runs"
+
+    for spec in config.specs:
+        base_config = config.model_config_for(spec)
+        grid = config.grid_for(spec)
+        chosen: dict[str, Any] | None = {}
+        if grid is not None:
+            best: tuple[float, int] | None = None
+            grid_seeds = tuple(grid.seeds) or (seeds[0],)
+            trial_states = []
+            for index, point in enumerate(grid.points()):
+                model_overrides, train_overrides = split_point(point)
+                values = []
+                for seed in grid_seeds:
+                    directory = folder / "grid" / spec.dirname / f"point-{index}" / f"seed-{seed}"
+                    task = _task(config, runner, fingerprint, spec, seed, directory, point,
+                                 {**base_config, **model_overrides}, train_overrides)
+                    state = status(task)
+                    trial_states.append(state)
+                    plan.append((task.label, state))
+                    values.append(load_cell(directory).best_valid if state == "finished" else None)
+                if all(v is not None for v in values):
+                    mean = sum(values) / len(values)
+                    if best is None or mean > best[0]:
+                        best = (mean, index)
+            all_done = all(state == "finished" for state in trial_states)
+            chosen = grid.points()[best[1]] if best is not None and all_done else None
+        for seed in config.seeds_for(spec):
+            if chosen is None:
+                plan.append((f"{spec.name} seed {seed}", "after grid"))
+                continue
+            model_overrides, train_overrides = split_point(chosen)
+            directory = folder / "cells" / spec.dirname / f"seed-{seed}"
+            task = _task(config, runner, fingerprint, spec, seed, directory, None,
+                         {**base_config, **model_overrides}, train_overrides)
+            plan.append((task.label, status(task)))
+    return plan
 
 
 def run_benchmark(
@@ -296,7 +267,9 @@ def run_benchmark(
         # resolve every model's config (and grid point) now: a bad key fails before any training
         base_config = config.model_config_for(spec)
         for point in grids[spec.name].points() if grids[spec.name] else [{}]:
-            runner.resolve(spec, {**base_config, **point}, config.train_config_for(spec), config)
+            model_overrides, train_overrides = split_point(point)
+            runner.resolve(spec, {**base_config, **model_overrides},
+                           merge(config.train_config_for(spec), train_overrides), config)
     folder = Path(config.out) / config.results_name
     header = build_header(config, dataset, runner)
     if echo is not None:
@@ -307,14 +280,16 @@ def run_benchmark(
     folder.mkdir(parents=True, exist_ok=True)
     ignore = folder / ".gitignore"
     if not ignore.exists():
-        # tables and figures are the results to commit; cells hold bulky per-run files
+        # tables, figures and the per-user file are the results to commit; cells hold bulky per-run files
         ignore.write_text("cells/\ngrid/\n", encoding="utf-8")
-    total = sum(len(seeds) + (len(g.points()) if g else 0) for g in grids.values())
+    total = sum(len(config.seeds_for(spec)) + (len(g.points()) * (len(g.seeds) or 1) if g else 0)
+                for spec, g in ((spec, grids[spec.name]) for spec in config.specs))
     bar = tqdm(total=total, desc=f"bench {config.results_name}", unit="cell", position=0, disable=not progress)
     run = BenchRun(results=BenchResults(header=header, summaries=[]), folder=folder)
     cells_by_model: dict[str, list[CellResult]] = {}
     grid_report: dict[str, list[dict[str, Any]]] = {}
     selected_points: dict[str, dict[str, Any] | None] = {}
+    outcomes: list[GridOutcome] = []
 
     def step(task: CellTask, force_task: bool = force) -> CellResult:
         bar.set_postfix_str(task.label, refresh=True)
@@ -323,65 +298,59 @@ def run_benchmark(
         bar.update(1)
         return result
 
+    def make_trial(spec: ModelSpec, seed: int, directory: Path, point: dict[str, Any],
+                   model_overrides: dict[str, Any], train_overrides: dict[str, Any]) -> CellTask:
+        return _task(config, runner, fingerprint, spec, seed, directory, point,
+                     {**config.model_config_for(spec), **model_overrides}, train_overrides)
+
     try:
         for spec in config.specs:
             base_config = config.model_config_for(spec)
             grid = grids[spec.name]
-            model_dir = spec.dirname
-            chosen: dict[str, Any] | None = None
-            trial_tasks: list[CellTask] = []
+            outcome: GridOutcome | None = None
             if grid is not None:
-                grid_seed = grid.seed if grid.seed is not None else seeds[0]
-                trials = []
-                for index, point in enumerate(grid.points()):
-                    task = _task(config, runner, fingerprint, spec, grid_seed,
-                                 folder / "grid" / model_dir / f"point-{index}", point, {**base_config, **point})
-                    trial_tasks.append(task)
-                    trials.append((point, step(task)))
-                finished = [(p, r) for p, r in trials if r.status == "ok" and r.best_valid is not None]
-                if finished:
-                    # best validation value; ties go to the earlier grid point
-                    chosen = max(finished, key=lambda pr: pr[1].best_valid)[0]
-                grid_report[spec.name] = [
-                    {"params": p, "valid": r.best_valid if r.status == "ok" else None, "selected": p is chosen}
-                    for p, r in trials
-                ]
-                selected_points[spec.name] = chosen
+                outcome = run_grid(spec, grid, seeds[0], folder, make_trial, step)
+                outcomes.append(outcome)
+                grid_report[spec.name] = outcome.report()
+                selected_points[spec.name] = outcome.chosen
             cells = []
-            for seed in seeds:
-                directory = folder / "cells" / model_dir / f"seed-{seed}"
-                if grid is not None and chosen is None:
+            for seed in config.seeds_for(spec):
+                directory = folder / "cells" / spec.dirname / f"seed-{seed}"
+                if outcome is not None and outcome.chosen is None:
                     bar.update(1)
                     run.failed += 1
                     cells.append(CellResult(spec.name, seed, status="failed", error="no grid point finished"))
                     continue
-                model_config = {**base_config, **(chosen or {})}
-                task = _task(config, runner, fingerprint, spec, seed, directory, None, model_config)
-                reusable = [t for t in trial_tasks if t.config_hash == task.config_hash and is_finished(t.directory, t.config_hash)]
-                if reusable and (force or not is_finished(directory, task.config_hash)):
-                    # the selected grid point at the grid seed is this very cell: reuse it
-                    copy_cell(reusable[0].directory, directory, task.config_hash)
-                    cells.append(step(task, force_task=False))
-                else:
-                    cells.append(step(task))
+                model_overrides, train_overrides = split_point(outcome.chosen if outcome is not None else {})
+                task = _task(config, runner, fingerprint, spec, seed, directory, None,
+                             {**base_config, **model_overrides}, train_overrides)
+                if (outcome is not None and not is_finished(directory, task.config_hash)
+                        and started_hash(directory) != task.config_hash):
+                    # the selected point trained with this seed is this very cell: test it only
+                    reuse_trial(outcome, task)
+                cells.append(step(task))
             cells_by_model[spec.name] = cells
     finally:
         bar.close()
+    if isinstance(runner, CellRunner) and not getattr(runner, "keep_checkpoints", False):
+        drop_checkpoints(outcomes)
 
     summaries = [summarise_model(s.name, cells_by_model.get(s.name, []), selected_points.get(s.name)) for s in config.specs]
-    cell_dirs = {(s.name, seed): folder / "cells" / s.dirname / f"seed-{seed}" for s in config.specs for seed in seeds}
-    add_significance(
-        summaries,
-        cells_by_model,
-        config.reference,
-        config.significance_metrics,
-        lambda cell: load_per_user(cell_dirs[(cell.model, cell.seed)] / "per_user.npz"),
-    )
+    per_user: PerUser = {}
+    for spec in config.specs:
+        for cell in cells_by_model.get(spec.name, []):
+            if cell.status != "ok":
+                continue
+            path = folder / "cells" / spec.dirname / f"seed-{cell.seed}" / "per_user.npz"
+            per_user.setdefault(spec.name, {})[cell.seed] = keep_arrays(load_per_user(path), config.significance_metrics)
+    write_per_user(folder / PER_USER_NPZ, per_user)
+    pairs = comparison_pairs(config.models, config.reference, config.comparisons)
     results = BenchResults(
         header=header,
         summaries=summaries,
         cells=[c for s in config.specs for c in cells_by_model.get(s.name, [])],
         grids=grid_report,
+        comparisons=compare_models(per_user, pairs, config.significance_metrics),
     )
     run.results = results
     run.files = write_results(results, folder)

@@ -3,7 +3,9 @@
 ``mmgcn report benchmarks/results/`` finds every folder holding a ``results.json`` (the
 given folder itself, or its direct sub-folders: one per dataset and protocol), reads it,
 and rewrites ``results.md``, ``results.csv`` and the PNG figures next to it. Nothing is
-re-trained and no per-cell file is needed.
+re-trained and no per-cell file is needed. With ``recompute=True`` (``mmgcn report
+--recompute``) the seed-aware comparisons are computed again from the folder's committed
+``per_user.npz`` (e.g. after a change of method) and ``results.json`` is rewritten.
 """
 
 from __future__ import annotations
@@ -12,8 +14,16 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from mmgcn.bench.aggregate import compare_models, comparison_pairs, read_per_user
 from mmgcn.bench.plots import write_plots
-from mmgcn.bench.results import RESULTS_JSON, BenchResults, read_results, render_tables
+from mmgcn.bench.results import (
+    PER_USER_NPZ,
+    RESULTS_JSON,
+    BenchResults,
+    read_results,
+    render_tables,
+    write_results,
+)
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +47,25 @@ def find_result_folders(root: str | Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.is_dir() and (p / RESULTS_JSON).is_file())
 
 
-def rebuild(root: str | Path, plots: bool = True) -> list[Report]:
+def recompute_comparisons(results: BenchResults, folder: Path) -> BenchResults:
+    """``results`` with its comparisons computed again from ``folder/per_user.npz``."""
+    path = folder / PER_USER_NPZ
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no per-user metrics to recompute the comparisons from; re-run the benchmark")
+    header = results.header
+    models = [s.model for s in results.summaries]
+    pairs = comparison_pairs(models, header["baseline"], [tuple(p) for p in header.get("comparisons", [])])
+    results.comparisons = compare_models(read_per_user(path), pairs, header["significance_metrics"])
+    return results
+
+
+def rebuild(root: str | Path, plots: bool = True, recompute: bool = False) -> list[Report]:
     """Re-render every results folder under ``root``.
+
+    Args:
+        root: a results folder, or a folder of them.
+        plots: redraw the PNG figures.
+        recompute: recompute the comparisons from ``per_user.npz`` and rewrite ``results.json``.
 
     Raises:
         FileNotFoundError: ``root`` is missing or holds no ``results.json`` at all.
@@ -52,7 +79,10 @@ def rebuild(root: str | Path, plots: bool = True) -> list[Report]:
     reports = []
     for folder in folders:
         results = read_results(folder / RESULTS_JSON)
-        render_tables(results, folder)
+        if recompute:
+            write_results(recompute_comparisons(results, folder), folder)
+        else:
+            render_tables(results, folder)
         files = {"md": folder / "results.md", "csv": folder / "results.csv"}
         if plots:
             files.update(write_plots(results, folder))

@@ -1,11 +1,15 @@
 """Benchmark results as plain objects, written and read as JSON (tables: :mod:`mmgcn.bench.tables`).
 
 ``results.json`` is the source of truth of a benchmark folder: the header (dataset, split
-convention, protocol, selection, seeds), one :class:`ModelSummary` per model (mean and
-standard deviation over seeds, significance against the reference model) and every
-:class:`CellResult` (one trained model and seed, with its validation curve).
-``results.md`` and ``results.csv`` are rendered from those objects only, so
-``mmgcn report`` rebuilds them identically from the JSON (:func:`read_results`).
+convention, protocol, selection, seeds -- generated from the cells' resolved configs), one
+:class:`ModelSummary` per model (mean and standard deviation over seeds), the seed-aware
+comparisons (:class:`~mmgcn.eval.significance.SeedComparison`: difference, 95% interval,
+Holm-adjusted p over the family shown) and every :class:`CellResult` (one trained model
+and seed, with its validation curve). ``per_user.npz`` beside it keeps the per-user test
+metrics of every cell that the comparisons were computed from, so they can be recomputed
+without re-training (``mmgcn report --recompute``). ``results.md`` and ``results.csv`` are
+rendered from those objects only, so ``mmgcn report`` rebuilds them identically from the
+JSON (:func:`read_results`).
 """
 
 from __future__ import annotations
@@ -17,11 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mmgcn.bench.stats import PairedTest
+from mmgcn.eval.significance import SeedComparison
 from mmgcn.utils.io import atomic_write, atomic_write_json
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 RESULTS_JSON = "results.json"
+PER_USER_NPZ = "per_user.npz"
 RESULTS_MD = "results.md"
 RESULTS_CSV = "results.csv"
 
@@ -97,9 +102,6 @@ class ModelSummary:
         failed_seeds: seeds whose cell crashed.
         mean: mean over finished seeds, per test metric and per resource column.
         std: sample standard deviation (``ddof=1``) over seeds; ``None`` with one seed.
-        significance: ``{metric: PairedTest}`` against the reference model (absent for the
-            reference itself and when it has no finished cell).
-        wilcoxon_p_holm: ``{metric: Holm-adjusted Wilcoxon p}`` over all models compared.
         selected: the grid point chosen on validation, if the model had a grid.
     """
 
@@ -108,20 +110,14 @@ class ModelSummary:
     failed_seeds: list[int] = field(default_factory=list)
     mean: dict[str, float] = field(default_factory=dict)
     std: dict[str, float | None] = field(default_factory=dict)
-    significance: dict[str, PairedTest] = field(default_factory=dict)
-    wilcoxon_p_holm: dict[str, float | None] = field(default_factory=dict)
     selected: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        out = dataclasses.asdict(self)
-        out["significance"] = {m: t.to_dict() for m, t in self.significance.items()}
-        return _json_safe(out)
+        return _json_safe(dataclasses.asdict(self))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelSummary:
-        kwargs = _known_fields(cls, data)
-        kwargs["significance"] = {m: PairedTest.from_dict(t) for m, t in data.get("significance", {}).items()}
-        return cls(**kwargs)
+        return cls(**_known_fields(cls, data))
 
 
 @dataclass
@@ -135,18 +131,22 @@ class BenchResults:
         summaries: one per model, in table order.
         cells: every cell, finished or failed.
         grids: ``{model: [{"params": {...}, "valid": value, "selected": bool}, ...]}``.
+        comparisons: the seed-aware comparisons of the table (every model against the
+            reference, plus the config's extra pairs), Holm-adjusted over all of them.
     """
 
     header: dict[str, Any]
     summaries: list[ModelSummary]
     cells: list[CellResult] = field(default_factory=list)
     grids: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    comparisons: list[SeedComparison] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "schema_version": SCHEMA_VERSION,
             "header": _json_safe(self.header),
             "summaries": [s.to_dict() for s in self.summaries],
+            "comparisons": [c.to_dict() for c in self.comparisons],
             "cells": [c.to_dict() for c in self.cells],
             "grids": _json_safe(self.grids),
         }
@@ -161,7 +161,14 @@ class BenchResults:
             summaries=[ModelSummary.from_dict(s) for s in data["summaries"]],
             cells=[CellResult.from_dict(c) for c in data.get("cells", [])],
             grids=dict(data.get("grids", {})),
+            comparisons=[SeedComparison.from_dict(c) for c in data.get("comparisons", [])],
         )
+
+    def comparison(self, model: str, metric: str, reference: str | None = None) -> SeedComparison | None:
+        """The comparison of ``model`` against ``reference`` (default: the header's) on ``metric``."""
+        reference = reference or self.header.get("baseline")
+        return next((c for c in self.comparisons
+                     if c.model == model and c.reference == reference and c.metric == metric), None)
 
     # ------------------------------------------------------------ table views
     @property

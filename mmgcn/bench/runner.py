@@ -40,7 +40,7 @@ BENCH_OWNED_KEYS = ("metric", "ks", "seed", "device")
 # trainer settings that cannot change a cell's results (left out of its config hash)
 NOT_HASHED = ("progress", "eval_block_size")
 # trainer keys added after results existed: hashed only when set, so finished cells stay valid
-HASHED_UNLESS_DEFAULT = {"negatives": "all", "edgeless_items": "own"}
+HASHED_UNLESS_DEFAULT = {"negatives": "all"}
 
 
 class TrainerRunner(CellRunner):
@@ -67,9 +67,8 @@ class TrainerRunner(CellRunner):
         cold_start = config.protocol == "cold-start"
         merged = {
             "warm_cold": cold_start,
-            # items held out entirely stay out of training (not even negatives) and are
-            # represented from content at evaluation, as new items are
-            **({"negatives": "train-items", "edgeless_items": "content"} if cold_start else {}),
+            # items held out entirely stay out of training (not even negatives)
+            **({"negatives": "train-items"} if cold_start else {}),
             **values,
             "metric": config.metric,
             "ks": list(config.ks),
@@ -79,8 +78,17 @@ class TrainerRunner(CellRunner):
         }
         return from_dict(TrainConfig, merged, where="train")
 
+    @staticmethod
+    def model_config(spec: ModelSpec, values: dict[str, Any], config: BenchConfig) -> dict[str, Any]:
+        """A cell's model config: under the cold-start protocol, content models represent items
+        without train edges from their content alone, as new items (``edgeless_items``)."""
+        if config.protocol == "cold-start" and model_class(spec.base).uses_content:
+            return {"edgeless_items": "content", **values}
+        return dict(values)
+
     def resolve(self, spec: ModelSpec, model_config: dict[str, Any], train_config: dict[str, Any],
                 config: BenchConfig) -> dict[str, Any]:
+        model_config = self.model_config(spec, model_config, config)
         train = to_dict(self.train_config(train_config, config))
         for key in (*NOT_HASHED, "seed"):
             train.pop(key, None)
@@ -103,7 +111,7 @@ class TrainerRunner(CellRunner):
         data = dataset.select_modalities(spec.modalities) if spec.modalities is not None else dataset
         train_config = self.train_config(task.train_config, config, task.seed)
         seed_everything(task.seed, deterministic=train_config.deterministic)
-        model = build_model(spec.base, data, task.model_config)
+        model = build_model(spec.base, data, self.model_config(spec, task.model_config, config))
         run_dir = task.directory / "run"
         uses_content = bool(model_class(spec.base).uses_content)
         trainer = Trainer(
@@ -112,36 +120,39 @@ class TrainerRunner(CellRunner):
                                   "grid_point": task.grid_point}},
             cold_only_test=config.protocol == "cold-start" and uses_content,
         )
-        outcome = trainer.fit()
-        if not self.keep_checkpoints:
+        trial = task.grid_point is not None
+        # a grid trial never evaluates test; it keeps its checkpoints until the benchmark has
+        # reused the selected one (mmgcn.bench.grid)
+        outcome = trainer.fit(evaluate_test=not trial)
+        if not self.keep_checkpoints and not trial:
             shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+        curve = [[r["epoch"], r["valid"][config.metric]] for r in outcome.history if "valid" in r]
+        epoch_times = [r["train_seconds"] for r in outcome.history if r.get("epoch", 0) >= 1]
+        result = CellResult(
+            model=spec.name,
+            seed=task.seed,
+            valid_curve=curve,
+            best_epoch=outcome.best_epoch,
+            best_valid=float(outcome.best_value) if np.isfinite(outcome.best_value) else None,
+            epochs=outcome.epochs_run,
+            train_s_per_epoch=float(np.mean(epoch_times)) if epoch_times else 0.0,
+            params=int(model.num_parameters()),
+            model_config=to_dict(model.config),
+            uses_content=uses_content,
+        )
+        if trial:
+            return CellOutput(result)
         test = outcome.test
         if test is None:
             raise RuntimeError(f"{spec.name}: the trainer returned no test evaluation")
         metrics = dict(test.metrics)
-        for group, result in test.groups.items():
-            metrics.update({f"{group}/{name}": value for name, value in result.metrics.items()})
+        for group, group_result in test.groups.items():
+            metrics.update({f"{group}/{name}": value for name, value in group_result.metrics.items()})
         per_user = test.per_user_arrays()
         n_test_users = {"all": test.n_users, **{g: r.n_users for g, r in test.groups.items()}}
         if outcome.test_cold_only is not None:
             metrics.update({f"cold-only/{name}": value for name, value in outcome.test_cold_only.metrics.items()})
             per_user.update(outcome.test_cold_only.per_user_arrays(prefix="cold-only/"))
             n_test_users["cold-only"] = outcome.test_cold_only.n_users
-        curve = [[r["epoch"], r["valid"][config.metric]] for r in outcome.history if "valid" in r]
-        epoch_times = [r["train_seconds"] for r in outcome.history if r.get("epoch", 0) >= 1]
-        result = CellResult(
-            model=spec.name,
-            seed=task.seed,
-            test=metrics,
-            valid_curve=curve,
-            best_epoch=outcome.best_epoch,
-            best_valid=float(outcome.best_value) if np.isfinite(outcome.best_value) else None,
-            epochs=outcome.epochs_run,
-            train_s_per_epoch=float(np.mean(epoch_times)) if epoch_times else 0.0,
-            eval_s=float(test.seconds),
-            params=int(model.num_parameters()),
-            model_config=to_dict(model.config),
-            uses_content=uses_content,
-            n_test_users=n_test_users,
-        )
+        result.test, result.eval_s, result.n_test_users = metrics, float(test.seconds), n_test_users
         return CellOutput(result, per_user)

@@ -19,6 +19,7 @@ from mmgcn.bench.results import (
     ModelSummary,
     metric_sort_key,
 )
+from mmgcn.eval.significance import SeedComparison
 
 # metric families shown in the Markdown "all metrics" table (every metric is in the CSV)
 TABLE_FAMILIES = ("recall", "ndcg", "precision", "hit_rate")
@@ -43,10 +44,35 @@ def _mean_std(summary: ModelSummary, key: str, fmt: str = "{:.4f}") -> str:
     return f"{text} ± {fmt.format(std)}" if std is not None else text
 
 
-def _p_value(p: float | None) -> str:
+def _p_value(p: float | None, n_boot: int | None = None) -> str:
     if p is None or (isinstance(p, float) and math.isnan(p)):
         return "–"
+    if n_boot and p < 2.0 / n_boot:
+        # a bootstrap p-value cannot resolve below its replicate count
+        return f"<{2.0 / n_boot:.0e}".replace("e-0", "e-")
     return "<1e-4" if p < 1e-4 else f"{p:.4f}"
+
+
+def _signed(value: float) -> str:
+    return f"{value:+.4f}"
+
+
+def difference_cell(c: SeedComparison | None) -> str:
+    """``+0.0123 [+0.0040, +0.0201] *`` (the star: Holm-adjusted p < 0.05)."""
+    if c is None:
+        return "–"
+    star = " *" if c.significant else ""
+    return f"{_signed(c.diff)} [{_signed(c.ci_low)}, {_signed(c.ci_high)}]{star}"
+
+
+def comparisons_note(results: BenchResults) -> str:
+    n = len(results.comparisons)
+    return (
+        f"Δ = model minus reference, mean over seeds and users, with its 95% seed-aware bootstrap "
+        f"interval (training runs resampled per model, then users, paired); p: two-sided, "
+        f"Holm-adjusted over the {n} comparisons of this page; * = significant (Holm p < 0.05). "
+        f"With 3 seeds an interval rests on 3 training runs per model: read it as provisional."
+    )
 
 
 def header_lines(header: dict[str, Any]) -> list[str]:
@@ -96,32 +122,26 @@ def to_markdown(results: BenchResults) -> str:
 
     head = ["model", "seeds"] + [metric_label(m) for m in primary]
     for m in primary:
-        head += [f"p Wilcoxon {metric_label(m)}", f"p t-test {metric_label(m)}"]
+        head += [f"Δ {metric_label(m)} vs {baseline} [95% CI]", f"p Holm {metric_label(m)}"]
     head += [label for _, label, _ in RESOURCE_COLUMNS]
     rows = [head]
     for s in results.summaries:
         row = [s.model + (" (ref)" if s.model == baseline else ""), str(len(s.seeds))]
         row += [_mean_std(s, m) for m in primary]
         for m in primary:
-            test = s.significance.get(m)
-            row += [_p_value(test.wilcoxon_p if test else None), _p_value(test.t_p if test else None)]
+            c = results.comparison(s.model, m)
+            row += [difference_cell(c), _p_value(c.p_holm if c else None, c.n_boot if c else None)]
         row += [_mean_std(s, key, fmt) for key, _, fmt in RESOURCE_COLUMNS]
         rows.append(row)
     lines += ["## Main results (test, mean ± std over seeds)", ""] + _table(rows) + [""]
-
-    if any(s.wilcoxon_p_holm for s in results.summaries):
-        lines.append(
-            "Holm-adjusted Wilcoxon p (family: every model against the reference): "
-            + "; ".join(
-                f"{s.model} " + ", ".join(
-                    f"{metric_label(m)} {_p_value(s.wilcoxon_p_holm[m])}"
-                    for m in sorted(s.wilcoxon_p_holm, key=metric_sort_key)
-                )
-                for s in results.summaries
-                if s.wilcoxon_p_holm
-            )
-        )
-        lines.append("")
+    if results.comparisons:
+        lines += [comparisons_note(results), ""]
+    extra = [c for c in results.comparisons if c.reference != baseline]
+    if extra:
+        rows = [["model", "reference", "metric", "model mean", "reference mean", "Δ [95% CI]", "p", "p Holm"]]
+        rows += [[c.model, c.reference, metric_label(c.metric), f"{c.mean_model:.4f}", f"{c.mean_reference:.4f}",
+                  difference_cell(c), _p_value(c.p, c.n_boot), _p_value(c.p_holm, c.n_boot)] for c in extra]
+        lines += ["## Further comparisons (same family)", ""] + _table(rows) + [""]
 
     names = [m for m in results.metric_names if "/" not in m and m.split("@")[0] in TABLE_FAMILIES]
     if names:
@@ -189,15 +209,18 @@ def _warm_cold_section(results: BenchResults, primary: list[str]) -> list[str]:
 
 
 def to_csv(results: BenchResults) -> str:
-    """One row per model: seeds, mean and std of every metric and resource, p-values."""
+    """One row per model: seeds, mean and std of every metric and resource, and the
+    comparison with the reference (difference, interval, p, Holm p, per-seed Wilcoxon p)."""
     names = results.metric_names
     resources = [key for key, _, _ in RESOURCE_COLUMNS]
-    sig_metrics = sorted({m for s in results.summaries for m in s.significance}, key=metric_sort_key)
+    baseline = results.header.get("baseline")
+    sig_metrics = sorted({c.metric for c in results.comparisons if c.reference == baseline}, key=metric_sort_key)
     columns = ["model", "n_seeds", "failed_seeds"]
     for key in names + resources:
         columns += [f"{key}_mean", f"{key}_std"]
     for m in sig_metrics:
-        columns += [f"{m}_wilcoxon_p", f"{m}_wilcoxon_p_holm", f"{m}_ttest_p", f"{m}_mean_diff", f"{m}_n_users"]
+        columns += [f"{m}_diff", f"{m}_ci_low", f"{m}_ci_high", f"{m}_p", f"{m}_p_holm",
+                    f"{m}_per_seed_wilcoxon_p", f"{m}_n_users"]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(columns)
@@ -206,12 +229,12 @@ def to_csv(results: BenchResults) -> str:
         for key in names + resources:
             row += [_csv_number(s.mean.get(key)), _csv_number(s.std.get(key))]
         for m in sig_metrics:
-            test = s.significance.get(m)
-            if test is None:
-                row += [""] * 5
+            c = results.comparison(s.model, m)
+            if c is None:
+                row += [""] * 7
             else:
-                row += [_csv_number(test.wilcoxon_p), _csv_number(s.wilcoxon_p_holm.get(m)),
-                        _csv_number(test.t_p), _csv_number(test.mean_diff), test.n_users]
+                row += [_csv_number(c.diff), _csv_number(c.ci_low), _csv_number(c.ci_high), _csv_number(c.p),
+                        _csv_number(c.p_holm), " ".join(_csv_number(p) for p in c.per_seed_wilcoxon_p), c.n_users]
         writer.writerow(row)
     return buffer.getvalue()
 

@@ -47,6 +47,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     bench.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override any config key (repeatable), e.g. --set train.epochs=5")
     bench.add_argument("--no-grids", action="store_true", help="ignore the config's grids (model configs as given)")
+    bench.add_argument("--dry-run", action="store_true",
+                       help="list every cell and whether it is finished, resumes or runs; train nothing")
     bench.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
     bench.add_argument("--no-progress", action="store_true", help="no progress bars")
     bench.add_argument("--keep-checkpoints", action="store_true", help="keep each cell's model checkpoints")
@@ -61,6 +63,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     report.add_argument("directory", nargs="?", type=Path, default=Path("benchmarks") / "results",
                         help="results root or one dataset folder (default benchmarks/results)")
     report.add_argument("--no-plots", action="store_true", help="tables only")
+    report.add_argument("--recompute", action="store_true",
+                        help="recompute the seed-aware comparisons from each folder's per_user.npz")
     report.add_argument("--quiet", action="store_true", help="do not print the tables")
     report.set_defaults(func=run_report)
 
@@ -107,6 +111,19 @@ def run_bench(args: argparse.Namespace) -> int:
     print(f"mmgcn bench: {config.dataset}, {len(config.models)} models x {config.seeds} seeds "
           f"({config.mode} run; config: {path or 'built-in defaults'})", flush=True)
     runner = TrainerRunner(progress=not args.no_progress, keep_checkpoints=args.keep_checkpoints)
+    if args.dry_run:
+        from collections import Counter
+
+        from mmgcn.bench.harness import dataset_arguments, plan_benchmark
+        from mmgcn.data.registry import load_dataset
+
+        dataset = load_dataset(config.dataset, data_dir=config.data_dir, **dataset_arguments(config))
+        plan = plan_benchmark(config, runner, dataset)
+        for label, state in plan:
+            print(f"  {state:<10} {label}")
+        counts = Counter(state for _, state in plan)
+        print("dry run: " + ", ".join(f"{n} {state}" for state, n in sorted(counts.items())))
+        return 0
     with logging_redirect_tqdm():
         run = run_benchmark(
             config,
@@ -131,7 +148,7 @@ def run_report(args: argparse.Namespace) -> int:
     from mmgcn.bench.report import rebuild
     from mmgcn.bench.tables import to_markdown
 
-    reports = rebuild(args.directory, plots=not args.no_plots)
+    reports = rebuild(args.directory, plots=not args.no_plots, recompute=args.recompute)
     for report in reports:
         if not args.quiet:
             print(to_markdown(report.results))

@@ -5,8 +5,10 @@ Examples::
     mmgcn recommend runs/ml-100k-mmgcn --user 42 -k 10
     mmgcn recommend runs/ml-100k-mmgcn --new-item poster.jpg --text "Toy Story (1995) Animation"
 
-``--user`` prints the user's top-k items (those the user has in any split are left out,
-unless ``--include-seen``) with, per item, each part's signed contribution to the score and
+``--user`` prints the user's top-k items -- exactly ``Recommender.recommend``'s list: the
+run's item-representation policy, the user's train and valid items masked (``--mask`` to
+change it), ties broken by the lower item id as in the evaluator -- with, per item, each
+part's signed contribution to the score and
 its share, ``contribution / sum of |contributions|`` (signed; the absolute shares add up to
 100%), and the item's content-only score (no ID embedding, no graph edges).
 ``--new-item IMAGE`` / ``--text TEXT`` / ``--audio FILE`` embeds an unseen item with the
@@ -21,8 +23,6 @@ import argparse
 from collections.abc import Sequence
 from typing import Any
 
-from mmgcn.data.dataset import SPLITS
-
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -36,8 +36,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--audio", metavar="FILE", help="audio file of an unseen item")
     parser.add_argument("-k", type=int, default=10, help="list length (default 10)")
     parser.add_argument("--checkpoint", choices=("best", "last"), default="best")
-    parser.add_argument("--include-seen", action="store_true",
-                        help="keep items the user already interacted with (default: left out)")
+    parser.add_argument("--mask", default="train+valid", metavar="SPLITS",
+                        help="splits whose items of the user are left out, joined by '+' "
+                             "(default 'train+valid', as the evaluator at test time; 'none' keeps them)")
     parser.add_argument("--data-dir", help="raw data root (default: the one the run recorded)")
     parser.add_argument("--device", help="torch device (default: the run's)")
     parser.set_defaults(func=run_recommend)
@@ -80,16 +81,28 @@ def _definitions(parts: Sequence[str], model: Any, content_only_column: bool = T
     return lines
 
 
-def _print_user(run: Any, user: int, k: int, include_seen: bool) -> None:
+def parse_mask(text: str) -> tuple[str, ...]:
+    """``"train+valid"`` -> ``("train", "valid")``; ``"none"`` -> ``()``; the test split may not be masked."""
+    if text.strip().lower() in ("none", ""):
+        return ()
+    splits = tuple(s.strip() for s in text.split("+") if s.strip())
+    bad = [s for s in splits if s not in ("train", "valid")]
+    if bad:
+        raise ValueError(f"--mask {text!r}: may name train and valid (joined by '+') or 'none', not {bad}")
+    return splits
+
+
+def _print_user(run: Any, user: int, k: int, mask: tuple[str, ...]) -> None:
     from mmgcn.eval.explain import explain_user
 
     model, dataset = run.model, run.dataset
-    exclude = () if include_seen else SPLITS
-    explanations = explain_user(model, dataset, user, k=k, exclude=exclude)
+    explanations = explain_user(model, dataset, user, k=k, exclude=mask)
     parts = list(explanations[0].contributions) if explanations else []
-    known = sum(int(dataset.split(s)[user].nnz) for s in SPLITS)
+    known = sum(int(dataset.split(s)[user].nnz) for s in mask)
+    masked = f"the user's {known} {'+'.join(mask)} items left out" if mask else "nothing masked"
     print(f"top {len(explanations)} for user {user} ({model.name} on {dataset.name}, {run.checkpoint} checkpoint, "
-          f"epoch {run.epoch}; {'all items' if include_seen else f'the {known} items the user has in train/valid/test left out'})")
+          f"epoch {run.epoch}; {masked}; items without train edges represented as "
+          f"{'new items, from content' if model.config.edgeless_items == 'content' else 'their own embedding'})")
     for line in _definitions(parts, model):
         print(f"  {line}")
     with_content = any(e.content_only is not None for e in explanations)
@@ -151,6 +164,7 @@ def run_recommend(args: argparse.Namespace) -> int:
         raise ValueError("give either --user ID (explained top-k) or a new item (--new-item IMAGE, --text, --audio)")
     if args.k < 1:
         raise ValueError(f"-k must be positive, got {args.k}")
+    mask = parse_mask(args.mask)
     run = load_run(args.run_dir, args.checkpoint, data_dir=args.data_dir, device=args.device)
     if new_item:
         _print_new_item(run, args)
@@ -160,5 +174,5 @@ def run_recommend(args: argparse.Namespace) -> int:
             raise ValueError(f"--user {user}: {run.dataset.name} has user ids 0..{run.dataset.n_users - 1}")
         if index:
             print()
-        _print_user(run, user, args.k, args.include_seen)
+        _print_user(run, user, args.k, mask)
     return 0

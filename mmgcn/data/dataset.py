@@ -132,6 +132,9 @@ class Dataset:
         valid: validation interactions, same shape.
         test: test interactions, same shape.
         features: ``{modality: (n_items, d)}`` float32 item features (empty for ID-only data).
+        content_masks: ``{modality: (n_items,) bool}``, ``True`` where the item has content of
+            that modality; the features of the other rows are a fill (zeros or a mean), not
+            content. A modality without an entry has content for every item.
         content: optional raw item content (titles, texts, image / audio paths).
         item_meta: optional per-item arrays (length ``n_items``), e.g. genres, release year.
         user_meta: optional per-user arrays (length ``n_users``), e.g. age, occupation.
@@ -150,6 +153,7 @@ class Dataset:
     valid: sp.csr_matrix
     test: sp.csr_matrix
     features: Mapping[str, torch.Tensor] = field(default_factory=dict)
+    content_masks: Mapping[str, np.ndarray] = field(default_factory=dict)
     content: ItemContent | None = None
     item_meta: Mapping[str, np.ndarray] = field(default_factory=dict)
     user_meta: Mapping[str, np.ndarray] = field(default_factory=dict)
@@ -180,6 +184,20 @@ class Dataset:
             str(m): _as_features(str(m), v, shape[1], src) for m, v in dict(self.features).items()
         }
         object.__setattr__(self, "features", types.MappingProxyType(feats))
+        masks = {}
+        for m, mask in dict(self.content_masks).items():
+            if str(m) not in feats:
+                raise DataError(f"{src}: content mask for modality '{m}' but no such features (have {list(feats)})")
+            array = np.asarray(mask)
+            if array.dtype != np.bool_ or array.shape != (shape[1],):
+                raise DataError(
+                    f"{src}: content mask '{m}' must be a bool array of {shape[1]} entries (one per item), "
+                    f"got {array.dtype} {array.shape}"
+                )
+            array = array.copy()
+            array.flags.writeable = False
+            masks[str(m)] = array
+        object.__setattr__(self, "content_masks", types.MappingProxyType(masks))
         if self.content is not None:
             for fname, values in self.content.fields_present().items():
                 if len(values) != shape[1]:
@@ -226,9 +244,23 @@ class Dataset:
         in_split = np.diff(self.split(split).tocsc().indptr) > 0
         return np.flatnonzero(in_split & ~self.items_in_train)
 
-    def with_features(self, features: Mapping[str, Any]) -> Dataset:
-        """A copy with ``features`` replacing the feature dict (validated again)."""
-        return dataclasses.replace(self, features=dict(features))
+    def has_content(self, modality: str) -> np.ndarray:
+        """``(n_items,)`` bool: which items have real content of ``modality`` (all, without a mask)."""
+        if modality not in self.features:
+            raise KeyError(f"{self.name}: no features for modality {modality!r}; have {list(self.features)}")
+        mask = self.content_masks.get(modality)
+        return np.ones(self.n_items, dtype=bool) if mask is None else mask
+
+    def with_features(self, features: Mapping[str, Any], content_masks: Mapping[str, np.ndarray] | None = None) -> Dataset:
+        """A copy with ``features`` replacing the feature dict (validated again).
+
+        ``content_masks`` replaces the masks; by default the masks of the modalities kept
+        are kept.
+        """
+        features = dict(features)
+        if content_masks is None:
+            content_masks = {m: v for m, v in self.content_masks.items() if m in features}
+        return dataclasses.replace(self, features=features, content_masks=dict(content_masks))
 
     def select_modalities(self, modalities: Sequence[str]) -> Dataset:
         """A copy keeping only the named modalities (in the given order)."""
@@ -269,6 +301,8 @@ class Dataset:
                 "interactions_on_cold_items": int(cold_mask.sum()),
             }
         out["modalities"] = {m: int(t.shape[1]) for m, t in self.features.items()}
+        if self.content_masks:
+            out["items_without_content"] = {m: int((~mask).sum()) for m, mask in self.content_masks.items()}
         if self.content is not None:
             out["content"] = {
                 name: sum(v is not None and v != "" for v in values)

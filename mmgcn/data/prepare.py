@@ -189,6 +189,7 @@ def make_dataset(
     ratios: Sequence[float] = (0.8, 0.1, 0.1),
     seed: int = 0,
     features: Mapping[str, Any] | None = None,
+    content_masks: Mapping[str, Any] | None = None,
     content: ItemContent | None = None,
     item_meta: Mapping[str, Any] | None = None,
     user_meta: Mapping[str, Any] | None = None,
@@ -206,6 +207,7 @@ def make_dataset(
         name: dataset name.
         method, ratios, seed, cold_item_fraction, warm_method: passed to the split.
         features: ``{modality: (n_items, d)}`` item features, rows in the log's item ids.
+        content_masks: ``{modality: (n_items,) bool}``, which items have content.
         content: raw item content, one entry per item.
         item_meta: ``{name: (n_items,)}`` per-item metadata.
         user_meta: ``{name: (n_users,)}`` per-user metadata.
@@ -247,6 +249,7 @@ def make_dataset(
         valid=splits["valid"].to_csr(),
         test=splits["test"].to_csr(),
         features=dict(features or {}),
+        content_masks=dict(content_masks or {}),
         content=content,
         item_meta=dict(item_meta or {}),
         user_meta=dict(user_meta or {}),

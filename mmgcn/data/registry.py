@@ -205,7 +205,8 @@ def _resplit(dataset: Dataset, method: str, seed: int) -> Dataset:
         f"{method!r} (8:1:1, seed {seed}); the files' own valid/test split is not used"
     )
     return make_dataset(
-        log, name=dataset.name, method=method, seed=seed, features=dict(dataset.features), info=info,
+        log, name=dataset.name, method=method, seed=seed, features=dict(dataset.features),
+        content_masks=dict(dataset.content_masks), info=info,
         source=dataset.source,
     )
 
@@ -226,6 +227,7 @@ def _with_cached_features(
     feature_dir = paths.feature_cache_dir(dataset.name, cache_dir)
     cached = feature_files(feature_dir) if use_cache and feature_dir.is_dir() else {}
     features = dict(dataset.features)
+    masks = dict(dataset.content_masks)
     added = {}
     for modality, path in cached.items():
         if modality in features:
@@ -233,7 +235,7 @@ def _with_cached_features(
             continue
         if modalities is not None and modality not in modalities:
             continue
-        features[modality] = _load_cached(path, dataset, card, modality)
+        features[modality], masks[modality] = _load_cached(path, dataset, card, modality)
         added[modality] = str(path)
     if modalities is not None:
         absent = [m for m in modalities if m not in features]
@@ -247,10 +249,14 @@ def _with_cached_features(
     if list(features) == list(dataset.features):
         return dataset
     info = dict(dataset.info, cached_features=added) if added else dict(dataset.info)
-    return dataclasses.replace(dataset, features=features, info=info)
+    masks = {m: mask for m, mask in masks.items() if m in features and mask is not None}
+    return dataclasses.replace(dataset, features=features, content_masks=masks, info=info)
 
 
-def _load_cached(path: Path, dataset: Dataset, card: dict[str, Any], modality: str) -> np.ndarray:
+def _load_cached(
+    path: Path, dataset: Dataset, card: dict[str, Any], modality: str
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(features (n_items, d), has_content (n_items,) bool or None)`` of one cached modality."""
     redo = f"re-run `{_extract_hint(card, modality)}`"
     manifest_path = path.with_suffix(".json")
     if not manifest_path.is_file():
@@ -281,4 +287,26 @@ def _load_cached(path: Path, dataset: Dataset, card: dict[str, Any], modality: s
         raise DataError(f"{exc}; {redo}") from None
     if manifest.get("dim") not in (None, array.shape[1]):
         raise DataError(f"{manifest_path}: field 'dim' is {manifest['dim']} but {path.name} has {array.shape[1]} columns; {redo}")
-    return array
+    return array, _load_mask(path.parent, manifest, manifest_path, dataset.n_items, redo)
+
+
+def _load_mask(directory: Path, manifest: dict[str, Any], manifest_path: Path, n_items: int, redo: str) -> np.ndarray | None:
+    """The manifest's ``mask_file``: which items had content (``None`` when the manifest names none)."""
+    name = manifest.get("mask_file")
+    if not name:
+        return None
+    mask_file = directory / str(name)
+    if mask_file.parent != directory:
+        raise DataError(f"{manifest_path}: field 'mask_file' must name a file beside the manifest, got {name!r}")
+    try:
+        mask = np.load(mask_file, allow_pickle=False)
+    except FileNotFoundError:
+        raise DataError(f"{mask_file}: the mask file named by field 'mask_file' of {manifest_path.name} is missing; {redo}") from None
+    except Exception as exc:
+        raise DataError(f"{mask_file}: not a readable .npy mask ({type(exc).__name__}: {exc}); {redo}") from None
+    if not isinstance(mask, np.ndarray) or mask.dtype != np.bool_ or mask.shape != (n_items,):
+        raise DataError(
+            f"{mask_file}: expected a bool array of {n_items} entries (one per item), got "
+            f"{getattr(mask, 'dtype', type(mask).__name__)} {getattr(mask, 'shape', '')}; {redo}"
+        )
+    return mask

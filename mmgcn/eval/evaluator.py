@@ -35,8 +35,9 @@ import torch
 from torch import Tensor
 
 from mmgcn.data.dataset import SPLITS, Dataset
-from mmgcn.eval.metrics import mark_covered_, ranking_metrics, top_k_items
+from mmgcn.eval.metrics import mark_covered_, ranking_metrics
 from mmgcn.models.base import Embeddings, Recommender
+from mmgcn.utils.ranking import binary_union, mask_rows_, top_k_items
 
 log = logging.getLogger(__name__)
 
@@ -125,26 +126,6 @@ def _check_ks(ks: Iterable[int]) -> tuple[int, ...]:
     return tuple(sorted(set(ks)))
 
 
-def _binary_union(matrices: list[sp.csr_matrix], shape: tuple[int, int]) -> sp.csr_matrix:
-    total = sp.csr_matrix(shape, dtype=np.float32)
-    for matrix in matrices:
-        total = total + matrix
-    total = sp.csr_matrix(total)
-    total.data[:] = 1.0
-    total.sort_indices()
-    return total
-
-
-def _rows_to_dense_(out: Tensor, matrix: sp.csr_matrix, rows: np.ndarray, value: Any) -> Tensor:
-    """``out[r, c] = value`` for each stored entry ``(rows[r], c)`` of ``matrix``."""
-    sub = matrix[rows]
-    if sub.nnz:
-        r = torch.from_numpy(np.repeat(np.arange(len(rows)), np.diff(sub.indptr))).to(out.device)
-        c = torch.from_numpy(sub.indices.astype(np.int64)).to(out.device)
-        out[r, c] = value
-    return out
-
-
 @torch.no_grad()
 def evaluate(
     model: Recommender,
@@ -170,7 +151,8 @@ def evaluate(
             ``("train", "valid")`` for test). ``split`` itself may not be masked.
         block_size: users scored per block (default: as many as fit in 256 MB of scores).
         candidate_items: rank only these item ids (default: all items).
-        emb: precomputed ``model.embed()`` output (default: computed once here).
+        emb: precomputed representations (default: ``model.ranking_embed()``, i.e.
+            ``embed()`` with the model's item-representation policy, computed once here).
         warm_cold: also report metrics on cold (no train edge) and warm positives.
         users: evaluate only these users (default: all).
         progress: show a tqdm bar over blocks.
@@ -190,7 +172,7 @@ def evaluate(
         raise ValueError(f"cannot mask the evaluated split {split!r} (mask={mask})")
     n_users, n_items = dataset.n_users, dataset.n_items
     target = dataset.split(split)
-    masked = _binary_union([dataset.split(m) for m in mask], (n_users, n_items)) if mask else None
+    masked = binary_union([dataset.split(m) for m in mask], (n_users, n_items)) if mask else None
 
     # ---- candidates: positions 0..n_cand-1 in ascending item id
     if candidate_items is None:
@@ -228,7 +210,7 @@ def evaluate(
     model.eval()
     try:
         if emb is None:
-            emb = model.embed()
+            emb = model.ranking_embed()
         device = emb.items.device
         cand_t = None if candidates is None else torch.from_numpy(candidates).to(device)
         item_is_cold = None
@@ -263,13 +245,13 @@ def evaluate(
                 # masking writes in place; never into a model's own (expanded / cached) tensor
                 scores = scores.clone(memory_format=torch.contiguous_format)
             if masked is not None:
-                _rows_to_dense_(scores, masked, block, float("-inf"))
+                mask_rows_(scores, masked, block, float("-inf"))
             top_scores, top_items = top_k_items(scores, k_max)
             del scores
             if torch.isnan(top_scores).any():  # topk ranks NaN first, so any NaN shows here
                 raise ValueError(f"{type(model).__name__} produced NaN scores (diverged training?)")
             is_positive = torch.zeros((block.size, n_cand), dtype=torch.bool, device=device)
-            _rows_to_dense_(is_positive, positives, block, True)
+            mask_rows_(is_positive, positives, block, True)
             hits = is_positive.gather(1, top_items)
             n_pos = torch.from_numpy(n_pos_all[block]).to(device)
             parts["all"].append(ranking_metrics(hits, n_pos, ks))

@@ -32,7 +32,8 @@ from torch import Tensor
 
 from mmgcn.data.dataset import SPLITS, Dataset
 from mmgcn.eval.metrics import top_k_items
-from mmgcn.models.base import Embeddings, NewItemsUnsupportedError, Recommender, mask_seen_
+from mmgcn.models.base import Embeddings, NewItemsUnsupportedError, Recommender
+from mmgcn.utils.ranking import binary_union, mask_rows_
 
 #: relative tolerance of the check that contributions add up to the score
 SUM_TOLERANCE = 1e-3
@@ -101,10 +102,9 @@ def _seen(dataset: Dataset, exclude: Sequence[str]):
     bad = [s for s in exclude if s not in SPLITS]
     if bad:
         raise ValueError(f"exclude names unknown split(s) {bad}; expected names from {SPLITS}")
-    seen = None
-    for name in exclude:
-        seen = dataset.split(name) if seen is None else seen + dataset.split(name)
-    return None if seen is None else seen.tocsr()
+    if not exclude:
+        return None
+    return binary_union([dataset.split(name) for name in exclude], (dataset.n_users, dataset.n_items))
 
 
 @torch.no_grad()
@@ -113,7 +113,7 @@ def explain_user(
     dataset: Dataset,
     user: int,
     k: int = 10,
-    exclude: Sequence[str] = SPLITS,
+    exclude: Sequence[str] = ("train", "valid"),
     emb: Embeddings | None = None,
 ) -> list[Explanation]:
     """The top-``k`` items for ``user`` with per-part contributions and content-only scores.
@@ -123,11 +123,12 @@ def explain_user(
         dataset: its dataset.
         user: a user id.
         k: list length (fewer if fewer candidates remain).
-        exclude: splits whose items of the user are left out (default: all -- every item
-            the dataset knows the user interacted with); ``()`` keeps them.
-        emb: precomputed ``model.embed()``.
+        exclude: splits whose items of the user are left out (default train and valid, as
+            ``Recommender.recommend`` and the evaluator at test time); ``()`` keeps them.
+        emb: precomputed ``model.ranking_embed()`` (the default).
 
-    Ties are broken by the lower item id, as in the evaluator.
+    Scores come from ``model.ranking_embed()`` (the model's item-representation policy) and
+    ties are broken by the lower item id: the list is exactly ``model.recommend``'s.
     """
     if not 0 <= user < dataset.n_users:
         raise IndexError(f"user {user} is not in {dataset.name} (ids 0..{dataset.n_users - 1})")
@@ -136,13 +137,13 @@ def explain_user(
     was_training = model.training
     model.eval()
     try:
-        emb = model.embed() if emb is None else emb
+        emb = model.ranking_embed() if emb is None else emb
         device = emb.users.device
         users = torch.tensor([user], device=device)
         scores = model.score(users, emb=emb).float().clone()
         seen = _seen(dataset, exclude)
         if seen is not None:
-            mask_seen_(scores, seen, users.cpu())
+            mask_rows_(scores, seen, users.cpu(), float("-inf"))
         n_candidates = int(torch.isfinite(scores).sum())
         values, items = top_k_items(scores, min(k, n_candidates))
         values, items = values[0], items[0]
@@ -152,7 +153,9 @@ def explain_user(
             modalities = model_modalities(model, dataset)
             index = items.cpu()
             try:
-                new = model.represent_new_items({m: dataset.features[m][index] for m in modalities})
+                new = model.represent_new_items({m: dataset.features[m][index] for m in modalities},
+                                                present={m: torch.from_numpy(dataset.has_content(m)[index.numpy()])
+                                                         for m in modalities})
                 content_only = model.score(users, emb=new)[0].cpu().numpy()
             except NewItemsUnsupportedError:
                 content_only = None
@@ -174,7 +177,7 @@ def explain_new_item(
     dataset: Dataset,
     features: Mapping[str, Tensor],
     k: int = 10,
-    exclude: Sequence[str] = SPLITS,
+    exclude: Sequence[str] = ("train", "valid"),
 ) -> list[Explanation]:
     """The ``k`` users an unseen item would be recommended to most strongly.
 
@@ -203,10 +206,10 @@ def explain_new_item(
         values, users = top_k_items(scores.unsqueeze(0), k)
         values, users = values[0], users[0]
         parts = part_scores(model, users, None, new)
-        catalogue = model.score(users, emb=model.embed()).float().clone()
+        catalogue = model.score(users, emb=model.ranking_embed()).float().clone()
         seen = _seen(dataset, exclude)
         if seen is not None:
-            mask_seen_(catalogue, seen, users.cpu())
+            mask_rows_(catalogue, seen, users.cpu(), float("-inf"))
         above = (catalogue > values.unsqueeze(1)).sum(dim=1).cpu().numpy()
     finally:
         model.train(was_training)

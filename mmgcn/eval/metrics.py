@@ -44,6 +44,8 @@ from collections.abc import Iterable
 import torch
 from torch import Tensor
 
+from mmgcn.utils.ranking import top_k_items
+
 #: per-user metric names computed by :func:`ranking_metrics` (coverage is per list, not per user)
 METRIC_NAMES = ("recall", "ndcg", "precision", "hit_rate", "map", "mrr")
 
@@ -171,43 +173,6 @@ def mark_covered_(covered: Tensor, top_items: Tensor, top_scores: Tensor, k: int
     real = top_scores[:, :k] > -math.inf
     covered[items[real]] = True
     return covered
-
-
-def top_k_items(scores: Tensor, k: int) -> tuple[Tensor, Tensor]:
-    """The ``k`` best columns per row, ties broken by the lower column index.
-
-    Args:
-        scores: ``(n_users, n_candidates)``; masked entries hold ``-inf``. NaN sorts
-            first (as in ``torch.topk``), so callers can detect it in the returned values.
-        k: list length; clipped to ``n_candidates``.
-
-    Returns:
-        ``(values, indices)``, each ``(n_users, min(k, n_candidates))``, best first.
-    """
-    if scores.dim() != 2:
-        raise ValueError(f"scores must be 2-D, got shape {tuple(scores.shape)}")
-    k = min(k, scores.shape[1])
-    if k == 0 or scores.shape[0] == 0:
-        return torch.topk(scores, k, dim=1)
-    # one extra place tells whether a tie straddles the cut-off: then topk may have picked
-    # any of the tied items, and those rows are redone with a full stable sort
-    extra = int(k < scores.shape[1])
-    values, indices = torch.topk(scores, k + extra, dim=1)
-    straddling = values[:, k - 1] == values[:, k] if extra else None
-    values, indices = values[:, :k], indices[:, :k]
-    # within the list: order by (score desc, index asc); a stable sort by score of the
-    # index-sorted list does exactly that
-    indices, perm = indices.sort(dim=1)
-    values = values.gather(1, perm)
-    order = torch.sort(values, dim=1, descending=True, stable=True).indices
-    values, indices = values.gather(1, order), indices.gather(1, order)
-    if straddling is not None:
-        rows = torch.nonzero(straddling).flatten()
-        if rows.numel():
-            full = torch.sort(scores[rows], dim=1, descending=True, stable=True)
-            values[rows] = full.values[:, :k]
-            indices[rows] = full.indices[:, :k]
-    return values, indices
 
 
 __all__ = [

@@ -11,8 +11,15 @@ Every model is an ``nn.Module`` with three verbs:
   ``(len(users), len(items))`` scores; pass a precomputed ``emb`` to score in blocks
   without re-running propagation.
 
-``recommend(users, k, exclude_seen=True)`` lives here, once. Models are built by name
-from the registry: ``build_model("mmgcn", dataset, {"dim": 64})``.
+``recommend(users, k, mask=("train", "valid"))`` lives here, once. Models are built by
+name from the registry: ``build_model("mmgcn", dataset, {"dim": 64})``.
+
+Item representation policy: every path that ranks items (the evaluator, ``recommend()``,
+the explanations, the trainer's validation, notebooks) scores with :meth:`ranking_embed`,
+which is ``embed()`` with the model's ``edgeless_items`` policy applied: items without a
+train edge keep their own representation (``"own"``) or are represented from their content
+alone, exactly as a new item (``"content"``). The policy is a field of every model config,
+so it is saved with the run (``config.yaml``, checkpoints) and restored with the model.
 
 Cold start: ``represent_new_items(features)`` represents items the model never saw (no
 train edge, no trained ID embedding) from their content alone; it returns an
@@ -26,7 +33,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -35,6 +42,7 @@ from torch import Tensor, nn
 
 from mmgcn.config import from_dict
 from mmgcn.data.dataset import Dataset
+from mmgcn.utils.ranking import binary_union, mask_rows_, top_k_items
 
 
 @dataclass
@@ -92,12 +100,26 @@ class NewItemsUnsupportedError(ValueError):
     """The model reads no item content, so it cannot represent an item without interactions."""
 
 
+#: how a model represents items without a train edge when ranking (see :meth:`Recommender.ranking_embed`)
+EDGELESS_ITEMS = ("own", "content")
+
+
 @dataclass(frozen=True)
 class ModelConfig:
-    """Fields every model config has; models subclass this with their own fields."""
+    """Fields every model config has; models subclass this with their own fields.
+
+    Attributes:
+        dim: embedding width (default ``64``).
+        reg_weight: L2 weight of the model's regulariser (default ``1e-4``).
+        edgeless_items: how items without a train edge are represented when ranking:
+            ``"own"`` (default: the model's embedding of them, whose ID part never saw a
+            positive) or ``"content"`` (from their content alone, as a new item:
+            :meth:`Recommender.represent_new_items`; content models only).
+    """
 
     dim: int = 64
     reg_weight: float = 1e-4
+    edgeless_items: Literal["own", "content"] = "own"
 
 
 class Recommender(nn.Module):
@@ -112,8 +134,10 @@ class Recommender(nn.Module):
 
     Args:
         config: the model's config dataclass.
-        dataset: the dataset to train on; models read ``n_users``, ``n_items``,
-            ``features`` and the train graph from it, never the valid/test splits.
+        dataset: the dataset to train on; models learn from ``n_users``, ``n_items``,
+            ``features`` and the train graph only. The valid split is kept for one purpose:
+            :meth:`recommend` masks it by default (as the evaluator does at test time);
+            nothing reads the test split.
     """
 
     name: ClassVar[str] = "base"
@@ -127,8 +151,22 @@ class Recommender(nn.Module):
         self.config = config
         self.n_users = dataset.n_users
         self.n_items = dataset.n_items
-        # train interactions, for excluding seen items in recommend(); never valid/test
+        policy = getattr(config, "edgeless_items", "own")
+        if policy not in EDGELESS_ITEMS:
+            raise ValueError(f"model '{self.name}': edgeless_items {policy!r} must be one of {list(EDGELESS_ITEMS)}")
+        if policy == "content" and not self.uses_content:
+            raise ValueError(
+                f"model '{self.name}' reads no item content, so it cannot represent items without train "
+                f"edges from content (edgeless_items='content'); keep the default 'own'"
+            )
+        # seen items for recommend(): train (never learned from beyond the model's own use)
+        # and valid (masked only); the test split is never held
+        self._seen: dict[str, sp.csr_matrix] = {"train": dataset.train, "valid": dataset.valid}
         self._train_csr: sp.csr_matrix = dataset.train
+        # raw content of the items without a train edge, for the "content" policy
+        self._edgeless_ids = np.flatnonzero(~dataset.items_in_train)
+        self._edgeless_features = {m: f[torch.from_numpy(self._edgeless_ids)] for m, f in dataset.features.items()}
+        self._edgeless_present = {m: dataset.has_content(m)[self._edgeless_ids] for m in dataset.features}
 
     # ------------------------------------------------------------ the three verbs
     def embed(self) -> Embeddings:
@@ -178,21 +216,50 @@ class Recommender(nn.Module):
         """
 
     # ------------------------------------------------------------ shared helpers
+    @property
+    def edgeless_item_ids(self) -> np.ndarray:
+        """Sorted ids of the items without a train edge."""
+        return self._edgeless_ids
+
+    def ranking_embed(self) -> Embeddings:
+        """The representations every ranking path scores with: :meth:`embed`, with the
+        ``edgeless_items`` policy applied.
+
+        With ``"content"`` the rows of items without a train edge (and their part rows) are
+        replaced by :meth:`represent_new_items` of their own raw features (and content
+        masks): they are scored exactly as new items would be.
+        """
+        emb = self.embed()
+        if getattr(self.config, "edgeless_items", "own") != "content" or self._edgeless_ids.size == 0:
+            return emb
+        modalities = tuple(getattr(self, "modalities", None) or self._edgeless_features)
+        device = emb.items.device
+        features = {m: self._edgeless_features[m].to(device) for m in modalities}
+        present = {m: torch.from_numpy(self._edgeless_present[m]).to(device) for m in modalities}
+        new = self.represent_new_items(features, present=present)
+        return emb.with_item_rows(torch.from_numpy(self._edgeless_ids).to(device), new)
+
     @torch.no_grad()
     def recommend(
         self,
         users: Tensor | list[int],
         k: int = 10,
-        exclude_seen: bool = True,
+        mask: tuple[str, ...] | list[str] = ("train", "valid"),
         emb: Embeddings | None = None,
         block_size: int = 4096,
     ) -> tuple[Tensor, Tensor]:
         """Top-``k`` items per user: ``(scores (B, k), items (B, k))``, best first.
 
-        With ``exclude_seen`` the user's train items get ``-inf`` and never appear
-        unless fewer than ``k`` unseen items exist. Users are scored in blocks of
-        ``block_size`` so memory stays ``O(block_size x n_items)``.
+        Scores come from :meth:`ranking_embed` (the model's item-representation policy);
+        the user's items in the ``mask`` splits (default train and valid, as the evaluator
+        masks at test time; ``()`` keeps them) get ``-inf`` and appear only when fewer than
+        ``k`` other items exist. Ties are broken by the lower item id, exactly as in the
+        evaluator. Users are scored in blocks of ``block_size`` (memory
+        ``O(block_size x n_items)``).
         """
+        bad = [m for m in mask if m not in self._seen]
+        if bad:
+            raise ValueError(f"recommend: mask may name {sorted(self._seen)}, got {bad}")
         was_training = self.training
         self.eval()
         try:
@@ -200,15 +267,17 @@ class Recommender(nn.Module):
             if users.numel() and (users.min() < 0 or users.max() >= self.n_users):
                 raise IndexError(f"user ids must be in [0, {self.n_users}), got {users.min()}..{users.max()}")
             if emb is None:
-                emb = self.embed()
+                emb = self.ranking_embed()
+            seen = binary_union([self._seen[m] for m in mask], (self.n_users, self.n_items)) if mask else None
             k = min(k, self.n_items)
             top_scores, top_items = [], []
             for start in range(0, users.numel(), block_size):
                 block = users[start : start + block_size]
-                scores = self.score(block, emb=emb)
-                if exclude_seen:
-                    mask_seen_(scores, self._train_csr, block)
-                values, indices = torch.topk(scores, k, dim=1)
+                scores = self.score(block.to(emb.users.device), emb=emb).float()
+                scores = scores.clone(memory_format=torch.contiguous_format)
+                if seen is not None:
+                    mask_rows_(scores, seen, block, float("-inf"))
+                values, indices = top_k_items(scores, k)
                 top_scores.append(values)
                 top_items.append(indices)
             if not top_scores:
@@ -217,7 +286,9 @@ class Recommender(nn.Module):
         finally:
             self.train(was_training)
 
-    def represent_new_items(self, features: Mapping[str, Tensor]) -> Embeddings:
+    def represent_new_items(
+        self, features: Mapping[str, Tensor], present: Mapping[str, Tensor] | None = None
+    ) -> Embeddings:
         """Representations of unseen items from their content alone (cold start).
 
         A new item has no train edge and no trained ID embedding: content models represent
@@ -226,9 +297,13 @@ class Recommender(nn.Module):
         representation up to its own ID embedding term.
 
         Args:
-            features: ``{modality: (n_new, d_m)}`` features of the new items, one entry per
-                modality the model uses, produced like the dataset's (same encoder and
-                preprocessing; see :mod:`mmgcn.features.new_items`).
+            features: ``{modality: (n_new, d_m)}`` RAW features of the new items (the model
+                applies its own fitted feature transforms), one entry per modality the
+                model uses, produced like the dataset's (same encoder and preprocessing;
+                see :mod:`mmgcn.features.new_items`).
+            present: ``{modality: (n_new,) bool}``, ``False`` where a new item has no
+                content of that modality (its feature row is a fill); models then leave that
+                modality out of the item's representation. Default: all present.
 
         Returns:
             :class:`Embeddings` with ``users`` ``(n_users, d)`` (as in :meth:`embed`) and
@@ -250,21 +325,6 @@ class Recommender(nn.Module):
 
     def extra_repr(self) -> str:
         return f"n_users={self.n_users}, n_items={self.n_items}, config={self.config}"
-
-
-def mask_seen_(scores: Tensor, seen: sp.csr_matrix, users: Tensor) -> Tensor:
-    """Set ``scores[r, i] = -inf`` for every item ``i`` that user ``users[r]`` has in ``seen``.
-
-    ``scores`` is ``(len(users), n_items)`` and is modified in place (and returned).
-    """
-    rows = users.cpu().numpy()
-    sub = seen[rows]
-    if sub.nnz:
-        r = torch.from_numpy(sub.tocoo().row.astype("int64")).to(scores.device)
-        c = torch.from_numpy(sub.indices.astype("int64")).to(scores.device)
-        # tocoo() of a CSR keeps the CSR order, so row/col pairs line up
-        scores[r, c] = float("-inf")
-    return scores
 
 
 def check_new_item_features(

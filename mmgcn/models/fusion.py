@@ -135,12 +135,13 @@ class ConcatFusionModel(FusionRecommender):
         return ConcatFusion(in_dims, cfg.dim, cfg.dim, hidden_dims=cfg.hidden_dims, dropout=cfg.dropout)
 
     def _fuse_features(
-        self, feats: Mapping[str, Tensor], id_emb: Tensor, id_present: Tensor, with_parts: bool
+        self, feats: Mapping[str, Tensor], id_emb: Tensor, id_present: Tensor, content_present: Tensor,
+        with_parts: bool,
     ) -> FusedItems:
         if with_parts and self.fusion.is_additive:
-            parts = self.fusion.parts(feats, id_emb)
+            parts = self.fusion.parts(feats, id_emb, content_present)
             return FusedItems(sum(parts.values()), parts, None)
-        return FusedItems(self.fusion(feats, id_emb), None, None)
+        return FusedItems(self.fusion(feats, id_emb, content_present), None, None)
 
 
 @register_model
@@ -163,10 +164,13 @@ class AttentionFusionModel(FusionRecommender):
         return self.config.user_conditioned
 
     def _fuse_features(
-        self, feats: Mapping[str, Tensor], id_emb: Tensor, id_present: Tensor, with_parts: bool
+        self, feats: Mapping[str, Tensor], id_emb: Tensor, id_present: Tensor, content_present: Tensor,
+        with_parts: bool,
     ) -> FusedItems:
-        n_mod = len(self.modalities)
-        mask = torch.cat([id_present.unsqueeze(1), id_present.new_ones(id_present.shape[0], n_mod)], dim=1)
+        # absent parts (no ID embedding, no content of a modality) are never attended to;
+        # an item with no part at all keeps its modalities (fills) so the softmax is defined
+        content_present = content_present | ~(id_present.unsqueeze(1) | content_present).any(dim=1, keepdim=True)
+        mask = torch.cat([id_present.unsqueeze(1), content_present], dim=1)
         out = self.fusion(feats, id_emb, mask)
         parts = None
         if with_parts:

@@ -15,15 +15,9 @@ import torch
 from torch import Tensor, nn
 
 from mmgcn.data.dataset import Dataset
+from mmgcn.features.transforms import fit_feature_transforms
 from mmgcn.models.base import Embeddings, ModelConfig, Recommender, check_new_item_features
-from mmgcn.nn.fusion import (
-    AttentionOutput,
-    MLPScoreHead,
-    check_modality_names,
-    feature_statistics,
-    standardize_features,
-    standardize_with,
-)
+from mmgcn.nn.fusion import AttentionOutput, MLPScoreHead, check_modality_names
 from mmgcn.nn.losses import bpr_loss, l2_reg
 from mmgcn.nn.propagation import BipartitePropagation, layer_mean_propagation
 
@@ -37,7 +31,8 @@ class FusionConfig(ModelConfig):
         reg_weight: weight of the batch L2 term (default 1e-2).
         modalities: modalities to use, in order (default ``None``: all of ``dataset.features``).
         feature_norm: ``"standard"`` (per-column z-score over sqrt(d_m), default),
-            ``"zscore"``, ``"l2"`` or ``"none"`` (see :func:`~mmgcn.nn.fusion.standardize_features`).
+            ``"zscore"``, ``"l2"`` or ``"none"``, fitted on the items with train edges and
+            content (:mod:`mmgcn.features.transforms`).
         cold_item_ids: ``"zero"`` (default) replaces the ID embedding of items without train
             edges by zeros; ``"keep"`` uses the (never positively trained) rows as they are.
         id_dropout: probability of dropping a warm item's ID embedding per training forward
@@ -125,14 +120,15 @@ class FusionRecommender(Recommender):
         if missing:
             raise ValueError(f"config.modalities {missing} not in dataset '{dataset.name}' (has {list(available)})")
         self.modalities = check_modality_names(modalities)
+        # fitted on items with train edges and content; saved with the model, applied to new items
+        self.transforms = fit_feature_transforms(
+            dataset.features, dataset.items_in_train, dataset.content_masks, config.feature_norm, self.modalities)
         for k, m in enumerate(self.modalities):
-            feats = standardize_features(dataset.features[m].float(), config.feature_norm)
             # not persistent: rebuilt from the dataset, so checkpoints stay small
-            self.register_buffer(f"_feat{k}", feats, persistent=False)
-            # the catalogue's column statistics normalise new items' features the same way
-            mean, std = feature_statistics(dataset.features[m].float())
-            self.register_buffer(f"_feat_mean{k}", mean, persistent=False)
-            self.register_buffer(f"_feat_std{k}", std, persistent=False)
+            self.register_buffer(f"_feat{k}", self.transforms[m](dataset.features[m]), persistent=False)
+        # (n_items, M): which items have content of each modality (absent parts are left out)
+        present = torch.stack([torch.from_numpy(dataset.has_content(m).copy()) for m in self.modalities], dim=1)
+        self.register_buffer("content_present", present, persistent=False)
         item_degree = np.bincount(dataset.train.indices, minlength=dataset.n_items)
         self.register_buffer("has_train_edge", torch.from_numpy(item_degree > 0), persistent=False)
         self.num_layers = int(getattr(config, "num_layers", 0))
@@ -150,13 +146,15 @@ class FusionRecommender(Recommender):
 
     def _fuse(self, id_emb: Tensor, id_present: Tensor, with_parts: bool) -> FusedItems:
         """Layer-0 vectors of the dataset's items (ID rows ``(n_items, d)``, presence ``(n_items,)``)."""
-        return self._fuse_features(self.features(), id_emb, id_present, with_parts)
+        return self._fuse_features(self.features(), id_emb, id_present, self.content_present, with_parts)
 
     def _fuse_features(
-        self, features: Mapping[str, Tensor], id_emb: Tensor, id_present: Tensor, with_parts: bool
+        self, features: Mapping[str, Tensor], id_emb: Tensor, id_present: Tensor, content_present: Tensor,
+        with_parts: bool,
     ) -> FusedItems:
         """Layer-0 vectors of any ``n`` items: normalised ``features[m]`` ``(n, d_m)``, ID rows
-        ``(n, d)`` and their presence ``(n,)`` (``False``: the item has no ID embedding)."""
+        ``(n, d)`` and their presence ``(n,)`` (``False``: the item has no ID embedding),
+        ``content_present`` ``(n, M)`` (``False``: no content of that modality)."""
         raise NotImplementedError
 
     @property
@@ -285,7 +283,9 @@ class FusionRecommender(Recommender):
         return self.fusion.part_names
 
     @torch.no_grad()
-    def represent_new_items(self, features: Mapping[str, Tensor]) -> Embeddings:
+    def represent_new_items(
+        self, features: Mapping[str, Tensor], present: Mapping[str, Tensor] | None = None
+    ) -> Embeddings:
         r"""Content-only representations of unseen items (see :meth:`Recommender.represent_new_items`).
 
         The features are normalised with the catalogue's statistics (``feature_norm``), the
@@ -297,19 +297,21 @@ class FusionRecommender(Recommender):
         raw_dims = {m: int(getattr(self, f"_feat{k}").shape[1]) for k, m in enumerate(self.modalities)}
         device = self.item_emb.weight.device
         feats = check_new_item_features(features, raw_dims, self.name, device)
-        normalised = {
-            m: standardize_with(feats[m], getattr(self, f"_feat_mean{k}"), getattr(self, f"_feat_std{k}"),
-                                self.config.feature_norm)
-            for k, m in enumerate(self.modalities)
-        }
+        normalised = {m: self.transforms[m](feats[m]) for m in self.modalities}
         n_new = next(iter(feats.values())).shape[0]
+        if present is None:
+            content_present = torch.ones(n_new, len(self.modalities), dtype=torch.bool, device=device)
+        else:
+            content_present = torch.stack(
+                [torch.as_tensor(present[m], dtype=torch.bool, device=device).reshape(n_new) for m in self.modalities],
+                dim=1)
         was_training = self.training
         self.eval()
         try:
             emb = self.embed()
             id_emb = self.item_emb.weight.new_zeros(n_new, self.config.dim)
-            present = torch.zeros(n_new, dtype=torch.bool, device=device)
-            fused = self._fuse_features(normalised, id_emb, present, with_parts=self.head is None)
+            id_present = torch.zeros(n_new, dtype=torch.bool, device=device)
+            fused = self._fuse_features(normalised, id_emb, id_present, content_present, with_parts=self.head is None)
             # an isolated node receives nothing in layers 1..K of the layer mean
             scale = 1.0 / (self.num_layers + 1) if self.num_layers else 1.0
             if self.conditioned:

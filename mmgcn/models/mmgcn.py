@@ -32,6 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from mmgcn.data.dataset import Dataset
+from mmgcn.features.transforms import fit_feature_transforms
 from mmgcn.models.base import (
     Embeddings,
     ModelConfig,
@@ -39,7 +40,6 @@ from mmgcn.models.base import (
     check_new_item_features,
     register_model,
 )
-from mmgcn.nn.fusion import feature_statistics, standardize_with
 from mmgcn.nn.losses import bpr_loss, l2_reg
 from mmgcn.nn.mmgcn_conv import ModalityGCN
 from mmgcn.nn.propagation import BipartitePropagation
@@ -138,9 +138,13 @@ class ModalityAttention(nn.Module):
         nn.init.zeros_(self.key.bias)
         nn.init.xavier_normal_(self.query.weight)
 
+    def logits(self, stacked: Tensor) -> Tensor:
+        """``(M, n, dim)`` -> unnormalised scores ``(M, n, 1)``."""
+        return self.query(torch.tanh(self.key(stacked)))
+
     def forward(self, stacked: Tensor) -> Tensor:
         """``(M, n, dim)`` -> weights ``(M, n, 1)`` summing to one over ``M``."""
-        return torch.softmax(self.query(torch.tanh(self.key(stacked))), dim=0)
+        return torch.softmax(self.logits(stacked), dim=0)
 
 
 @register_model
@@ -158,12 +162,14 @@ class MMGCN(Recommender):
 
     (:math:`\sigma` = LeakyReLU, :math:`e_v` the node's ID embedding shared by all
     modalities, :math:`\bigoplus` mean / sum / symmetric-normalised sum). The modalities'
-    final states are fused, :math:`r_v = \mathrm{fuse}_m(x^{m}_v)` (mean, sum or attention),
-    and :math:`\hat y_{ui} = r_u^\top r_i`. Loss: BPR plus ``reg_weight`` times the L2 of the
+    final states are fused, :math:`r_v = \mathrm{fuse}_m(x^{m}_v)` (mean, sum or attention; an
+    item without content of a modality, per ``dataset.content_masks``, leaves it out of its
+    fusion), and :math:`\hat y_{ui} = r_u^\top r_i`. Loss: BPR plus ``reg_weight`` times the L2 of the
     batch's ID embeddings and user preferences.
 
     ``embed().parts[m] = (users, w_m * items_m)``: the score decomposes exactly over
-    modalities (``w_m`` = 1/M for mean, 1 for sum, the attention weight otherwise).
+    modalities (``w_m`` = 1/M for mean -- 1/M_i over the modalities item i has --, 1 for
+    sum, the attention weight otherwise).
 
     Items without train edges are still represented from their content (``uses_content``).
 
@@ -188,10 +194,11 @@ class MMGCN(Recommender):
             over the layers' outputs.
         dropout: dropout rate on every layer's input node states while training
             (default ``0``).
-        standardize_features: z-score every feature dimension over the items before
-            anything else (default ``False``, as the original). TikTok's visual vectors all
-            point almost the same way (mean cosine 0.93 to their centroid), so without
-            centring, normalised visual states barely differ between items.
+        standardize_features: z-score every feature dimension before anything else, with
+            statistics fitted on the items that have train edges and content
+            (:mod:`mmgcn.features.transforms`; default ``False``, as the original).
+            TikTok's visual vectors all point almost the same way (mean cosine 0.93 to
+            their centroid), so without centring, normalised visual states barely differ.
         id_init_std: standard deviation of the normal init of the ID embeddings
             (default ``None``: Xavier normal, as the original, about ``0.015`` on TikTok).
         preference_init_std: the same for the user preferences; with ``normalize_input``
@@ -219,15 +226,19 @@ class MMGCN(Recommender):
         if ignored:
             logger.info("%s: project_modalities %s not in dataset %r (has %s); ignored",
                         self.name, ignored, dataset.name, list(self.modalities))
+        # z-scores fitted on items with train edges and content only; saved with the model
+        # and applied to new items alike (identity unless standardize_features)
+        self.transforms = fit_feature_transforms(
+            dataset.features, dataset.items_in_train, dataset.content_masks,
+            mode="zscore" if config.standardize_features else "none",
+        )
         for m, feats in dataset.features.items():
-            if config.standardize_features:
-                # kept so that new items (represent_new_items) get the catalogue's scale
-                mean, std = feature_statistics(feats.float())
-                self.register_buffer(f"feature_mean_{m}", mean, persistent=False)
-                self.register_buffer(f"feature_std_{m}", std, persistent=False)
-                feats = standardize_with(feats.float(), mean, std, mode="zscore")
             # constants: moved with .to(device), not checkpointed (they come from the dataset)
-            self.register_buffer(f"features_{m}", feats, persistent=False)
+            self.register_buffer(f"features_{m}", self.transforms[m](feats), persistent=False)
+        # (n_modalities, n_items): 1 where the item has content of the modality; items
+        # without content of a modality leave it out of their fused representation
+        present = torch.stack([torch.from_numpy(dataset.has_content(m).copy()) for m in self.modalities])
+        self.register_buffer("content_present", present, persistent=False)
         self.graph = BipartitePropagation(dataset.train, _AGGR_TO_NORM[config.aggr])
         self.user_id = nn.Parameter(torch.empty(self.n_users, config.dim), requires_grad=config.train_id_embedding)
         self.item_id = nn.Parameter(torch.empty(self.n_items, config.dim), requires_grad=config.train_id_embedding)
@@ -268,8 +279,28 @@ class MMGCN(Recommender):
             self.attention.reset_parameters()
 
     def features(self, modality: str) -> Tensor:
-        """``(n_items, d_m)`` item features of ``modality``."""
+        """``(n_items, d_m)`` item features of ``modality``, after the fitted transform."""
         return getattr(self, f"features_{modality}")
+
+    def _fusion_weights(self, stack: Tensor, present: Tensor | None) -> Tensor:
+        """``(M, n, 1)`` fusion weights of ``stack`` ``(M, n, d)``; modalities absent for a node
+        (``present`` ``(M, n)`` bool) get weight 0. A node with no modality present keeps
+        them all (its rows are fills, but it needs a representation)."""
+        n_mod = stack.shape[0]
+        if present is not None:
+            present = present | ~present.any(dim=0, keepdim=True)
+        if self.config.fusion == "attention":
+            logits = self.attention.logits(stack)
+            if present is not None:
+                logits = logits.masked_fill(~present.unsqueeze(-1), float("-inf"))
+            return torch.softmax(logits, dim=0)
+        if present is None:
+            scale = 1.0 / n_mod if self.config.fusion == "mean" else 1.0
+            return stack.new_full((n_mod, 1, 1), scale)
+        weights = present.to(stack.dtype).unsqueeze(-1)
+        if self.config.fusion == "mean":
+            weights = weights / weights.sum(dim=0, keepdim=True)
+        return weights
 
     def _fused(self, user_rows: Tensor | None = None, item_rows: Tensor | None = None) -> Embeddings:
         """Fused representations of all nodes, or of ``user_rows`` / ``item_rows`` only."""
@@ -279,14 +310,9 @@ class MMGCN(Recommender):
         }
         user_stack = torch.stack([u for u, _ in outputs.values()])
         item_stack = torch.stack([i for _, i in outputs.values()])
-        n_mod = len(outputs)
-        if self.config.fusion == "attention":
-            user_weights, item_weights = self.attention(user_stack), self.attention(item_stack)
-        else:
-            scale = 1.0 / n_mod if self.config.fusion == "mean" else 1.0
-            user_weights = item_weights = user_stack.new_full((n_mod, 1, 1), scale)
-        users = (user_weights * user_stack).sum(0)
-        weighted_items = item_weights * item_stack
+        present = self.content_present if item_rows is None else self.content_present[:, item_rows]
+        users = (self._fusion_weights(user_stack, None) * user_stack).sum(0)
+        weighted_items = self._fusion_weights(item_stack, present) * item_stack
         items = weighted_items.sum(0)
         parts = {m: (users, weighted_items[k]) for k, m in enumerate(outputs)}
         return Embeddings(users, items, parts)
@@ -311,21 +337,25 @@ class MMGCN(Recommender):
         return f"{super().extra_repr()}, modalities={list(self.modalities)}, projected={list(self.projected)}"
 
     @torch.no_grad()
-    def represent_new_items(self, features: Mapping[str, Tensor]) -> Embeddings:
+    def represent_new_items(
+        self, features: Mapping[str, Tensor], present: Mapping[str, Tensor] | None = None
+    ) -> Embeddings:
         """Content-only representations of unseen items (see :meth:`Recommender.represent_new_items`).
 
-        Each modality's GCN runs on the new items as isolated nodes (no neighbour messages)
-        with a zero ID embedding: exactly what an item of the dataset without train edges
-        gets in :meth:`embed`, minus its own ID embedding. Users are :meth:`embed`'s.
-        ``parts`` hold one exact part per modality, as in :meth:`embed`.
+        The raw features go through the fitted transforms; each modality's GCN runs on the
+        new items as isolated nodes (no neighbour messages) with a zero ID embedding:
+        exactly what an item of the dataset without train edges gets in :meth:`embed`,
+        minus its own ID embedding. Modalities a new item has no content of are left out
+        of its fusion. Users are :meth:`embed`'s; ``parts`` hold one exact part per
+        modality, as in :meth:`embed`.
         """
         dims = {m: int(self.features(m).shape[1]) for m in self.modalities}
         device = self.item_id.device
         feats = check_new_item_features(features, dims, self.name, device)
-        if self.config.standardize_features:
-            feats = {m: standardize_with(f, getattr(self, f"feature_mean_{m}"), getattr(self, f"feature_std_{m}"),
-                                         mode="zscore") for m, f in feats.items()}
+        feats = {m: self.transforms[m](f) for m, f in feats.items()}
         n_new = next(iter(feats.values())).shape[0]
+        mask = None if present is None else torch.stack(
+            [torch.as_tensor(present[m], dtype=torch.bool, device=device).reshape(n_new) for m in self.modalities])
         was_training = self.training
         self.eval()
         try:
@@ -340,12 +370,7 @@ class MMGCN(Recommender):
                 gcn(feats[m], isolated, self.user_id, zero_ids, user_rows=no_users)[1]
                 for m, gcn in self.gcns.items()
             ])
-            n_mod = item_stack.shape[0]
-            if self.config.fusion == "attention":
-                weights = self.attention(item_stack)
-            else:
-                weights = item_stack.new_full((n_mod, 1, 1), 1.0 / n_mod if self.config.fusion == "mean" else 1.0)
-            weighted = weights * item_stack
+            weighted = self._fusion_weights(item_stack, mask) * item_stack
             parts = {m: (emb.users, weighted[k]) for k, m in enumerate(self.gcns)}
             return Embeddings(emb.users, weighted.sum(0), parts)
         finally:

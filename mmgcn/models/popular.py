@@ -4,8 +4,8 @@ Each item scores its number of TRAIN interactions, the same for every user:
 
 .. math:: \hat y_{ui} = |\{v : (v, i) \in \mathcal{R}_{train}\}|
 
-With ``recommend(exclude_seen=True)`` each user gets the most popular items they have
-not interacted with in train.
+``recommend()`` gives each user the most popular items outside the masked splits (train
+and valid by default).
 """
 
 from __future__ import annotations

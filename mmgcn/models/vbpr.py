@@ -3,7 +3,8 @@ r"""VBPR: BPR matrix factorisation with a content-based item factor.
 He & McAuley, "VBPR: Visual Bayesian Personalized Ranking from Implicit Feedback",
 AAAI 2016, https://arxiv.org/abs/1510.01784. All modalities are used: their features are
 concatenated (each modality's rows L2-normalised first, so no modality dominates by
-scale) and projected by one learned matrix :math:`E`.
+scale) and projected by one learned matrix :math:`E`. A modality an item has no content of
+contributes a zero block (missing, not a fill vector).
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmgcn.data.dataset import Dataset
+from mmgcn.features.transforms import fit_feature_transforms
 from mmgcn.models.base import (
     Embeddings,
     ModelConfig,
@@ -24,7 +25,6 @@ from mmgcn.models.base import (
     check_new_item_features,
     register_model,
 )
-from mmgcn.nn.fusion import feature_statistics, standardize_with
 from mmgcn.nn.losses import bpr_loss, l2_reg
 
 
@@ -73,17 +73,17 @@ class VBPR(Recommender):
         content_dim: width of :math:`E f_i` and :math:`\theta_u` (default ``None`` = ``dim``).
         normalize_features: L2-normalise each modality's rows before concatenating
             (default ``True``).
-        standardize_features: z-score each feature column over the items first (default
-            ``False``; :func:`mmgcn.nn.fusion.standardize_features` ``"zscore"``). TikTok's
-            visual rows all point almost the same way, so normalising alone leaves them
-            nearly identical.
+        standardize_features: z-score each feature column first, with statistics fitted on
+            the items that have train edges and content (default ``False``;
+            :mod:`mmgcn.features.transforms`). TikTok's visual rows all point almost the
+            same way, so normalising alone leaves them nearly identical.
         item_bias: include :math:`\beta_i + \beta'^\top f_i` (default ``True``).
         reg_content: also put the L2 term on the batch items' content vectors
             :math:`E f_i, E f_j` and content biases (default ``True``, as the paper, which
             regularises :math:`E` and :math:`\beta'` with the other parameters). Without it
             the shared projection is free to grow under Adam and fit noise in near-identical
             features (TikTok validation Recall@20 0.061 with it off, 0.078 on; see
-            ``benchmarks/tuning/tiktok.md``).
+            ``benchmarks/tuning/archive/tiktok-2026-11.md``).
     """
 
     name: ClassVar[str] = "vbpr"
@@ -99,15 +99,13 @@ class VBPR(Recommender):
             )
         self.modalities = tuple(dataset.features)
         self.feature_dims = {m: int(dataset.features[m].shape[1]) for m in self.modalities}
-        parts = [dataset.features[m] for m in self.modalities]
-        # per-modality column statistics, kept so that new items get the catalogue's scale
-        self.feature_stats = [feature_statistics(p.float()) for p in parts] if config.standardize_features else None
-        if self.feature_stats is not None:
-            parts = [standardize_with(p.float(), *stats, mode="zscore") for p, stats in zip(parts, self.feature_stats)]
-        if config.normalize_features:
-            parts = [F.normalize(p, dim=1) for p in parts]
+        mode = {(False, False): "none", (False, True): "l2", (True, False): "zscore", (True, True): "zscore+l2"}[
+            (config.standardize_features, config.normalize_features)]
+        # fitted on items with train edges and content; saved with the model, applied to new items
+        self.transforms = fit_feature_transforms(dataset.features, dataset.items_in_train, dataset.content_masks, mode)
+        present = {m: torch.from_numpy(dataset.has_content(m).copy()) for m in self.modalities}
         # the concatenated features never change: computed once, kept as a constant buffer
-        self.register_buffer("content", torch.cat(parts, dim=1), persistent=False)
+        self.register_buffer("content", self._content(dataset.features, present), persistent=False)
         content_dim = config.content_dim or config.dim
         self.user_id = nn.Parameter(torch.empty(self.n_users, config.dim))
         self.item_id = nn.Parameter(torch.empty(self.n_items, config.dim))
@@ -119,6 +117,16 @@ class VBPR(Recommender):
         else:
             self.bias_id, self.bias_content = None, None
         self.reset_parameters()
+
+    def _content(self, features: Mapping[str, Tensor], present: Mapping[str, Tensor] | None) -> Tensor:
+        """``(n, sum_m d_m)`` transformed, concatenated features; zero blocks where absent."""
+        blocks = []
+        for m in self.modalities:
+            block = self.transforms[m](features[m])
+            if present is not None:
+                block = block * present[m].to(device=block.device, dtype=block.dtype).reshape(-1, 1)
+            blocks.append(block)
+        return torch.cat(blocks, dim=1)
 
     def reset_parameters(self) -> None:
         for table in (self.user_id, self.item_id, self.user_content):
@@ -138,33 +146,36 @@ class VBPR(Recommender):
         items = torch.cat([i for _, i in parts.values()], dim=1)
         return Embeddings(users, items, parts)
 
-    def _item_vectors(self, items: Tensor) -> Tensor:
-        """``(B, dim + content_dim [+ 1])`` item representations of a batch only."""
-        feats = self.content[items]
-        vecs = [self.item_id[items], self.projection(feats)]
-        if self.bias_id is not None:
-            vecs.append(self.bias_id[items].unsqueeze(1) + self.bias_content(feats))
-        return torch.cat(vecs, dim=1)
-
     def loss(self, users: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
-        # nothing propagates over the graph: score only the batch's rows
+        # nothing propagates over the graph: score only the batch's rows, and project the
+        # content of each distinct item of the batch once (not once per triple)
+        items, index = torch.unique(torch.cat([pos, neg]), return_inverse=True)
+        projected = self.projection(self.content[items])[index]
+        pos_content, neg_content = projected[: pos.numel()], projected[pos.numel() :]
         user_vecs = [self.user_id[users], self.user_content[users]]
-        if self.bias_id is not None:
-            user_vecs.append(self.user_id.new_ones(users.numel(), 1))
-        user_vec = torch.cat(user_vecs, dim=1)
-        pos_scores = (user_vec * self._item_vectors(pos)).sum(1)
-        neg_scores = (user_vec * self._item_vectors(neg)).sum(1)
+        pos_vecs = [self.item_id[pos], pos_content]
+        neg_vecs = [self.item_id[neg], neg_content]
         reg_terms = [self.user_id[users], self.user_content[users], self.item_id[pos], self.item_id[neg]]
-        if self.bias_id is not None:
-            reg_terms += [self.bias_id[pos].unsqueeze(1), self.bias_id[neg].unsqueeze(1)]
         if self.config.reg_content:
-            reg_terms += [self.projection(self.content[pos]), self.projection(self.content[neg])]
-            if self.bias_content is not None:
-                reg_terms += [self.bias_content(self.content[pos]), self.bias_content(self.content[neg])]
+            reg_terms += [pos_content, neg_content]
+        if self.bias_id is not None:
+            content_bias = self.bias_content(self.content[items])[index]
+            pos_bias, neg_bias = content_bias[: pos.numel()], content_bias[pos.numel() :]
+            user_vecs.append(self.user_id.new_ones(users.numel(), 1))
+            pos_vecs.append(self.bias_id[pos].unsqueeze(1) + pos_bias)
+            neg_vecs.append(self.bias_id[neg].unsqueeze(1) + neg_bias)
+            reg_terms += [self.bias_id[pos].unsqueeze(1), self.bias_id[neg].unsqueeze(1)]
+            if self.config.reg_content:
+                reg_terms += [pos_bias, neg_bias]
+        user_vec = torch.cat(user_vecs, dim=1)
+        pos_scores = (user_vec * torch.cat(pos_vecs, dim=1)).sum(1)
+        neg_scores = (user_vec * torch.cat(neg_vecs, dim=1)).sum(1)
         return bpr_loss(pos_scores, neg_scores) + self.config.reg_weight * l2_reg(*reg_terms)
 
     @torch.no_grad()
-    def represent_new_items(self, features: Mapping[str, Tensor]) -> Embeddings:
+    def represent_new_items(
+        self, features: Mapping[str, Tensor], present: Mapping[str, Tensor] | None = None
+    ) -> Embeddings:
         r"""Content-only representations of unseen items (see :meth:`Recommender.represent_new_items`).
 
         A new item has no ID factor and no item bias: its vector is
@@ -173,13 +184,7 @@ class VBPR(Recommender):
         ``"bias"``, as in :meth:`embed`.
         """
         feats = check_new_item_features(features, self.feature_dims, self.name, self.content.device)
-        rows = [feats[m] for m in self.modalities]
-        if self.feature_stats is not None:
-            rows = [standardize_with(r, mean.to(r.device), std.to(r.device), mode="zscore")
-                    for r, (mean, std) in zip(rows, self.feature_stats)]
-        if self.config.normalize_features:
-            rows = [F.normalize(r, dim=1) for r in rows]
-        content = torch.cat(rows, dim=1)
+        content = self._content(feats, present)
         n_new = content.shape[0]
         parts = {
             "id": (self.user_id, self.item_id.new_zeros(n_new, self.item_id.shape[1])),

@@ -22,7 +22,6 @@ from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 RESERVED_PARTS = ("id", "bias")
@@ -158,10 +157,21 @@ class ConcatFusion(nn.Module):
         self.projections.reset_parameters()
         _reset_linears(self.mlp)
 
-    def forward(self, features: Mapping[str, Tensor], id_emb: Tensor) -> Tensor:
-        return self.mlp(torch.cat([id_emb, *self.projections(features)], dim=-1))
+    def _inputs(self, features: Mapping[str, Tensor], id_emb: Tensor, present: Tensor | None) -> list[Tensor]:
+        """``[e_i, p_{i,1}, ..., p_{i,M}]``; a modality absent for an item (``present[:, m]``
+        False) enters as a zero block, not as the projection of a fill vector."""
+        projected = self.projections(features)
+        if present is not None:
+            projected = [p * present[:, k : k + 1].to(p.dtype) for k, p in enumerate(projected)]
+        return [id_emb, *projected]
 
-    def parts(self, features: Mapping[str, Tensor], id_emb: Tensor) -> dict[str, Tensor] | None:
+    def forward(self, features: Mapping[str, Tensor], id_emb: Tensor, present: Tensor | None = None) -> Tensor:
+        """``present``: optional ``(n, M)`` bool, which items have content of each modality."""
+        return self.mlp(torch.cat(self._inputs(features, id_emb, present), dim=-1))
+
+    def parts(
+        self, features: Mapping[str, Tensor], id_emb: Tensor, present: Tensor | None = None
+    ) -> dict[str, Tensor] | None:
         r"""Exact decomposition ``{part: (n, out_dim)}`` summing to :meth:`forward`, or ``None``.
 
         For the affine case :math:`\mathbf{h}_i = \mathbf{A}_{\mathrm{id}}\mathbf{e}_i +
@@ -173,7 +183,7 @@ class ConcatFusion(nn.Module):
             return None
         linear: nn.Linear = self.mlp[-1]
         blocks = torch.split(linear.weight, [self.id_dim] + [self.proj_dim] * len(self.modalities), dim=1)
-        inputs = [id_emb, *self.projections(features)]
+        inputs = self._inputs(features, id_emb, present)
         out = {name: x @ w.T for name, x, w in zip(self.part_names, inputs, blocks)}
         out["bias"] = linear.bias.expand(id_emb.shape[0], -1)
         return out
@@ -378,44 +388,6 @@ class MLPScoreHead(nn.Module):
         return f"{self.__class__.__name__}(3x{self.dim} -> {list(self.hidden_dims)} -> 1)"
 
 
-def feature_statistics(features: Tensor) -> tuple[Tensor, Tensor]:
-    """Column mean and population standard deviation ``((1, d), (1, d))`` of ``(n, d)`` features."""
-    return features.mean(dim=0, keepdim=True), features.std(dim=0, keepdim=True, unbiased=False)
-
-
-def standardize_with(features: Tensor, mean: Tensor, std: Tensor, mode: str = "standard", eps: float = 1e-6) -> Tensor:
-    """Normalise ``(n, d)`` rows with given column statistics (``(1, d)`` or ``(d,)``).
-
-    The same transform as :func:`standardize_features`, with the mean and standard deviation
-    of a *reference* set (the training catalogue's items) instead of the rows' own: new
-    items are normalised exactly as the items the model was trained on.
-    """
-    if mode == "none":
-        return features
-    if mode in ("standard", "zscore"):
-        out = (features - mean) / std.clamp_min(eps)
-        return out / features.shape[1] ** 0.5 if mode == "standard" else out
-    if mode == "l2":
-        return F.normalize(features, dim=1, eps=eps)
-    raise ValueError(f"unknown feature normalisation {mode!r}; expected 'standard', 'zscore', 'l2' or 'none'")
-
-
-def standardize_features(features: Tensor, mode: str = "standard", eps: float = 1e-6) -> Tensor:
-    r"""Normalise ``(n, d)`` item features; uses only the features themselves, never labels.
-
-    Modes:
-        ``"standard"``: per-column z-score over items, divided by :math:`\sqrt{d}`, so rows
-        have unit mean squared norm (centred, unlike ``"l2"``; the :math:`\sqrt{d}` keeps a
-        projection's output at the scale of the ID embeddings whatever ``d`` is).
-        ``"zscore"``: per-column z-score. ``"l2"``: unit-norm rows. ``"none"``: unchanged.
-        Constant columns become zeros. New rows are normalised with these statistics by
-        :func:`standardize_with`.
-    """
-    if mode in ("standard", "zscore"):
-        return standardize_with(features, *feature_statistics(features), mode=mode, eps=eps)
-    return standardize_with(features, features.new_zeros(1), features.new_ones(1), mode=mode, eps=eps)
-
-
 __all__ = [
     "AttentionFusion",
     "AttentionOutput",
@@ -423,8 +395,5 @@ __all__ = [
     "MLPScoreHead",
     "ModalityProjections",
     "check_modality_names",
-    "feature_statistics",
     "make_mlp",
-    "standardize_features",
-    "standardize_with",
 ]

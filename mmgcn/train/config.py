@@ -11,7 +11,6 @@ from mmgcn.data.dataset import SPLITS
 from mmgcn.eval.metrics import METRIC_NAMES
 
 NEGATIVES = ("all", "train-items")
-EDGELESS_ITEMS = ("own", "content")
 
 
 @dataclass(frozen=True)
@@ -39,11 +38,6 @@ class TrainConfig:
             original code) or ``"train-items"``, the items with at least one train
             interaction, so that items held out entirely (a cold-start split) never enter
             training, not even as negatives.
-        edgeless_items: how items without a train edge are represented when evaluating:
-            ``"own"`` (default: the model's embedding of them, whose ID part was never trained
-            on a positive) or ``"content"``: from their content alone, as the model
-            represents a new item (ID part zero, no neighbours; ``represent_new_items``).
-            Models that read no content keep their own.
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or ``"auto"`` (default ``"cpu"``).
         deterministic: ask torch for deterministic kernels (default ``True``).
         progress: tqdm bar over each epoch's batches (default ``True``).
@@ -64,7 +58,6 @@ class TrainConfig:
     test_mask: tuple[str, ...] = ("train", "valid")
     warm_cold: bool = True
     negatives: str = "all"
-    edgeless_items: str = "own"
     device: str = "cpu"
     deterministic: bool = True
     progress: bool = True
@@ -95,8 +88,6 @@ class TrainConfig:
             raise ValueError("train.valid_mask may hold only 'train'; train.test_mask only 'train'/'valid'")
         if self.negatives not in NEGATIVES:
             raise ValueError(f"train.negatives {self.negatives!r} must be one of {list(NEGATIVES)}")
-        if self.edgeless_items not in EDGELESS_ITEMS:
-            raise ValueError(f"train.edgeless_items {self.edgeless_items!r} must be one of {list(EDGELESS_ITEMS)}")
         if not re.fullmatch(r"cpu|auto|cuda(:\d+)?|mps", self.device):
             raise ValueError(f"train.device {self.device!r}: use cpu, cuda, cuda:N, mps or auto")
 
@@ -106,4 +97,4 @@ class TrainConfig:
         return torch.device(self.device)
 
 
-__all__ = ["EDGELESS_ITEMS", "NEGATIVES", "TrainConfig"]
+__all__ = ["NEGATIVES", "TrainConfig"]

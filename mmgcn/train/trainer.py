@@ -38,8 +38,7 @@ import torch
 from mmgcn.config import to_dict
 from mmgcn.data.dataset import Dataset
 from mmgcn.eval.evaluator import EvalResult, evaluate
-from mmgcn.eval.explain import model_modalities
-from mmgcn.models.base import Embeddings, Recommender
+from mmgcn.models.base import Recommender
 from mmgcn.train import run_dir as rd
 from mmgcn.train.checkpoint import (
     capture_rng_state,
@@ -325,7 +324,7 @@ class Trainer:
         """Evaluate the valid split, update the early-stopping state, save the best model."""
         cfg = self.config
         result = evaluate(self.model, self.dataset, split="valid", ks=cfg.ks, mask=cfg.valid_mask,
-                          block_size=cfg.eval_block_size, emb=self._eval_embeddings())
+                          block_size=cfg.eval_block_size)
         value = result.metrics[cfg.metric]
         improved = value > self.best_value + cfg.min_delta
         if improved:
@@ -371,7 +370,8 @@ class Trainer:
         the cold test items only (``None`` when the test split has no cold item).
         """
         cfg = self.config
-        emb = self._eval_embeddings()
+        # one forward pass for both rankings, with the model's item-representation policy
+        emb = self.model.ranking_embed() if self.cold_only_test else None
         result = evaluate(self.model, self.dataset, split="test", ks=cfg.ks, mask=cfg.test_mask,
                           block_size=cfg.eval_block_size, warm_cold=cfg.warm_cold, emb=emb)
         log.info("test of the epoch-%d model (selected by valid %s = %.4f): %s",
@@ -402,28 +402,6 @@ class Trainer:
         return result, cold_only
 
     # ------------------------------------------------------------------ helpers
-    def _eval_embeddings(self) -> Embeddings | None:
-        """With ``edgeless_items="content"`` and a content model: ``embed()`` with the items
-        that have no train edge represented from their content alone (as new items); else
-        ``None`` (the evaluator embeds as usual)."""
-        if self.config.edgeless_items != "content" or not getattr(self.model, "uses_content", False):
-            return None
-        edgeless = np.flatnonzero(~self.dataset.items_in_train)
-        if edgeless.size == 0:
-            return None
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            with torch.no_grad():
-                emb = self.model.embed()
-                index = torch.from_numpy(edgeless)
-                features = {m: self.dataset.features[m][index].to(emb.items.device)
-                            for m in model_modalities(self.model, self.dataset)}
-                new = self.model.represent_new_items(features)
-                return emb.with_item_rows(index.to(emb.items.device), new)
-        finally:
-            self.model.train(was_training)
-
     def _checkpoint_state(self, record: Mapping[str, Any]) -> dict[str, Any]:
         return {
             "epoch": self.epoch,

@@ -36,13 +36,19 @@ def test_cold_start_cells_keep_held_out_items_out_of_training():
     # the standard protocol keeps the defaults and its cells' identity (hash) unchanged
     runner = TrainerRunner(progress=False)
     cold = runner.train_config({}, BenchConfig(protocol="cold-start"))
-    assert (cold.negatives, cold.edgeless_items) == ("train-items", "content")
+    assert cold.negatives == "train-items"
     standard = runner.train_config({}, BenchConfig())
-    assert (standard.negatives, standard.edgeless_items) == ("all", "own")
+    assert standard.negatives == "all"
     resolved = runner.resolve(ModelSpec.parse("bpr"), {}, {}, BenchConfig())["train"]
-    assert "negatives" not in resolved and "edgeless_items" not in resolved
-    resolved = runner.resolve(ModelSpec.parse("bpr"), {}, {}, BenchConfig(protocol="cold-start"))["train"]
-    assert (resolved["negatives"], resolved["edgeless_items"]) == ("train-items", "content")
+    assert "negatives" not in resolved
+    resolved = runner.resolve(ModelSpec.parse("vbpr"), {}, {}, BenchConfig(protocol="cold-start"))
+    assert resolved["train"]["negatives"] == "train-items"
+    # content models represent held-out items from content (a model setting, saved with the run);
+    # ID-only models keep their own (they have nothing else)
+    assert resolved["model"]["edgeless_items"] == "content"
+    bpr = runner.resolve(ModelSpec.parse("bpr"), {}, {}, BenchConfig(protocol="cold-start"))
+    assert bpr["model"]["edgeless_items"] == "own"
+    assert runner.resolve(ModelSpec.parse("vbpr"), {}, {}, BenchConfig())["model"]["edgeless_items"] == "own"
     # a config may still choose otherwise
     assert runner.train_config({"negatives": "all"}, BenchConfig(protocol="cold-start")).negatives == "all"
 

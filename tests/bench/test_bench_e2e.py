@@ -50,11 +50,35 @@ def test_bench_two_models_two_seeds_end_to_end(tmp_path: Path, synthetic) -> Non
     assert per_user["recall@20"].mean() == pytest.approx(cell["test"]["recall@20"])
     assert np.all(np.diff(per_user["users"]) > 0)
     summary = {s.model: s for s in run.results.summaries}
-    assert summary["attention[image]"].significance["recall@20"].n_users == per_user["users"].size
+    assert run.results.comparison("attention[image]", "recall@20").n_users == per_user["users"].size
     assert summary["concat"].mean["params"] > 0 and summary["concat"].mean["epochs"] == 2
     # a re-run trains nothing
     again = run_benchmark(config, dataset=synthetic, progress=False, plots=False)
     assert (again.ran, again.skipped) == (0, 4)
+
+
+@pytest.mark.slow
+def test_grid_trials_never_evaluate_test_and_the_selected_one_is_reused(tmp_path: Path, synthetic) -> None:
+    config = BenchConfig(
+        dataset="synthetic", models=("concat",), seeds=2, train={"epochs": 3, "patience": 3, "batch_size": 256},
+        grids={"concat": {"params": {"reg_weight": [1e-3, 1e-1]}}}, out=str(tmp_path),
+    )
+    run = run_benchmark(config, dataset=synthetic, progress=False, plots=False)
+    folder = tmp_path / "synthetic-quick"
+    trials = sorted((folder / "grid" / "concat").glob("point-*/seed-0"))
+    assert len(trials) == 2
+    for trial in trials:
+        # trained and validated, never tested: no test file anywhere in the trial
+        assert (trial / "run" / "metrics.jsonl").is_file()
+        assert not list(trial.rglob("test_*")) and not (trial / "per_user.npz").exists()
+    chosen = run.results.summaries[0].selected
+    index = [p["params"] for p in run.results.grids["concat"]].index(chosen)
+    # the seed-0 cell is the selected trial, tested once: the same training history, not retrained
+    trial_history = (folder / "grid" / "concat" / f"point-{index}" / "seed-0" / "run" / "metrics.jsonl").read_text()
+    cell_history = (folder / "cells" / "concat" / "seed-0" / "run" / "metrics.jsonl").read_text()
+    assert cell_history == trial_history
+    assert (folder / "cells" / "concat" / "seed-0" / "run" / "test_metrics.json").is_file()
+    assert run.results.cells[0].test["recall@20"] >= 0
 
 
 def test_cli_refuses_select_on_test(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,5 +1,6 @@
-"""Harness logic with a scripted cell runner: skipping finished cells, re-runs, crashes, grids,
-significance, and the results round trip (JSON -> objects -> identical Markdown / CSV)."""
+"""Harness logic with a scripted cell runner: skipping finished cells, re-runs, crashes, grids
+(validation only, test never evaluated for a grid point), seed-aware comparisons, headers
+generated from resolved configs, and the results round trip (JSON -> identical Markdown / CSV)."""
 
 from __future__ import annotations
 
@@ -10,15 +11,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mmgcn.bench.aggregate import read_per_user
 from mmgcn.bench.cells import MARKER, CellOutput, CellRunner, CellTask, load_per_user
 from mmgcn.bench.config import BenchConfig
 from mmgcn.bench.harness import run_benchmark
+from mmgcn.bench.header import build_header
 from mmgcn.bench.report import rebuild
 from mmgcn.bench.results import CellResult, read_results
-from mmgcn.bench.stats import paired_tests, pool_seeds
-from mmgcn.bench.tables import to_csv, to_markdown
+from mmgcn.bench.runner import TrainerRunner
+from mmgcn.bench.tables import header_lines, to_csv, to_markdown
 from mmgcn.config import ConfigError
 from mmgcn.data.dataset import Dataset
+from mmgcn.eval.significance import compare, holm
 
 N_USERS = 40
 
@@ -38,36 +42,39 @@ class ScriptedRunner(CellRunner):
         self.resumed: list[str] = []
 
     def can_resume(self, task: CellTask) -> bool:
-        return (task.directory / "partial").exists()
+        return (task.directory / "run" / "checkpoints" / "last.pt").exists()
 
     def run(self, task: CellTask, dataset: Dataset, config: BenchConfig, resume: bool = False) -> CellOutput:
         point = json.dumps(task.grid_point, sort_keys=True) if task.grid_point is not None else None
         self.calls.append((task.spec.name, task.seed, point))
         if resume:
             self.resumed.append(task.label)
-        (task.directory / "partial").write_text("state to resume from")
+        checkpoints = task.directory / "run" / "checkpoints"
+        checkpoints.mkdir(parents=True, exist_ok=True)
+        (checkpoints / "last.pt").write_text("state to resume from")
         if task.spec.name in self.interrupt:
             raise KeyboardInterrupt
         if task.spec.name in self.fail:
             raise RuntimeError(f"scripted crash of {task.spec.name}")
-        recall = fake_metrics(task.spec.name, task.seed)
-        ndcg = recall / 2
-        valid = float(task.model_config.get("dim", 8)) / 100
+        valid = float(task.model_config.get("dim", 8)) / 100 + 0.001 * task.seed
         result = CellResult(
             model=task.spec.name,
             seed=task.seed,
-            test={"recall@20": float(recall.mean()), "ndcg@20": float(ndcg.mean())},
             valid_curve=[[1, valid / 2], [2, valid]],
             best_epoch=2,
             best_valid=valid,
             epochs=2,
             train_s_per_epoch=0.5,
-            eval_s=0.1,
             params=1000,
             model_config=dict(task.model_config),
         )
+        if task.grid_point is not None:  # a grid trial: trained and validated, never tested
+            return CellOutput(result)
+        recall = fake_metrics(task.spec.name, task.seed)
+        ndcg = recall / 2
+        result.test, result.eval_s = {"recall@20": float(recall.mean()), "ndcg@20": float(ndcg.mean())}, 0.1
         users = np.arange(N_USERS, dtype=np.int64)
-        return CellOutput(result, {"users": users, "recall@20": recall, "ndcg@20": ndcg})
+        return CellOutput(result, {"users": users, "recall@20": recall, "ndcg@20": ndcg, "mrr@20": recall})
 
 
 def make_config(tmp_path: Path, **kwargs) -> BenchConfig:
@@ -145,7 +152,7 @@ def test_interrupted_cell_resumes_but_crashed_cell_restarts(tmp_path: Path, tiny
     with pytest.raises(KeyboardInterrupt):
         run(config, ScriptedRunner(interrupt={"bpr"}), tiny_dataset)
     cell_dir = tmp_path / "results" / "tiny-quick" / "cells" / "bpr" / "seed-0"
-    assert (cell_dir / "partial").exists() and not (cell_dir / MARKER).exists()
+    assert (cell_dir / "run" / "checkpoints" / "last.pt").exists() and not (cell_dir / MARKER).exists()
     runner = ScriptedRunner()
     run(config, runner, tiny_dataset)
     # mmgcn finished before the interrupt; bpr seed 0 resumes, the rest start fresh
@@ -165,41 +172,111 @@ def test_interrupted_cell_resumes_but_crashed_cell_restarts(tmp_path: Path, tiny
     assert forced.resumed == [] and len(forced.calls) == 6
 
 
-def test_significance_against_reference_pools_seeds(tmp_path: Path, tiny_dataset: Dataset) -> None:
-    result = run(make_config(tmp_path), ScriptedRunner(), tiny_dataset)
-    summaries = {s.model: s for s in result.results.summaries}
-    assert summaries["mmgcn"].significance == {}
+def test_seed_aware_comparisons_against_the_reference(tmp_path: Path, tiny_dataset: Dataset) -> None:
+    result = run(make_config(tmp_path, comparisons=[["popular", "bpr"]]), ScriptedRunner(), tiny_dataset)
+    res = result.results
+    # the family: 2 models vs mmgcn + popular vs bpr, on 2 metrics = 6 comparisons
+    assert len(res.comparisons) == 6
+    assert res.comparison("mmgcn", "recall@20") is None
     users = np.arange(N_USERS)
-    _, ref = pool_seeds([(users, fake_metrics("mmgcn", s)) for s in (0, 1)])
-    _, bpr = pool_seeds([(users, fake_metrics("bpr", s)) for s in (0, 1)])
-    expected = paired_tests(bpr, ref)
-    got = summaries["bpr"].significance["recall@20"]
-    assert got.wilcoxon_p == pytest.approx(expected.wilcoxon_p)
-    assert got.t_p == pytest.approx(expected.t_p)
-    assert got.n_users == N_USERS
+    runs = {m: [(users, fake_metrics(m, s)) for s in (0, 1)] for m in ("mmgcn", "bpr", "popular")}
+    expected = compare("bpr", "mmgcn", "recall@20", runs["bpr"], runs["mmgcn"])
+    got = res.comparison("bpr", "recall@20")
+    assert (got.diff, got.ci_low, got.ci_high, got.p) == (expected.diff, expected.ci_low, expected.ci_high, expected.p)
+    assert got.seed_means_model == pytest.approx([fake_metrics("bpr", s).mean() for s in (0, 1)])
+    assert got.n_users == N_USERS and len(got.per_seed_wilcoxon_p) == 2
+    # Holm over the whole family, in the order the comparisons were made
+    assert [c.p_holm for c in res.comparisons] == pytest.approx(holm([c.p for c in res.comparisons]))
+    assert res.comparison("popular", "recall@20", reference="bpr") is not None
+    markdown = (result.folder / "results.md").read_text()
+    assert "## Further comparisons (same family)" in markdown and "Holm-adjusted over the 6 comparisons" in markdown
     # mean and sample std over the two seeds
+    summaries = {s.model: s for s in res.summaries}
     per_seed = [fake_metrics("bpr", s).mean() for s in (0, 1)]
     assert summaries["bpr"].mean["recall@20"] == pytest.approx(np.mean(per_seed))
     assert summaries["bpr"].std["recall@20"] == pytest.approx(np.std(per_seed, ddof=1))
-    # per-user vectors are stored and load without pickle
+    # per-user vectors are stored in the cells and, for the comparisons' metrics only, in the
+    # folder's committed per_user.npz; all load without pickle
     arrays = load_per_user(result.folder / "cells" / "bpr" / "seed-1" / "per_user.npz")
     np.testing.assert_allclose(arrays["recall@20"], fake_metrics("bpr", 1))
+    folder_file = read_per_user(result.folder / "per_user.npz")
+    assert sorted(folder_file["bpr"]) == [0, 1]
+    assert sorted(folder_file["bpr"][1]) == ["ndcg@20", "recall@20", "users"]
+    np.testing.assert_allclose(folder_file["bpr"][1]["recall@20"], fake_metrics("bpr", 1))
 
 
-def test_grid_selected_on_validation_and_trial_reused(tmp_path: Path, tiny_dataset: Dataset) -> None:
-    config = make_config(tmp_path, models=("mmgcn", "bpr"), grids={"bpr": {"params": {"dim": [4, 32, 16]}}})
+def test_report_recomputes_comparisons_from_the_per_user_file(tmp_path: Path, tiny_dataset: Dataset) -> None:
+    result = run(make_config(tmp_path), ScriptedRunner(), tiny_dataset)
+    folder = result.folder
+    original = json.loads((folder / "results.json").read_text())
+    data = json.loads((folder / "results.json").read_text())
+    data["comparisons"] = []
+    (folder / "results.json").write_text(json.dumps(data))
+    rebuild(folder, plots=False, recompute=True)
+    assert json.loads((folder / "results.json").read_text())["comparisons"] == original["comparisons"]
+    (folder / "per_user.npz").unlink()
+    with pytest.raises(FileNotFoundError, match="per_user.npz"):
+        rebuild(folder, plots=False, recompute=True)
+
+
+def test_grid_selected_on_validation_without_any_test_evaluation(tmp_path: Path, tiny_dataset: Dataset) -> None:
+    config = make_config(tmp_path, models=("mmgcn", "bpr"),
+                         grids={"bpr": {"params": {"dim": [4, 32, 16]}, "seeds": [0, 1]}})
     runner = ScriptedRunner()
     result = run(config, runner, tiny_dataset)
     trials = [c for c in runner.calls if c[2] is not None]
-    assert [json.loads(c[2])["dim"] for c in trials] == [4, 32, 16]
+    assert [(json.loads(c[2])["dim"], c[1]) for c in trials] == [(4, 0), (4, 1), (32, 0), (32, 1), (16, 0), (16, 1)]
     bpr = next(s for s in result.results.summaries if s.model == "bpr")
-    assert bpr.selected == {"dim": 32}  # best validation value
-    assert [p["selected"] for p in result.results.grids["bpr"]] == [False, True, False]
-    # seed 0 reuses the selected trial; only seed 1 trains again
+    assert bpr.selected == {"dim": 32}  # best mean validation value over the grid seeds
+    report = result.results.grids["bpr"]
+    assert [p["selected"] for p in report] == [False, True, False]
+    assert report[1]["valid"] == pytest.approx((0.32 + 0.321) / 2)
+    assert report[1]["valid_by_seed"] == {"0": pytest.approx(0.32), "1": pytest.approx(0.321)}
+    # no grid trial computed or wrote a test metric
+    for trial_dir in (result.folder / "grid" / "bpr").glob("point-*/seed-*"):
+        assert not (trial_dir / "per_user.npz").exists()
+        assert json.loads((trial_dir / "cell.json").read_text())["test"] == {}
+        assert not (trial_dir / "run" / "checkpoints").exists()  # dropped after reuse
+    # both benchmark seeds reuse the selected trials: resumed, only tested
     finals = [c for c in runner.calls if c[0] == "bpr" and c[2] is None]
-    assert finals == [("bpr", 1, None)]
+    assert finals == [("bpr", 0, None), ("bpr", 1, None)]
+    assert runner.resumed == ["bpr seed 0", "bpr seed 1"]
     cells = [c for c in result.results.cells if c.model == "bpr"]
-    assert all(c.model_config == {"dim": 32} for c in cells)
+    assert all(c.model_config == {"dim": 32} and c.test for c in cells)
+    markdown = (result.folder / "results.md").read_text()
+    assert "bpr: dim in [4, 32, 16], seeds [0, 1]" in markdown and "without any test evaluation" in markdown
+
+
+def test_grid_train_keys_and_variants(tmp_path: Path, tiny_dataset: Dataset) -> None:
+    config = make_config(tmp_path, models=("bpr",), grids={"bpr": {
+        "params": {"train.lr": [0.01, 0.1]}, "variants": [{"dim": 4}, {"dim": 64}]}})
+    runner = ScriptedRunner()
+    result = run(config, runner, tiny_dataset)
+    points = [json.loads(c[2]) for c in runner.calls if c[2] is not None]
+    assert points == [{"dim": 4, "train.lr": 0.01}, {"dim": 4, "train.lr": 0.1},
+                      {"dim": 64, "train.lr": 0.01}, {"dim": 64, "train.lr": 0.1}]
+    assert result.results.summaries[0].selected == {"dim": 64, "train.lr": 0.01}
+
+
+def test_header_is_generated_from_the_resolved_configs(tmp_path: Path, tiny_dataset: Dataset) -> None:
+    runner = TrainerRunner(progress=False)
+    plain = header_lines(build_header(make_config(tmp_path), tiny_dataset, runner))
+    assert any("masking: validation ranks with train items masked; test ranks with train + valid items masked" in line
+               for line in plain)
+    config = make_config(tmp_path, train={"epochs": 7, "patience": 3, "test_mask": ["train"]},
+                         model_train={"bpr": {"lr": 0.05}})
+    header = build_header(config, tiny_dataset, runner)
+    assert header["masking"] == "validation ranks with train items masked; test ranks with train items masked (-inf)"
+    assert "patience 3 evaluations, at most 7 epochs" in header["selection"]
+    assert "early stopping on validation recall@20" in header["selection"]
+    assert "per model: mmgcn lr=0.001; bpr lr=0.05; popular lr=0.001" in header["selection"]
+    # one model masking differently is named
+    mixed = make_config(tmp_path, model_train={"bpr": {"test_mask": ["train"]}})
+    masking = build_header(mixed, tiny_dataset, runner)["masking"]
+    assert masking.startswith("mmgcn, popular: validation ranks") and "bpr: validation ranks with train items masked; test ranks with train items masked" in masking
+    cold = build_header(make_config(tmp_path, protocol="cold-start"), tiny_dataset, runner)
+    assert "bpr, popular: each model's own embedding" in cold["protocol"]
+    assert "mmgcn: from content alone, as new items" in cold["protocol"]
 
 
 def test_modality_spec_checked_against_dataset(tmp_path: Path, tiny_dataset: Dataset) -> None:
@@ -212,6 +289,7 @@ def test_modality_spec_checked_against_dataset(tmp_path: Path, tiny_dataset: Dat
 
 def test_results_round_trip_and_report_rebuild(tmp_path: Path, tiny_dataset: Dataset) -> None:
     result = run(make_config(tmp_path), ScriptedRunner(fail={"popular"}), tiny_dataset, plots=True)
+    assert (result.folder / "per_user.npz").is_file()
     folder = result.folder
     assert sorted(p.name for p in folder.glob("*.png")) == ["bar_chart.png", "time_vs_quality.png", "validation_curves.png"]
     markdown = (folder / "results.md").read_text()
@@ -223,7 +301,7 @@ def test_results_round_trip_and_report_rebuild(tmp_path: Path, tiny_dataset: Dat
     # the header block states dataset, split, protocol, masking, selection and seeds
     for key in ("dataset:", "split:", "protocol:", "masking:", "selection:", "seeds:"):
         assert f"> {key}" in markdown
-    assert "patience 1" in markdown and "validation recall@20" in markdown
+    assert "patience 1 evaluations" in markdown and "validation recall@20" in markdown
     # report rebuilds identical tables from the JSON alone
     (folder / "results.md").unlink()
     (folder / "results.csv").write_text("stale")
@@ -260,3 +338,20 @@ def test_cli_report(tmp_path: Path, tiny_dataset: Dataset, capsys: pytest.Captur
     assert (result.folder / "results.md").read_text() == markdown
     assert main(["report", str(tmp_path / "nothing")]) == 1
     assert "no such results directory" in capsys.readouterr().err
+
+
+def test_dry_run_plan_lists_what_would_run(tmp_path: Path, tiny_dataset: Dataset) -> None:
+    from mmgcn.bench.harness import plan_benchmark
+
+    config = make_config(tmp_path, models=("mmgcn", "bpr"), grids={"bpr": {"params": {"dim": [4, 32]}}})
+    runner = ScriptedRunner()
+    before = plan_benchmark(config, runner, tiny_dataset)
+    assert [s for _, s in before] == ["runs", "runs", "runs", "runs", "after grid", "after grid"]
+    assert runner.calls == []  # nothing trained
+    run(config, runner, tiny_dataset)
+    assert {s for _, s in plan_benchmark(config, ScriptedRunner(), tiny_dataset)} == {"finished"}
+    # a changed model config shows which cells it invalidates
+    changed = make_config(tmp_path, models=("mmgcn", "bpr"), grids={"bpr": {"params": {"dim": [4, 32]}}},
+                          model_configs={"mmgcn": {"dim": 16}})
+    plan = dict(plan_benchmark(changed, ScriptedRunner(), tiny_dataset))
+    assert plan["mmgcn seed 0"] == plan["mmgcn seed 1"] == "runs" and plan["bpr seed 1"] == "finished"

@@ -10,14 +10,13 @@ import torch
 
 import mmgcn.train.loading as loading
 from mmgcn.cli import main
-from mmgcn.data.dataset import SPLITS
 from mmgcn.data.synthetic import make_synthetic
 from mmgcn.eval.explain import explain_user, signed_shares
 from mmgcn.eval.metrics import top_k_items
 from mmgcn.models import build_model
-from mmgcn.models.base import mask_seen_
 from mmgcn.train.loading import load_run
 from mmgcn.train.trainer import TrainConfig, Trainer
+from mmgcn.utils.ranking import mask_rows_
 
 CELL = re.compile(r"([+-]\d+\.\d+) \(([+-]\d+)%\)")
 
@@ -56,13 +55,15 @@ def _rows(printed: str) -> tuple[list[str], list[list[str]]]:
 
 
 def _expected_top(run_dir: str, synthetic, user: int, k: int) -> tuple[list[int], list[float]]:
-    """The top-k unseen items computed directly from the checkpoint (no explain code)."""
+    """The top-k items outside train + valid computed directly from the checkpoint (no explain code)."""
     model = load_run(run_dir, dataset=synthetic).model
     with torch.no_grad():
         scores = model.score(torch.tensor([user])).clone()
-    seen = synthetic.train + synthetic.valid + synthetic.test
-    mask_seen_(scores, seen.tocsr(), torch.tensor([user]))
+    seen = synthetic.train + synthetic.valid
+    mask_rows_(scores, seen.tocsr(), torch.tensor([user]), float("-inf"))
     values, items = top_k_items(scores, k)
+    # the CLI's list is recommend()'s: same masks, same ties, same representations
+    assert model.recommend([user], k=k)[1][0].tolist() == items[0].tolist()
     return items[0].tolist(), values[0].tolist()
 
 
@@ -94,13 +95,20 @@ def test_user_top_k_is_the_models_top_k_unseen_and_parts_add_up(trained, synthet
 
 def test_users_seen_items_are_left_out_unless_asked(trained, synthetic, capsys):
     run_dir = trained("vbpr")
-    user = 0
-    seen = {int(i) for s in SPLITS for i in synthetic.split(s)[user].indices}
+    user = next(u for u in range(synthetic.n_users) if synthetic.valid[u].nnz and synthetic.test[u].nnz)
+    for mask, splits in (("train+valid", ("train", "valid")), ("train", ("train",))):
+        seen = {int(i) for s in splits for i in synthetic.split(s)[user].indices}
+        assert main(["recommend", run_dir, "--user", str(user), "-k", str(synthetic.n_items), "--mask", mask]) == 0
+        header, rows = _rows(capsys.readouterr().out)
+        listed = {int(r[1]) for r in rows}
+        assert listed == set(range(synthetic.n_items)) - seen
+    # the default is train + valid; test items stay rankable (they are what is being predicted)
     assert main(["recommend", run_dir, "--user", str(user), "-k", str(synthetic.n_items)]) == 0
     header, rows = _rows(capsys.readouterr().out)
-    listed = {int(r[1]) for r in rows}
-    assert listed == set(range(synthetic.n_items)) - seen
-    assert main(["recommend", run_dir, "--user", str(user), "-k", "5", "--include-seen"]) == 0
+    assert set(synthetic.test[user].indices.tolist()) <= {int(r[1]) for r in rows}
+    assert main(["recommend", run_dir, "--user", str(user), "-k", "2", "--mask", "test"]) == 1
+    assert "may name train and valid" in capsys.readouterr().err
+    assert main(["recommend", run_dir, "--user", str(user), "-k", "5", "--mask", "none"]) == 0
     header, rows = _rows(capsys.readouterr().out)
     model = load_run(run_dir, dataset=synthetic).model
     with torch.no_grad():

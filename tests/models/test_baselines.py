@@ -56,15 +56,30 @@ def test_training_reduces_loss_deterministically(tiny_dataset, name):
 
 
 @pytest.mark.parametrize("name", LEARNED + ["popular"])
-def test_recommend_never_returns_train_items(tiny_dataset, name):
+@pytest.mark.parametrize("mask", [("train",), ("train", "valid")])
+def test_recommend_never_returns_masked_items(tiny_dataset, name, mask):
     model = _model(tiny_dataset, name)
-    _, top = model.recommend(torch.arange(4), k=3)  # every user has >= 3 unseen items
-    full_scores, full_items = model.recommend(torch.arange(4), k=5)
+    full_scores, full_items = model.recommend(torch.arange(4), k=5, mask=mask)
     for user in range(4):
-        seen = set(tiny_dataset.train[user].indices.tolist())
-        assert not seen & set(top[user].tolist())
+        seen = set().union(*(tiny_dataset.split(s)[user].indices.tolist() for s in mask))
+        n_unseen = 5 - len(seen)
+        assert not seen & set(full_items[user, :n_unseen].tolist())
         for score, item in zip(full_scores[user].tolist(), full_items[user].tolist()):
             assert (score == float("-inf")) == (item in seen)
+    # the default masks train and valid, as the evaluator does at test time
+    torch.testing.assert_close(model.recommend(torch.arange(4), k=5)[1],
+                               model.recommend(torch.arange(4), k=5, mask=("train", "valid"))[1])
+    with pytest.raises(ValueError, match="mask may name"):
+        model.recommend([0], k=2, mask=("test",))
+
+
+def test_recommend_breaks_ties_as_the_evaluator(tiny_dataset):
+    """Equal scores: the lower item id first, in recommend() exactly as in evaluate()."""
+    model = build_model("popular", tiny_dataset)  # items 0-3 have 2, 2, 2, 1 train users
+    _, items = model.recommend([3], k=4, mask=())
+    assert items.tolist() == [[0, 1, 2, 3]]
+    _, items = model.recommend([3], k=3, mask=("train",))  # u3 saw item 0
+    assert items.tolist() == [[1, 2, 3]]
 
 
 def test_loss_matches_bpr_formula_for_mf(tiny_dataset):
@@ -143,7 +158,7 @@ def test_popular_ranks_by_train_counts():
     model = build_model("popular", data)
     assert not model.trainable and model.num_parameters() == 0
     torch.testing.assert_close(model.score(torch.tensor([0, 2])), torch.tensor([[3.0, 1.0, 2.0, 0.0]] * 2))
-    _, unmasked = model.recommend([2], k=4, exclude_seen=False)
+    _, unmasked = model.recommend([2], k=4, mask=())
     assert unmasked.tolist() == [[0, 2, 1, 3]]
     _, masked = model.recommend([0, 2], k=2)  # u0 saw 0, 2; u2 saw 0, 1
     assert masked.tolist() == [[1, 3], [2, 3]]
@@ -176,7 +191,8 @@ def test_bpr_item_bias_scores_and_loss_by_hand(tiny_dataset):
 
 def test_vbpr_standardize_features_switch(tiny_dataset):
     model = _model(tiny_dataset, "vbpr", standardize_features=True, normalize_features=False)
-    visual = model.content[:, :6]
+    # z-scored over the items with train edges (0-3), not over the cold item 4
+    visual = model.content[:4, :6]
     torch.testing.assert_close(visual.mean(0), torch.zeros(6), atol=1e-5, rtol=0)
     torch.testing.assert_close(visual.std(0, unbiased=False), torch.ones(6))
     plain = _model(tiny_dataset, "vbpr", normalize_features=False)

@@ -65,7 +65,7 @@ def test_shapes_scores_and_recommend(name, tiny_dataset):
     scores = model.score(torch.arange(4))
     assert scores.shape == (4, 5) and torch.isfinite(scores).all()
     torch.testing.assert_close(model.score(torch.tensor([1, 3]), torch.tensor([4, 0])), scores[[1, 3]][:, [4, 0]])
-    _, items = model.recommend([0, 1], k=3)
+    _, items = model.recommend([0, 1], k=3, mask=("train",))
     for row, user in zip(items.tolist(), [0, 1]):
         assert not set(row) & set(tiny_dataset.train[user].indices.tolist())
     assert "modalities=[visual:6, acoustic:3]" in repr(model)

@@ -176,11 +176,11 @@ def test_cold_item_gets_a_content_based_representation(tiny_dataset):
 
 def test_recommend_masks_train_items(tiny_dataset):
     model = _model(tiny_dataset)
-    scores, items = model.recommend(torch.arange(4), k=3)
+    scores, items = model.recommend(torch.arange(4), k=3, mask=("train",))
     for user in range(4):
         seen = set(tiny_dataset.train[user].indices.tolist())
         assert not seen & set(items[user].tolist())
-    full_scores, full_items = model.recommend(torch.arange(4), k=5)
+    full_scores, full_items = model.recommend(torch.arange(4), k=5, mask=("train",))
     for user in range(4):
         seen = set(tiny_dataset.train[user].indices.tolist())
         for score, item in zip(full_scores[user].tolist(), full_items[user].tolist()):
@@ -224,7 +224,7 @@ def test_faithful_config_pins_every_original_value():
         "latent_dim": 256, "project_modalities": ("image",), "train_id_embedding": False,
         "train_preference": False, "use_id": True, "normalize_input": True, "negative_slope": 0.01,
         "output_activation": True, "layer_combination": "last", "dropout": 0.0, "id_init_std": None,
-        "preference_init_std": None, "standardize_features": False,
+        "preference_init_std": None, "standardize_features": False, "edgeless_items": "own",
     }
     assert {k: getattr(cfg, k) for k in original} == original
     import dataclasses
@@ -306,10 +306,12 @@ def test_init_scales_of_ids_and_preferences(tiny_dataset):
 def test_standardize_features_centres_and_scales_each_column(tiny_dataset):
     model = _model(tiny_dataset, standardize_features=True)
     feats = model.features("visual")
-    torch.testing.assert_close(feats.mean(0), torch.zeros(6), atol=1e-5, rtol=0)
-    torch.testing.assert_close(feats.std(0, unbiased=False), torch.ones(6))
+    # z-scored with the statistics of the items with train edges (0-3; item 4 is cold)
+    warm = slice(0, 4)
+    torch.testing.assert_close(feats[warm].mean(0), torch.zeros(6), atol=1e-5, rtol=0)
+    torch.testing.assert_close(feats[warm].std(0, unbiased=False), torch.ones(6))
     raw = tiny_dataset.features["visual"]
-    torch.testing.assert_close(feats[:, 0], (raw[:, 0] - raw[:, 0].mean()) / raw[:, 0].std(unbiased=False))
+    torch.testing.assert_close(feats[:, 0], (raw[:, 0] - raw[warm, 0].mean()) / raw[warm, 0].std(unbiased=False))
     assert not torch.allclose(model.embed().items, _model(tiny_dataset).embed().items)
     # a new item with item 4's raw features is standardised with the catalogue's statistics
     with torch.no_grad():

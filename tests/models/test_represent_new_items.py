@@ -14,7 +14,6 @@ import torch
 
 from mmgcn.models import build_model, model_class
 from mmgcn.models.base import NewItemsUnsupportedError
-from mmgcn.nn.fusion import feature_statistics, standardize_features, standardize_with
 
 COLD, WARM = 4, 1
 
@@ -121,20 +120,6 @@ def test_bad_new_item_features_are_refused(tiny_dataset, name):
         model.represent_new_items({**good, "visual": torch.zeros(2, 6)})
     with pytest.raises(ValueError, match="NaN or inf"):
         model.represent_new_items({**good, "acoustic": torch.full((1, 3), float("nan"))})
-
-
-@pytest.mark.parametrize("mode", ["standard", "zscore", "l2", "none"])
-def test_standardize_with_reference_statistics_matches_standardize_features(mode):
-    torch.manual_seed(0)
-    features = torch.randn(20, 7) * 3 + 1
-    features[:, 2] = 5.0  # a constant column
-    mean, std = feature_statistics(features)
-    torch.testing.assert_close(standardize_with(features, mean, std, mode), standardize_features(features, mode))
-    # a new row is normalised with the reference's statistics, not its own
-    row = torch.randn(1, 7)
-    if mode == "standard":
-        expected = (row - mean) / std.clamp_min(1e-6) / 7**0.5
-        torch.testing.assert_close(standardize_with(row, mean, std, mode), expected)
 
 
 def test_with_item_rows_replaces_item_rows_only():

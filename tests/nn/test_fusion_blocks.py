@@ -10,7 +10,6 @@ from mmgcn.nn.fusion import (
     ConcatFusion,
     MLPScoreHead,
     check_modality_names,
-    standardize_features,
 )
 
 IN_DIMS = {"image": 5, "audio": 3, "text": 4}
@@ -208,22 +207,6 @@ def test_mlp_head_uses_the_elementwise_product():
 
 
 # ---------------------------------------------------------------------- helpers
-def test_standardize_features_modes():
-    x = torch.tensor([[1.0, 5.0, 2.0], [3.0, 5.0, 2.0], [5.0, 5.0, -1.0]])
-    z = standardize_features(x, "zscore")
-    torch.testing.assert_close(z.mean(0), torch.zeros(3), atol=1e-6, rtol=0)
-    # column 0: mean 3, population std sqrt(8/3)
-    torch.testing.assert_close(z[:, 0], torch.tensor([-1.2247, 0.0, 1.2247]), atol=1e-4, rtol=0)
-    assert torch.isfinite(z).all() and (z[:, 1] == 0).all()  # constant column: zeros, not NaN
-    torch.testing.assert_close(standardize_features(x, "standard"), z / 3**0.5)
-    wide = torch.randn(500, 64) * 5 + 3
-    assert abs(standardize_features(wide, "standard").pow(2).sum(1).mean().item() - 1.0) < 1e-4
-    torch.testing.assert_close(standardize_features(x, "l2").norm(dim=1), torch.ones(3))
-    assert standardize_features(x, "none") is x
-    with pytest.raises(ValueError, match="unknown feature normalisation"):
-        standardize_features(x, "minmax")
-
-
 @pytest.mark.parametrize("names", [(), ("id",), ("a.b",), ("x", "x"), ("bias",), ("",)])
 def test_bad_modality_names_are_rejected(names):
     with pytest.raises(ValueError):

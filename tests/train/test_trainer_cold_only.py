@@ -105,10 +105,10 @@ def test_held_out_items_stay_out_of_training_and_are_scored_from_content(name):
     edgeless = np.flatnonzero(np.diff(data.train.tocsc().indptr) == 0)
     assert edgeless.size >= 3
     config = TrainConfig(epochs=2, batch_size=64, progress=False, ks=(2, 5), metric="recall@5",
-                         negatives="train-items", edgeless_items="content")
+                         negatives="train-items")
 
     seed_everything(0)
-    model = build_model(name, data)
+    model = build_model(name, data, {"edgeless_items": "content"})
     before = _named_item_rows(model, data.n_items)
     assert before, "the model has no per-item parameters to check"
     trainer = Trainer(model, data, config, cold_only_test=True)
@@ -139,6 +139,9 @@ def test_held_out_items_stay_out_of_training_and_are_scored_from_content(name):
     # the fusion models already zero the ID of an item without train edges (cold_item_ids)
     own = model.score(torch.arange(data.n_users))
     assert torch.allclose(own[:, edgeless], scores_by_hand[:, edgeless]) == (name == "concat")
+    # the policy is the model's: ranking_embed() is the same by-hand representation
+    with torch.no_grad():
+        torch.testing.assert_close(model.ranking_embed().items, items)
 
 
 def test_negatives_from_all_items_do_touch_held_out_items():
@@ -155,8 +158,10 @@ def test_negatives_from_all_items_do_touch_held_out_items():
     assert any(not torch.equal(before[k][edgeless], after[k][edgeless]) for k in before)
 
 
-def test_train_config_refuses_unknown_negatives_and_edgeless_modes():
+def test_unknown_negatives_and_edgeless_policies_are_refused(tiny_dataset):
     with pytest.raises(ValueError, match="train.negatives 'cold'"):
         TrainConfig(negatives="cold")
-    with pytest.raises(ValueError, match="train.edgeless_items 'zero'"):
-        TrainConfig(edgeless_items="zero")
+    with pytest.raises(ValueError, match="edgeless_items: 'zero' is not one of"):
+        build_model("vbpr", tiny_dataset, {"edgeless_items": "zero"})
+    with pytest.raises(ValueError, match="reads no item content"):
+        build_model("lightgcn", tiny_dataset, {"edgeless_items": "content"})
