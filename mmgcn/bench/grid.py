@@ -86,6 +86,7 @@ class GridOutcome:
                 "params": point,
                 "valid": self.mean_valid(index),
                 "valid_by_seed": {str(t.seed): t.result.best_valid for t in trials},
+                "valid_metrics_by_seed": {str(t.seed): dict(t.result.best_valid_metrics) for t in trials},
                 "best_epoch_by_seed": {str(t.seed): t.result.best_epoch for t in trials},
                 "epochs_by_seed": {str(t.seed): t.result.epochs for t in trials},
                 "train_s_per_epoch": (float(np.mean([t.result.train_s_per_epoch for t in trials
@@ -165,4 +166,52 @@ def drop_checkpoints(outcomes: Sequence[GridOutcome]) -> None:
             shutil.rmtree(trial.task.directory / "run" / "checkpoints", ignore_errors=True)
 
 
-__all__ = ["GridOutcome", "GridTrial", "drop_checkpoints", "reuse_trial", "run_grid", "split_point"]
+
+
+# ---------------------------------------------------------------- tuning logs
+def _format_point(point: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in point.items()) or "(defaults)"
+
+
+def _number(value: Any, digits: int = 4) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def render_tuning_log(dataset: str, records: Sequence[dict[str, Any]]) -> str:
+    """The Markdown tuning log of ``dataset`` from its tuning records (``benchmarks/tune.py``
+    writes one JSON record per grid run): one section per record, oldest first, with the
+    command, the fixed settings and one row per point and seed (validation only)."""
+    lines = [
+        f"# {dataset} tuning log (validation only; generated from the JSON records beside it)",
+        "",
+        "Every row is one grid point trained with one seed by the benchmark's grid engine "
+        "(`mmgcn.bench.grid`): early stopping on the validation metric, the test split never "
+        "evaluated. Selection: the best mean over the grid seeds. Do not edit: rerun "
+        "`python benchmarks/tune.py --render DATASET` after adding records.",
+        "",
+    ]
+    for record in sorted(records, key=lambda r: (r.get("created", ""), r.get("name", ""))):
+        metric = record.get("metric", "recall@20")
+        k = metric.split("@")[1]
+        lines += [f"## {record['model']}: {record.get('note') or record.get('name')} ({record.get('created', '?')})", ""]
+        lines += [f"`{record['command']}`", ""] if record.get("command") else []
+        fixed = ", ".join(f"{key}={value}" for key, value in record.get("fixed", {}).items()) or "defaults"
+        train = ", ".join(f"{key}={value}" for key, value in record.get("train", {}).items()) or "bench defaults"
+        lines += [f"Fixed: {fixed}; trainer: {train}; seeds {record.get('seeds')}.", ""]
+        lines += [f"| point | seed | valid {metric} | valid ndcg@{k} | best epoch | epochs run | s/epoch | selected |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for row in record["rows"]:
+            for seed, value in row["valid_by_seed"].items():
+                metrics = row.get("valid_metrics_by_seed", {}).get(seed, {})
+                failed = row.get("failed", {}).get(seed)
+                lines.append(
+                    f"| {_format_point(row['params'])} | {seed} | "
+                    f"{'failed: ' + failed if failed else _number(value)} | {_number(metrics.get(f'ndcg@{k}'))} | "
+                    f"{row['best_epoch_by_seed'].get(seed, '–')} | {row['epochs_by_seed'].get(seed, '–')} | "
+                    f"{_number(row.get('train_s_per_epoch'), 2)} | {'**yes**' if row['selected'] else ''} |"
+                )
+        lines.append("")
+    return "\n".join(lines)
+
+
+__all__ = ["GridOutcome", "GridTrial", "drop_checkpoints", "render_tuning_log", "reuse_trial", "run_grid", "split_point"]

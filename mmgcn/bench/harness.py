@@ -38,12 +38,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from tqdm.auto import tqdm
 
 from mmgcn.bench.aggregate import (
+    DATASET_KEY,
     PerUser,
     compare_models,
     comparison_pairs,
+    degree_breakdown,
     keep_arrays,
     summarise_model,
     write_per_user,
@@ -69,6 +72,9 @@ from mmgcn.bench.results import PER_USER_NPZ, BenchResults, CellResult, write_re
 from mmgcn.bench.tables import header_lines
 from mmgcn.config import ConfigError, merge
 from mmgcn.data.dataset import Dataset
+from mmgcn.utils.io import atomic_write_json
+
+GRIDS_JSON = "grids.json"
 
 log = logging.getLogger(__name__)
 
@@ -238,6 +244,7 @@ def run_benchmark(
     progress: bool = True,
     plots: bool = True,
     echo: Callable[[str], None] | None = None,
+    grids_only: bool = False,
 ) -> BenchRun:
     """Run every cell of ``config`` (skipping finished ones), then write tables and figures.
 
@@ -249,6 +256,8 @@ def run_benchmark(
         progress: draw the tqdm bars.
         plots: draw the PNG figures (``mmgcn report`` can draw them later from the JSON).
         echo: called with each header line before the run starts (the CLI prints them).
+        grids_only: run the models' grids only (validation; what ``benchmarks/tune.py``
+            does) and write ``grids.json`` instead of the result tables.
 
     Returns:
         a :class:`BenchRun`; failed cells are in ``results.cells`` with ``status="failed"``.
@@ -282,7 +291,7 @@ def run_benchmark(
     if not ignore.exists():
         # tables, figures and the per-user file are the results to commit; cells hold bulky per-run files
         ignore.write_text("cells/\ngrid/\n", encoding="utf-8")
-    total = sum(len(config.seeds_for(spec)) + (len(g.points()) * (len(g.seeds) or 1) if g else 0)
+    total = sum((0 if grids_only else len(config.seeds_for(spec))) + (len(g.points()) * (len(g.seeds) or 1) if g else 0)
                 for spec, g in ((spec, grids[spec.name]) for spec in config.specs))
     bar = tqdm(total=total, desc=f"bench {config.results_name}", unit="cell", position=0, disable=not progress)
     run = BenchRun(results=BenchResults(header=header, summaries=[]), folder=folder)
@@ -314,7 +323,7 @@ def run_benchmark(
                 grid_report[spec.name] = outcome.report()
                 selected_points[spec.name] = outcome.chosen
             cells = []
-            for seed in config.seeds_for(spec):
+            for seed in () if grids_only else config.seeds_for(spec):
                 directory = folder / "cells" / spec.dirname / f"seed-{seed}"
                 if outcome is not None and outcome.chosen is None:
                     bar.update(1)
@@ -332,8 +341,13 @@ def run_benchmark(
             cells_by_model[spec.name] = cells
     finally:
         bar.close()
-    if isinstance(runner, CellRunner) and not getattr(runner, "keep_checkpoints", False):
+    if not getattr(runner, "keep_checkpoints", False):
         drop_checkpoints(outcomes)
+    if grids_only:
+        run.results = BenchResults(header=header, summaries=[], grids=grid_report)
+        run.files = {"grids": folder / GRIDS_JSON}
+        atomic_write_json(folder / GRIDS_JSON, {"header": header, "grids": grid_report})
+        return run
 
     summaries = [summarise_model(s.name, cells_by_model.get(s.name, []), selected_points.get(s.name)) for s in config.specs]
     per_user: PerUser = {}
@@ -343,6 +357,7 @@ def run_benchmark(
                 continue
             path = folder / "cells" / spec.dirname / f"seed-{cell.seed}" / "per_user.npz"
             per_user.setdefault(spec.name, {})[cell.seed] = keep_arrays(load_per_user(path), config.significance_metrics)
+    per_user[DATASET_KEY] = {0: {"train_degree": np.diff(dataset.train.indptr).astype(np.int32)}}
     write_per_user(folder / PER_USER_NPZ, per_user)
     pairs = comparison_pairs(config.models, config.reference, config.comparisons)
     results = BenchResults(
@@ -351,6 +366,7 @@ def run_benchmark(
         cells=[c for s in config.specs for c in cells_by_model.get(s.name, [])],
         grids=grid_report,
         comparisons=compare_models(per_user, pairs, config.significance_metrics),
+        breakdowns={"user_degree": degree_breakdown(per_user, config.significance_metrics[0])},
     )
     run.results = results
     run.files = write_results(results, folder)

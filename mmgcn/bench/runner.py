@@ -134,6 +134,7 @@ class TrainerRunner(CellRunner):
             valid_curve=curve,
             best_epoch=outcome.best_epoch,
             best_valid=float(outcome.best_value) if np.isfinite(outcome.best_value) else None,
+            best_valid_metrics=dict(outcome.valid),
             epochs=outcome.epochs_run,
             train_s_per_epoch=float(np.mean(epoch_times)) if epoch_times else 0.0,
             params=int(model.num_parameters()),
