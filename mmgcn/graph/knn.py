@@ -198,7 +198,7 @@ def knn_adjacency(
     if not cache:
         return build()
     params = {"k": k, "weighted": weighted, "include_self": include_self}
-    arrays = [features] + ([torch.as_tensor(np.asarray(mask))] if mask is not None else [])
+    arrays = [features] + ([np.asarray(mask, dtype=bool)] if mask is not None else [])
     return cached_csr("knn", fingerprint(*arrays, params=params), build, (n, n), cache_dir=cache_dir)
 
 

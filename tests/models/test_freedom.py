@@ -198,3 +198,19 @@ def test_trainer_resume_is_bit_identical_with_redrawn_pruned_graphs(tmp_path):
     b = load_checkpoint(tmp_path / "resumed" / rd.LAST_CHECKPOINT)["model"]
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert any(k.startswith("content.tables.") for k in a)  # fine-tuned features are checkpointed
+
+
+def test_feature_transform_is_fitted_on_train_items_and_saved_with_the_model():
+    dataset = _dataset({"image": IMAGE, "audio": AUDIO})
+    model = build_model("freedom", dataset, {"knn_k": 2, "feature_transform": "zscore"})
+    transform = model.content.transforms["image"]
+    assert int(transform.fitted_rows) == 4  # items 0-3 have train edges; item 4 has none
+    torch.testing.assert_close(transform.mean, torch.from_numpy(IMAGE[:4].mean(0, keepdims=True)))
+    state = model.state_dict()
+    assert "content.transforms.image.mean" in state and "content.base_image" not in state
+    # the frozen graph is built from the z-scored features, and new items go through the same transform
+    z = (IMAGE - IMAGE[:4].mean(0)) / IMAGE[:4].std(0)
+    torch.testing.assert_close(model.content.base("image"), torch.from_numpy(z.astype(np.float32)))
+    model.eval()
+    new = model.represent_new_items({"image": torch.from_numpy(IMAGE[[2]]), "audio": torch.from_numpy(AUDIO[[2]])})
+    torch.testing.assert_close(new.items[0], model.embed().parts["item_graph"][1][2])
