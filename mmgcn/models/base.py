@@ -21,6 +21,10 @@ train edge keep their own representation (``"own"``) or are represented from the
 alone, exactly as a new item (``"content"``). The policy is a field of every model config,
 so it is saved with the run (``config.yaml``, checkpoints) and restored with the model.
 
+Per-epoch work: ``on_epoch_start(epoch, rng)`` is called by the trainer before every
+training epoch (default: nothing); models declare there what changes between epochs (a
+re-drawn pruned graph, a learned graph to rebuild), drawing randomness from ``rng`` only.
+
 Cold start: ``represent_new_items(features)`` represents items the model never saw (no
 train edge, no trained ID embedding) from their content alone; it returns an
 :class:`Embeddings` whose ``users`` are the model's user representations and whose
