@@ -4,11 +4,15 @@ Importing this package registers the built-in models.
 """
 
 # importing the model modules registers them: concat / attention(-graph) fusion models,
-# mmgcn(-faithful), bpr, lightgcn, vbpr, popular, and the item-graph models freedom, lattice
+# mmgcn(-faithful), bpr, lightgcn, vbpr, popular, and the item-graph models freedom, lattice,
+# lgmrec, dragon, grcn
 from mmgcn.models import (  # noqa: F401
+    dragon,
     freedom,
     fusion,
+    grcn,
     lattice,
+    lgmrec,
     lightgcn,
     mf,
     mmgcn,
