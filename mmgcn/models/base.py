@@ -201,6 +201,20 @@ class Recommender(nn.Module):
         select = slice(None) if items is None else items
         return {p: u[users] @ i[select].T for p, (u, i) in emb.parts.items()}
 
+    def on_epoch_start(self, epoch: int, rng: np.random.Generator) -> None:
+        """Per-epoch work, called by the trainer before epoch ``epoch``'s first batch (default: none).
+
+        Models declare here what changes between epochs (a re-drawn pruned graph, a flag to
+        rebuild a learned graph) instead of the trainer knowing about them. Draw all
+        randomness from ``rng``: the trainer seeds it from the run seed and ``epoch``
+        (:func:`mmgcn.utils.seed.epoch_generator`), so a resumed run redraws exactly what the
+        uninterrupted run drew, and the global random streams are left untouched.
+
+        Args:
+            epoch: the epoch about to run, from 1.
+            rng: this epoch's generator.
+        """
+
     # ------------------------------------------------------------ shared helpers
     @property
     def edgeless_item_ids(self) -> np.ndarray:
