@@ -45,6 +45,10 @@ RESOURCE_FIELDS = {
 
 #: ``{model: {seed: {array name: (n,) array}}}``
 PerUser = dict[str, dict[int, dict[str, np.ndarray]]]
+#: reserved entry of a per-user file for dataset-level arrays (no model name starts with "_")
+DATASET_KEY = "_dataset"
+#: lower edges of the user train-degree buckets of the breakdown table
+DEGREE_EDGES = (0, 1, 2, 3, 5, 10, 20, 50, 100, 200)
 _KEY = re.compile(r"^(?P<model>[^/]+)/seed-(?P<seed>-?\d+)/(?P<name>.+)$")
 
 
@@ -117,9 +121,93 @@ def read_per_user(path: str | Path) -> PerUser:
     return out
 
 
+def degree_breakdown(per_user: PerUser, metric: str, edges: Sequence[int] = DEGREE_EDGES) -> dict[str, Any]:
+    """Test ``metric`` by user train-degree bucket: per model, the mean over seeds of each
+    bucket's mean over its users.
+
+    Needs ``per_user[DATASET_KEY][0]["train_degree"]`` (``(n_users,)``, written by the bench).
+    Returns ``{"metric", "buckets": ["1", "2", "3-4", ...], "n_users": [...], "values":
+    {model: [...]}}`` over the non-empty buckets (``{}`` without degrees).
+    """
+    dataset = per_user.get(DATASET_KEY, {}).get(0, {})
+    if "train_degree" not in dataset:
+        return {}
+    degree = np.asarray(dataset["train_degree"])
+    bounds = list(edges) + [np.inf]
+    labels = [f"{lo}" if hi - lo == 1 else (f"{lo}+" if hi == np.inf else f"{lo}-{int(hi) - 1}")
+              for lo, hi in zip(bounds[:-1], bounds[1:])]
+    values: dict[str, list[float | None]] = {}  # None: no user of the bucket in any seed
+    counts: list[int] | None = None
+    for model, seeds in per_user.items():
+        if model == DATASET_KEY:
+            continue
+        per_seed = []
+        for arrays in seeds.values():
+            if metric not in arrays:
+                continue
+            users, vals = np.asarray(arrays["users"]), np.asarray(arrays[metric])
+            bucket = np.searchsorted(bounds, degree[users], side="right") - 1
+            per_seed.append([float(vals[bucket == b].mean()) if (bucket == b).any() else np.nan
+                             for b in range(len(labels))])
+            if counts is None:
+                counts = [int((bucket == b).sum()) for b in range(len(labels))]
+        if per_seed:
+            table = np.asarray(per_seed)
+            values[model] = [float(col[np.isfinite(col)].mean()) if np.isfinite(col).any() else None
+                             for col in table.T]
+    if counts is None:
+        return {}
+    keep = [b for b, n in enumerate(counts) if n > 0]
+    return {
+        "metric": metric,
+        "buckets": [labels[b] for b in keep],
+        "n_users": [counts[b] for b in keep],
+        "values": {m: [v[b] for b in keep] for m, v in values.items()},
+    }
+
+
 # ---------------------------------------------------------------- comparisons
+def best_on_validation(candidates: Sequence[str], cells: Sequence[CellResult]) -> str | None:
+    """The candidate with the best mean validation value (``best_valid``) over its finished
+    seeds; ``None`` if none finished. Ties go to the earlier candidate."""
+    best: tuple[float, str] | None = None
+    for name in candidates:
+        values = [c.best_valid for c in cells if c.model == name and c.status == "ok" and c.best_valid is not None]
+        if values and (best is None or float(np.mean(values)) > best[0]):
+            best = (float(np.mean(values)), name)
+    return None if best is None else best[1]
+
+
+def resolve_selectors(extra: Sequence[Sequence[str]], cells: Sequence[CellResult]) -> tuple[list[tuple[str, str]], dict[str, str]]:
+    """Replace every ``"best:a,b"`` side of ``extra`` by the validation-selected model.
+
+    Returns the resolved pairs (a pair whose selector has no finished candidate is dropped)
+    and ``{selector: chosen model}``.
+    """
+    from mmgcn.bench.config import BEST_PREFIX, selector_candidates
+
+    chosen: dict[str, str] = {}
+    pairs = []
+    for pair in extra:
+        resolved = []
+        for side in pair:
+            if side.startswith(BEST_PREFIX):
+                pick = best_on_validation(selector_candidates(side), cells)
+                if pick is None:
+                    log.warning("%s: no candidate finished; comparison %s dropped", side, list(pair))
+                    break
+                chosen[side] = pick
+                resolved.append(pick)
+            else:
+                resolved.append(side)
+        else:
+            pairs.append((resolved[0], resolved[1]))
+    return pairs, chosen
+
+
 def comparison_pairs(models: Sequence[str], reference: str, extra: Sequence[Sequence[str]] = ()) -> list[tuple[str, str]]:
-    """Every model against ``reference``, then the extra ``(model, reference)`` pairs, without repeats."""
+    """Every model against ``reference``, then the extra ``(model, reference)`` pairs (already
+    resolved, see :func:`resolve_selectors`), without repeats."""
     pairs: list[tuple[str, str]] = [(m, reference) for m in models if m != reference]
     for pair in extra:
         model, ref = pair
@@ -162,11 +250,15 @@ def compare_models(
 
 
 __all__ = [
+    "DATASET_KEY",
     "PerUser",
+    "degree_breakdown",
     "compare_models",
+    "best_on_validation",
     "comparison_pairs",
     "keep_arrays",
     "read_per_user",
+    "resolve_selectors",
     "summarise_model",
     "write_per_user",
 ]

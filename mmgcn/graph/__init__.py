@@ -49,7 +49,14 @@ from mmgcn.graph.bipartite import (
 from mmgcn.graph.cache import fingerprint
 from mmgcn.graph.cooccurrence import user_cooccurrence_graph
 from mmgcn.graph.edges import csr_to_edges, mix_edges
-from mmgcn.graph.knn import knn_adjacency, knn_edges, knn_graph, knn_query_graph, mix_graphs
+from mmgcn.graph.knn import (
+    knn_adjacency,
+    knn_edges,
+    knn_graph,
+    knn_query_graph,
+    mix_graphs,
+    modality_weights,
+)
 from mmgcn.graph.normalize import normalize_csr, normalize_edges, row_softmax, symmetrize
 from mmgcn.graph.pruning import degree_edge_weights, degree_sensitive_prune
 
@@ -72,6 +79,7 @@ __all__ = [
     "mix_edges",
     "mix_graphs",
     "modality_graphs",
+    "modality_weights",
     "normalize_csr",
     "normalize_edges",
     "normalize_scipy",

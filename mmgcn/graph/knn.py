@@ -198,7 +198,7 @@ def knn_adjacency(
     if not cache:
         return build()
     params = {"k": k, "weighted": weighted, "include_self": include_self}
-    arrays = [features] + ([torch.as_tensor(np.asarray(mask))] if mask is not None else [])
+    arrays = [features] + ([np.asarray(mask, dtype=bool)] if mask is not None else [])
     return cached_csr("knn", fingerprint(*arrays, params=params), build, (n, n), cache_dir=cache_dir)
 
 
@@ -283,6 +283,31 @@ def knn_query_graph(
     return out
 
 
+def modality_weights(weights: Mapping[str, float] | None, modalities: Sequence[str]) -> dict[str, float]:
+    """Mixing weights ``{modality: w_m}`` for ``modalities``, normalised to sum to 1.
+
+    Args:
+        weights: ``{modality: weight}`` (non-negative; names of modalities not in
+            ``modalities`` are ignored, so a config still applies after a modality ablation)
+            or ``None`` for equal weights.
+        modalities: the modalities the model uses.
+
+    Raises:
+        ValueError: a used modality has no weight, a weight is negative, or all are zero.
+    """
+    modalities = list(modalities)
+    if weights is None:
+        return {m: 1.0 / len(modalities) for m in modalities}
+    missing = [m for m in modalities if m not in weights]
+    if missing:
+        raise ValueError(f"modality_weights {dict(weights)} give no weight for {missing} (modalities: {modalities})")
+    chosen = {m: float(weights[m]) for m in modalities}
+    if any(w < 0 or not np.isfinite(w) for w in chosen.values()) or sum(chosen.values()) <= 0:
+        raise ValueError(f"modality_weights must be non-negative with a positive sum, got {chosen}")
+    total = sum(chosen.values())
+    return {m: w / total for m, w in chosen.items()}
+
+
 def mix_graphs(graphs: Sequence[sp.spmatrix] | Mapping[str, sp.spmatrix], weights: Sequence[float] | Mapping[str, float]) -> sp.csr_matrix:
     r"""Weighted sum :math:`\sum_m w_m A_m` of same-shape graphs (e.g. one kNN graph per modality).
 
@@ -319,4 +344,5 @@ __all__ = [
     "knn_graph",
     "knn_query_graph",
     "mix_graphs",
+    "modality_weights",
 ]

@@ -4,9 +4,11 @@ Importing this package registers the built-in models.
 """
 
 # importing the model modules registers them: concat / attention(-graph) fusion models,
-# mmgcn(-faithful), bpr, lightgcn, vbpr, popular
+# mmgcn(-faithful), bpr, lightgcn, vbpr, popular, and the item-graph models freedom, lattice
 from mmgcn.models import (  # noqa: F401
+    freedom,
     fusion,
+    lattice,
     lightgcn,
     mf,
     mmgcn,

@@ -12,7 +12,12 @@ Propagation (over graphs built by :mod:`mmgcn.graph`):
 """
 
 from mmgcn.nn.conv import SparseConv
-from mmgcn.nn.propagation import BipartitePropagation, GraphPropagation, LayerMean, layer_mean_propagation
+from mmgcn.nn.propagation import (
+    BipartitePropagation,
+    GraphPropagation,
+    LayerMean,
+    layer_mean_propagation,
+)
 from mmgcn.nn.sparse import csr_from_edges, edge_dot, learned_sparse_mm, sparse_mm, transpose_csr
 
 __all__ = [

@@ -25,13 +25,15 @@ class SparseConv(MessagePassing):
 
     The operator is used as given (normalise it when building it, e.g.
     :func:`mmgcn.graph.bipartite_operators`); it may be rectangular (a bipartite block:
-    ``(n_users, n_items)`` aggregates items into users). When ``adj_t``'s values require
-    grad (a learned graph), gradients reach them through :func:`~mmgcn.nn.sparse.learned_sparse_mm`;
-    otherwise the product is :func:`~mmgcn.nn.sparse.sparse_mm`, whose backward uses the
-    prebuilt transpose ``adj``.
+    ``(n_users, n_items)`` aggregates items into users). For a fixed graph the product is
+    :func:`~mmgcn.nn.sparse.sparse_mm`, whose backward uses the prebuilt transpose ``adj``.
+    For a learned graph pass its entries as ``edge_weight`` (in the CSR order of ``adj_t``,
+    whose own values are then ignored): gradients reach them through
+    :func:`~mmgcn.nn.sparse.learned_sparse_mm`.
 
     Shapes: ``x`` ``(n_in, d)``, ``adj_t`` ``(n_out, n_in)`` sparse CSR, ``adj``
-    ``(n_in, n_out)`` sparse CSR or ``None`` -> ``(n_out, d)``.
+    ``(n_in, n_out)`` sparse CSR or ``None``, ``edge_weight`` ``(nnz,)`` or ``None`` ->
+    ``(n_out, d)``.
     """
 
     def __init__(self) -> None:
@@ -40,14 +42,18 @@ class SparseConv(MessagePassing):
     def reset_parameters(self) -> None:
         """No parameters."""
 
-    def forward(self, x: Tensor, adj_t: Tensor, adj: Tensor | None = None) -> Tensor:
+    def forward(
+        self, x: Tensor, adj_t: Tensor, adj: Tensor | None = None, edge_weight: Tensor | None = None
+    ) -> Tensor:
         if adj_t.layout != torch.sparse_csr:
             raise ValueError(f"{type(self).__name__} takes adj_t as a torch sparse CSR tensor, got {adj_t.layout}")
-        return self.propagate(adj_t, x=x, adj=adj)
+        return self.propagate(adj_t, x=x, adj=adj, edge_weight=edge_weight)
 
-    def message_and_aggregate(self, adj_t: Tensor, x: Tensor, adj: Tensor | None) -> Tensor:  # type: ignore[override]
-        if adj_t.requires_grad:
-            return learned_sparse_mm(adj_t, x)
+    def message_and_aggregate(  # type: ignore[override]
+        self, adj_t: Tensor, x: Tensor, adj: Tensor | None, edge_weight: Tensor | None
+    ) -> Tensor:
+        if edge_weight is not None:
+            return learned_sparse_mm(adj_t, edge_weight, x)
         return sparse_mm(adj_t, x, adj)
 
     def __repr__(self) -> str:

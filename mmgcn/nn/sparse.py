@@ -57,12 +57,13 @@ def transpose_csr(matrix: Tensor) -> Tensor:
 
 
 def csr_from_edges(edge_index: Tensor, values: Tensor, shape: tuple[int, int]) -> Tensor:
-    """A torch sparse CSR operator from a coalesced edge list (values may carry gradients).
+    """A torch sparse CSR operator from a coalesced edge list (values detached).
 
     Args:
         edge_index: ``(2, E)`` long ``(row, col)``, sorted by row then column, no duplicates
             (as :func:`torch_geometric.utils.coalesce` returns them).
-        values: ``(E,)`` entries; the CSR tensor's ``values()`` stays differentiable.
+        values: ``(E,)`` entries (stored detached: pass learned values to
+            :func:`learned_sparse_mm` / :class:`~mmgcn.nn.SparseConv` apart).
         shape: ``(n_rows, n_cols)``.
     """
     if edge_index.dim() != 2 or edge_index.shape[0] != 2 or values.shape != (edge_index.shape[1],):
@@ -71,7 +72,7 @@ def csr_from_edges(edge_index: Tensor, values: Tensor, shape: tuple[int, int]) -
     crow = torch.searchsorted(edge_index[0], torch.arange(shape[0] + 1, device=edge_index.device))
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*[Ss]parse.*")
-        return torch.sparse_csr_tensor(crow, edge_index[1], values, size=shape, check_invariants=False)
+        return torch.sparse_csr_tensor(crow, edge_index[1], values.detach(), size=shape, check_invariants=False)
 
 
 class _SparseDenseMM(torch.autograd.Function):
@@ -137,17 +138,20 @@ class _LearnedSparseDenseMM(torch.autograd.Function):
         return grad_values, grad_dense, None, None, None
 
 
-def learned_sparse_mm(matrix: Tensor, dense: Tensor) -> Tensor:
-    r"""``matrix @ dense`` where gradients flow to ``matrix.values()`` and to ``dense``.
+def learned_sparse_mm(matrix: Tensor, values: Tensor, dense: Tensor) -> Tensor:
+    r"""``csr(values) @ dense`` where gradients flow to ``values`` and to ``dense``.
 
-    For an operator built from learned edge weights, e.g. ``csr_from_edges(edges, w, shape)``
-    with ``w`` a function of parameters: :math:`\partial L/\partial w_{rc} = \langle G_r,
-    X_c\rangle` is computed as one SDDMM, never as ``(n_edges, d)`` messages. The transpose
-    for :math:`\hat A^\top G` is built in the backward (once per call: use
-    :func:`sparse_mm` with a prebuilt transpose for operators reused many times).
+    For an operator built from learned edge weights (e.g. cosine weights of a kNN graph that
+    depend on parameters): :math:`\partial L/\partial w_{rc} = \langle G_r, X_c\rangle` is
+    computed as one SDDMM, never as ``(n_edges, d)`` messages. The values are passed apart
+    from the sparse tensor on purpose: autograd through a sparse tensor's constructor and
+    ``values()`` densifies the gradient (``n^2`` memory). The transpose for
+    :math:`\hat A^\top G` is built in the backward (use :func:`sparse_mm` with a prebuilt
+    transpose for operators reused many times).
 
     Args:
-        matrix: ``(n, m)`` sparse CSR tensor (its values may require grad).
+        matrix: ``(n, m)`` sparse CSR tensor giving the pattern (its values are ignored).
+        values: ``(nnz,)`` entries in the CSR order of ``matrix`` (may require grad).
         dense: ``(m, d)``.
 
     Returns:
@@ -157,8 +161,11 @@ def learned_sparse_mm(matrix: Tensor, dense: Tensor) -> Tensor:
         raise ValueError(f"expected a sparse CSR operator, got layout {matrix.layout}")
     if dense.dim() != 2 or dense.shape[0] != matrix.shape[1]:
         raise ValueError(f"cannot multiply operator {tuple(matrix.shape)} with dense {tuple(dense.shape)}")
+    crow, col = matrix.crow_indices(), matrix.col_indices()
+    if values.shape != col.shape:
+        raise ValueError(f"values must be ({col.numel()},), one per stored entry, got {tuple(values.shape)}")
     shape = (int(matrix.shape[0]), int(matrix.shape[1]))
-    return _LearnedSparseDenseMM.apply(matrix.values(), dense, matrix.crow_indices(), matrix.col_indices(), shape)
+    return _LearnedSparseDenseMM.apply(values, dense, crow, col, shape)
 
 
 def edge_dot(edge_index: Tensor, left: Tensor, right: Tensor) -> Tensor:

@@ -37,16 +37,22 @@ import torch
 
 from mmgcn.config import to_dict
 from mmgcn.data.dataset import Dataset
+from mmgcn.data.fingerprint import dataset_fingerprint
+from mmgcn.errors import RunMismatchError, TrainingDivergedError
 from mmgcn.eval.evaluator import EvalResult, evaluate
 from mmgcn.models.base import Recommender
+from mmgcn.train import binding
 from mmgcn.train import run_dir as rd
 from mmgcn.train.checkpoint import (
     capture_rng_state,
     load_checkpoint,
+    load_model_state,
+    require,
     restore_rng_state,
     save_checkpoint,
 )
-from mmgcn.train.config import TrainConfig
+from mmgcn.train.config import AUTO_BATCH_MIN, TrainConfig, auto_batch_size
+from mmgcn.train.guards import check_epoch
 from mmgcn.train.sampling import BPRSampler
 from mmgcn.utils.io import atomic_write_json
 from mmgcn.utils.seed import epoch_generator, seed_everything
@@ -108,7 +114,8 @@ def run_epoch(
     """One pass over the train interactions: ``{"loss": mean per triple, "seconds", "batches"}``.
 
     Raises:
-        FloatingPointError: the epoch's mean loss is NaN or infinite.
+        TrainingDivergedError: the epoch's mean loss or a parameter is NaN or infinite
+            (a ``FloatingPointError``).
     """
     from tqdm.auto import tqdm
 
@@ -135,8 +142,7 @@ def run_epoch(
         n_seen += users.numel()
         n_batches += 1
     mean_loss = (total / max(n_seen, 1)).item()
-    if not math.isfinite(mean_loss):
-        raise FloatingPointError(f"{description}: mean loss is {mean_loss}; lower the learning rate or check the model")
+    check_epoch(model, mean_loss, description, lr=optimizer.param_groups[0]["lr"] if optimizer.param_groups else None)
     return {"loss": mean_loss, "seconds": time.perf_counter() - started, "batches": n_batches}
 
 
@@ -187,6 +193,7 @@ class Trainer:
             "model": to_dict(model.config),
             "train": to_dict(self.config),
         }
+        self.dataset_fingerprint = dataset_fingerprint(dataset)  # what the run is bound to (binding.py)
         self.optimizer: torch.optim.Optimizer | None = None
         self.sampler: BPRSampler | None = None
         self.epoch = 0
@@ -196,6 +203,12 @@ class Trainer:
         self.stopped_early = False
         self.history: list[dict[str, Any]] = []
         self._best_model_state: dict[str, torch.Tensor] | None = None
+        self.calibration: dict[str, Any] | None = None
+        #: the batch size in use: the config's, or auto_batch_size() of the train split
+        self.batch_size = self.config.batch_size or auto_batch_size(dataset.train.nnz)
+        if self.config.batch_size is None and self.batch_size != AUTO_BATCH_MIN:
+            log.info("batch size %d chosen for %d train interactions (train.batch_size=None; set it to override)",
+                     self.batch_size, dataset.train.nnz)
 
     # ------------------------------------------------------------------ public
     def fit(self, evaluate_test: bool = True) -> TrainResult:
@@ -210,6 +223,7 @@ class Trainer:
                 self._select_untrained()
             if self._best_model_state is not None:
                 self.model.load_state_dict(self._best_model_state)
+            self._calibrate()
             test, test_cold_only = self._final_test() if evaluate_test else (None, None)
         best_record = next((r for r in self.history if r["epoch"] == self.best_epoch and "valid" in r), {})
         return TrainResult(
@@ -254,6 +268,7 @@ class Trainer:
     def _write_run_files(self) -> None:
         if self.run_dir is not None:
             rd.write_yaml(self.run_dir / rd.CONFIG_FILE, self.run_config)
+            binding.record(self.run_dir, self.dataset_fingerprint)
             env_path = self.run_dir / rd.ENVIRONMENT_FILE
             environment = rd.environment_info()
             if self.resume and env_path.exists():
@@ -266,21 +281,23 @@ class Trainer:
     def _restore(self) -> None:
         assert self.run_dir is not None
         # _start() built fresh optimizer / sampler objects; overwrite their state
-        state = load_checkpoint(self.run_dir / rd.LAST_CHECKPOINT)
+        path = self.run_dir / rd.LAST_CHECKPOINT
+        state = load_checkpoint(path)
+        require(state, ("train_config", "model_name", "model_config", "model", "rng", "epoch", "history"), path)
         saved = state["train_config"]
         current = to_dict(self.config)
         defaults = to_dict(TrainConfig())  # keys added after the checkpoint was written: their defaults
         changed = sorted(k for k in current
                          if k not in RESUMABLE_CHANGES and saved.get(k, defaults.get(k)) != current[k])
         if changed:
-            raise ValueError(
+            raise RunMismatchError(
                 f"{self.run_dir}: cannot resume with a different train config for {changed} "
                 f"(checkpoint: {[saved.get(k) for k in changed]}, now: {[current[k] for k in changed]})"
             )
         if state["model_name"] != self.model.name or state["model_config"] != to_dict(self.model.config):
-            raise ValueError(f"{self.run_dir}: the checkpoint is for model {state['model_name']!r} with config "
+            raise RunMismatchError(f"{self.run_dir}: the checkpoint is for model {state['model_name']!r} with config "
                              f"{state['model_config']}, not {self.model.name!r} with {to_dict(self.model.config)}")
-        self.model.load_state_dict(state["model"])
+        load_model_state(self.model, state["model"], path, self.dataset.name)
         if self.optimizer is not None:
             self.optimizer.load_state_dict(state["optimizer"])
         if self.sampler is not None:
@@ -307,8 +324,11 @@ class Trainer:
             hook_started = time.perf_counter()
             self.model.on_epoch_start(self.epoch, epoch_generator(cfg.seed, self.epoch))
             hook_seconds = time.perf_counter() - hook_started
-            stats = run_epoch(self.model, self.optimizer, self.sampler, cfg.batch_size,
-                              progress=cfg.progress, device=self.device, description=f"epoch {self.epoch}")
+            try:
+                stats = run_epoch(self.model, self.optimizer, self.sampler, self.batch_size,
+                                  progress=cfg.progress, device=self.device, description=f"epoch {self.epoch}")
+            except TrainingDivergedError as exc:
+                raise TrainingDivergedError(f"{exc}; {self._kept_checkpoints()}") from None
             record: dict[str, Any] = {"epoch": self.epoch, "loss": stats["loss"],
                                       "train_seconds": hook_seconds + stats["seconds"]}
             if self.epoch % cfg.eval_every == 0 or self.epoch == cfg.epochs:
@@ -363,6 +383,41 @@ class Trainer:
         for callback in self.callbacks:
             callback(record)
 
+    def _calibrate(self) -> None:
+        """The model's post-training calibration, chosen on the VALID split (never test).
+
+        Each candidate of ``model.calibration_candidates()`` is applied to the restored best
+        state and the valid split evaluated; the best value wins (the neutral first candidate
+        on ties) and is kept in the model's state -- and in ``best.pt``, so that every later
+        path (``mmgcn evaluate``, ``recommend``) ranks with it -- and ``calibration.json``.
+        """
+        candidates = self.model.calibration_candidates()
+        if not candidates:
+            return
+        cfg = self.config
+        tried = []
+        for values in candidates:
+            self.model.apply_calibration(values)
+            result = evaluate(self.model, self.dataset, split="valid", ks=cfg.ks, mask=cfg.valid_mask,
+                              block_size=cfg.eval_block_size)
+            tried.append({"values": dict(values), "valid": result.metrics[cfg.metric]})
+        best = tried[0]
+        for entry in tried[1:]:
+            if entry["valid"] > best["valid"] + cfg.min_delta:
+                best = entry
+        self.model.apply_calibration(best["values"])
+        log.info("calibration chosen on valid %s: %s (%.4f; tried %s)", cfg.metric, best["values"], best["valid"],
+                 ", ".join(f"{t['values']}: {t['valid']:.4f}" for t in tried))
+        self.calibration = {"metric": f"valid {cfg.metric}", "chosen": best, "tried": tried}
+        self._best_model_state = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
+        if self.run_dir is not None:
+            atomic_write_json(self.run_dir / "calibration.json", self.calibration)
+            best_path = self.run_dir / rd.BEST_CHECKPOINT
+            if best_path.exists():
+                state = load_checkpoint(best_path)
+                state["model"] = self.model.state_dict()
+                save_checkpoint(best_path, state)
+
     def _final_test(self) -> tuple[EvalResult, EvalResult | None]:
         """The one place that reads the test split: after selection, on the best state.
 
@@ -402,12 +457,23 @@ class Trainer:
         return result, cold_only
 
     # ------------------------------------------------------------------ helpers
+    def _kept_checkpoints(self) -> str:
+        """What a diverged run leaves behind (nothing of the diverged epoch is saved)."""
+        if self.run_dir is None:
+            return "nothing was saved (no run directory)"
+        if self.epoch <= 1:
+            return f"no checkpoint was written in {self.run_dir}"
+        return (f"{self.run_dir / rd.LAST_CHECKPOINT} (epoch {self.epoch - 1}) and the best one "
+                f"(epoch {self.best_epoch}) are kept")
+
     def _checkpoint_state(self, record: Mapping[str, Any]) -> dict[str, Any]:
         return {
             "epoch": self.epoch,
             "model_name": self.model.name,
             "model_config": to_dict(self.model.config),
             "train_config": to_dict(self.config),
+            "run_config": self.run_config,
+            "dataset_fingerprint": self.dataset_fingerprint,
             "model": self.model.state_dict(),
             "optimizer": None if self.optimizer is None else self.optimizer.state_dict(),
             "sampler": None if self.sampler is None else self.sampler.state_dict(),

@@ -8,8 +8,15 @@ import scipy.sparse as sp
 import torch
 
 import mmgcn.graph.knn as knn_module
-from mmgcn.graph import knn_adjacency, knn_edges, knn_graph, knn_query_graph, mix_graphs, normalize_csr
-from mmgcn.graph.cache import graph_cache_path, fingerprint
+from mmgcn.graph import (
+    knn_adjacency,
+    knn_edges,
+    knn_graph,
+    knn_query_graph,
+    mix_graphs,
+    normalize_csr,
+)
+from mmgcn.graph.cache import fingerprint, graph_cache_path
 
 
 def _brute_force(features: np.ndarray, k: int, include_self: bool = True) -> list[set[int]]:

@@ -50,7 +50,7 @@ def test_learned_values_get_the_gradients_of_a_dense_product():
     values = torch.rand(5, generator=gen, requires_grad=True)
     x = torch.randn(4, 3, generator=gen, requires_grad=True)
     upstream = torch.randn(3, 3, generator=gen)
-    out = learned_sparse_mm(csr_from_edges(edge_index, values, (3, 4)), x)
+    out = learned_sparse_mm(csr_from_edges(edge_index, values, (3, 4)), values, x)
     out.backward(upstream)
     values_ref = values.detach().clone().requires_grad_(True)
     x_ref = x.detach().clone().requires_grad_(True)
@@ -60,10 +60,12 @@ def test_learned_values_get_the_gradients_of_a_dense_product():
     torch.testing.assert_close(out, ref)
     torch.testing.assert_close(values.grad, values_ref.grad)
     torch.testing.assert_close(x.grad, x_ref.grad)
-    # through SparseConv too: a CSR whose values require grad takes the learned path
+    # through SparseConv too: edge_weight takes the learned path
     values.grad = None
-    SparseConv()(x, csr_from_edges(edge_index, values, (3, 4))).backward(upstream)
+    SparseConv()(x, csr_from_edges(edge_index, values, (3, 4)), edge_weight=values).backward(upstream)
     torch.testing.assert_close(values.grad, values_ref.grad)
+    with pytest.raises(ValueError, match="one per stored entry"):
+        learned_sparse_mm(csr_from_edges(edge_index, values, (3, 4)), values[:4], x)
 
 
 def test_edge_dot_is_the_per_edge_inner_product_with_gradients():
