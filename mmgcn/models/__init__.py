@@ -12,6 +12,7 @@ from mmgcn.models import (  # noqa: F401
     lightgcn,
     mf,
     mmgcn,
+    mmgcn_plus,
     popular,
     vbpr,
 )
