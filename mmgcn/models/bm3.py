@@ -142,11 +142,12 @@ class BM3(Recommender):
     def reset_parameters(self) -> None:
         nn.init.xavier_uniform_(self.user_embedding)
         nn.init.xavier_uniform_(self.item_embedding)
-        nn.init.xavier_normal_(self.predictor.weight)
-        nn.init.zeros_(self.predictor.bias)
-        for projection in self.projections.values():
-            nn.init.xavier_normal_(projection.weight)
-            nn.init.zeros_(projection.bias)
+        # Xavier weights; biases keep nn.Linear's U(+-1/sqrt(fan_in)) init, as the authors'
+        # code: with zero biases the predicted users stay collapsed onto one direction for
+        # many epochs on TikTok and the model peaks far lower
+        for layer in [self.predictor, *self.projections.values()]:
+            layer.reset_parameters()
+            nn.init.xavier_normal_(layer.weight)
 
     def online(self) -> tuple[Tensor, Tensor]:
         """Online ID representations ``(h_u (n_users, d), h_i (n_items, d))``, before the predictor."""
