@@ -44,7 +44,9 @@ SELECTABLE_SPLITS = ("valid", "validation")
 # applied by --full when the file has no ``full:`` section: MMRec's complete protocol
 FULL_DEFAULTS: dict[str, Any] = {"seeds": 3, "train": {"epochs": 300, "patience": 20}}
 
-_SPEC_RE = re.compile(r"^(?P<base>[a-z0-9][a-z0-9_-]*)(?:\[(?P<mods>[A-Za-z0-9_+-]+)\])?$")
+_SPEC_RE = re.compile(
+    r"^(?P<base>[a-z0-9][a-z0-9_-]*)(?:\[(?P<mods>[A-Za-z0-9_+-]+)\])?(?::(?P<variant>[a-z0-9][a-z0-9_-]*))?$"
+)
 _METRIC_RE = re.compile(r"^[a-z_]+@[0-9]+$")
 
 
@@ -60,16 +62,21 @@ def _refuse_test_selection(value: str, where: str) -> str:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """One entry of the model list: a registry name plus an optional modality subset.
+    """One entry of the model list: a registry name, an optional modality subset and an
+    optional variant label.
 
     ``"mmgcn"`` -> ``ModelSpec("mmgcn", "mmgcn", None)`` (all modalities);
     ``"mmgcn[visual+acoustic]"`` -> ``ModelSpec(..., "mmgcn", ("visual", "acoustic"))``,
-    trained on ``dataset.select_modalities(("visual", "acoustic"))``.
+    trained on ``dataset.select_modalities(("visual", "acoustic"))``;
+    ``"mmgcn-plus:linear"`` -> a *variant* of ``mmgcn-plus``: another row of the same table
+    whose settings come from ``model_configs`` / ``model_train`` / ``grids`` entries under
+    its full name (e.g. one ablation step), on top of the registry name's.
     """
 
     name: str
     base: str
     modalities: tuple[str, ...] | None = None
+    variant: str | None = None
 
     @classmethod
     def parse(cls, text: str) -> ModelSpec:
@@ -78,18 +85,19 @@ class ModelSpec:
         if not match:
             raise ConfigError(
                 f"model spec {text!r}: expected a registry name, optionally with a modality subset "
-                f"in brackets, e.g. 'mmgcn' or 'mmgcn[visual+acoustic]'"
+                f"in brackets and a variant label after a colon, e.g. 'mmgcn', 'mmgcn[visual+acoustic]' "
+                f"or 'mmgcn-plus:linear'"
             )
         mods = match.group("mods")
         modalities = tuple(m for m in mods.split("+") if m) if mods else None
         if modalities is not None and len(set(modalities)) != len(modalities):
             raise ConfigError(f"model spec {text!r}: a modality is named twice")
-        return cls(text, match.group("base"), modalities)
+        return cls(text, match.group("base"), modalities, match.group("variant"))
 
     @property
     def dirname(self) -> str:
-        """A file-system-safe directory name for this spec (the spec itself is already safe)."""
-        return self.name
+        """A file-system-safe directory name for this spec (``:`` becomes ``@``)."""
+        return self.name.replace(":", "@")
 
 
 @dataclass(frozen=True)
@@ -208,6 +216,7 @@ class BenchConfig:
         if len(set(names)) != len(names):
             raise ConfigError(f"bench config: a model is listed twice in {names}")
         object.__setattr__(self, "models", tuple(names))
+        check_specs_against_registry(specs)
         pairs = []
         for pair in self.comparisons:
             if not isinstance(pair, (list, tuple)) or len(pair) != 2:
@@ -290,10 +299,35 @@ class BenchConfig:
         return self.grids.get(spec.base)
 
 
+def check_specs_against_registry(specs: Sequence[ModelSpec]) -> None:
+    """Every spec names a registered model, and only content models take a modality subset.
+
+    Raises:
+        ConfigError: an unknown model name (listing the registered ones), or a modality
+            suffix on a model that reads no item content (``bpr[text]``: an ID-only model
+            would silently train without any content, so the "ablation" would be a copy of
+            the plain model).
+    """
+    from mmgcn.models.base import model_class
+
+    for spec in specs:
+        cls = model_class(spec.base)
+        if spec.modalities is not None and not getattr(cls, "uses_content", False):
+            raise ConfigError(
+                f"model spec {spec.name!r}: {spec.base!r} reads no item content (ID only), so a modality "
+                f"subset [{'+'.join(spec.modalities)}] means nothing; write {spec.base!r}, or use a content "
+                f"model (e.g. mmgcn, vbpr, concat, attention) for a modality ablation"
+            )
+
+
 def _layered(table: Mapping[str, Mapping[str, Any]], spec: ModelSpec) -> dict[str, Any]:
+    """The registry name's entry, then the spec's without its variant (``mmgcn[image]``), then
+    the full spec name's (``mmgcn[image]:linear``), each on top of the previous."""
     out: dict[str, Any] = dict(table.get(spec.base, {}))
-    if spec.name != spec.base:
-        out = merge(out, table.get(spec.name, {}))
+    without_variant = spec.name.split(":")[0]
+    for key in dict.fromkeys((without_variant, spec.name)):
+        if key != spec.base:
+            out = merge(out, table.get(key, {}))
     return out
 
 
@@ -334,6 +368,13 @@ def load_bench_config(
     """
     data: dict[str, Any] = load_yaml(path) if path is not None else {}
     where = str(path) if path is not None else "bench config"
+    cli_models = bool((overrides or {}).get("models"))
+    if path is not None and not cli_models and (not data or ("models" in data and not data["models"])):
+        # an empty file (or `models:` left empty) would otherwise run every default model for hours
+        raise ConfigError(
+            f"{where}: {'is empty' if not data else 'field models is empty'}, so the benchmark has no cells; "
+            f"add 'models: [mmgcn, lightgcn, ...]' or pass --models"
+        )
     full_section = data.pop("full", None)
     if full_section is not None and not isinstance(full_section, Mapping):
         raise ConfigError(f"{where}: 'full' must be a mapping of overrides, got {full_section!r}")

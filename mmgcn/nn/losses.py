@@ -37,36 +37,38 @@ def l2_reg(*tensors: Tensor) -> Tensor:
     return total / (2.0 * batch)
 
 
-def info_nce(anchor: Tensor, positive: Tensor, temperature: float, candidates: Tensor | None = None) -> Tensor:
+def info_nce(anchors: Tensor, positives: Tensor, temperature: float = 0.2, candidates: Tensor | None = None) -> Tensor:
     r"""InfoNCE over cosine similarities (van den Oord et al., 2018), averaged over the anchors.
 
-    .. math::
-        \mathcal{L} = \frac{1}{B}\sum_{b} -\log
-        \frac{\exp(s(a_b, p_b)/\tau)}{\sum_{c \in C} \exp(s(a_b, c)/\tau)},
-        \qquad s(x, y) = \frac{x^\top y}{\lVert x\rVert\,\lVert y\rVert}
+    Row :math:`b` of ``anchors`` and of ``positives`` are two views of one node. With cosine
+    similarity :math:`s(a, p) = a^\top p / (\lVert a\rVert \lVert p\rVert)`:
 
-    The positive of anchor :math:`a_b` is :math:`p_b`; the candidates :math:`C` are
-    ``candidates`` when given (e.g. every user's second view, as SGL), else the batch's
-    positives (in-batch negatives, as SimGCL), so :math:`p_b` is one of them. The
-    candidates must contain each positive (the denominator is then a proper softmax).
+    .. math::
+        \mathcal{L} = -\frac{1}{B}\sum_b \log
+        \frac{\exp(s(a_b, p_b)/\tau)}{\sum_{c \in C} \exp(s(a_b, c)/\tau)}
+
+    The candidates :math:`C` are the rows of ``positives`` (in-batch negatives, as SimGCL)
+    unless ``candidates`` is given (e.g. every user's second view, as SGL); they must
+    contain each positive, so the denominator is a softmax over them.
 
     Args:
-        anchor: ``(B, d)`` first views.
-        positive: ``(B, d)`` second views, row-aligned with ``anchor``.
-        temperature: :math:`\tau > 0`.
+        anchors: ``(B, d)`` first views.
+        positives: ``(B, d)`` second views, row-aligned with ``anchors``.
+        temperature: :math:`\tau > 0` (default ``0.2``).
         candidates: ``(N, d)`` second views the anchors are contrasted with (default:
-            ``positive``).
+            ``positives``).
     """
-    if anchor.shape != positive.shape or anchor.dim() != 2:
-        raise ValueError(f"anchor {tuple(anchor.shape)} and positive {tuple(positive.shape)} must be equal (B, d)")
+    if anchors.shape != positives.shape or anchors.dim() != 2:
+        raise ValueError(f"info_nce needs two (B, d) views of one shape, got {tuple(anchors.shape)} and {tuple(positives.shape)}")
     if not temperature > 0:
         raise ValueError(f"temperature must be positive, got {temperature}")
-    anchor = F.normalize(anchor, dim=1)
-    positive = F.normalize(positive, dim=1)
-    candidates = positive if candidates is None else F.normalize(candidates, dim=1)
-    pos = (anchor * positive).sum(1) / temperature
-    all_logits = anchor @ candidates.T / temperature
-    return (torch.logsumexp(all_logits, dim=1) - pos).mean()
+    anchors = F.normalize(anchors, dim=1)
+    positives = F.normalize(positives, dim=1)
+    if candidates is None:
+        logits = anchors @ positives.T / temperature
+        return F.cross_entropy(logits, torch.arange(anchors.shape[0], device=anchors.device))
+    logits = anchors @ F.normalize(candidates, dim=1).T / temperature
+    return (torch.logsumexp(logits, dim=1) - (anchors * positives).sum(1) / temperature).mean()
 
 
 def cosine_alignment(online: Tensor, target: Tensor) -> Tensor:
