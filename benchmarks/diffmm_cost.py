@@ -23,7 +23,6 @@ The figures depend on what else runs on the machine: the load average is printed
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 
