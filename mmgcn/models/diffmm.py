@@ -7,24 +7,25 @@ its README).
 
 Why DiffMM and not MMSSL (Wei et al., WWW 2023) for this toolkit's self-supervised
 multimodal model: DiffMM has the strongest published number on this exact TikTok cut
-(Recall@20 0.1129, with three modalities), and it is the cheaper of the two on CPU. One
-training epoch on TikTok (9,308 x 6,710, 59,541 interactions), 1 torch thread on the shared
-2-core machine at load ~12: DiffMM's diffusion work with the authors' 1000-wide denoiser is
-~39 s per modality for the training pass plus ~56 s per modality for regenerating the
-graph (5 denoising steps over every user); MMSSL's discriminator over 6,710-wide
-interaction vectors with its gradient penalty takes ~37 s per batch of 1,024 users, i.e.
-~2,200 s per epoch (``benchmarks/diffmm_cost.py`` prints both).
+(Recall@20 0.1129, with three modalities), and it is the cheaper of the two on CPU. Both
+spend most of an epoch in a dense network over ``n_items``-wide interaction vectors: here the
+denoisers' training pass and the regeneration of each modality graph (``diffusion_steps``
+denoising passes over every user), in MMSSL a discriminator with a gradient penalty on every
+batch. ``benchmarks/diffmm_cost.py`` times both on TikTok's shapes
+(``benchmarks/results/ssl/diffmm-cost.json``): MMSSL's discriminator alone costs about nine
+times DiffMM's whole diffusion work per epoch. DiffMM's epoch is still an order of magnitude
+dearer than LightGCN's; ``denoiser_dims`` is the knob that sets it.
 
 How it maps onto this toolkit's trainer (one Adam over all parameters, one ``loss`` per
 batch): the denoisers' loss is added to each batch's loss on a slice of the epoch's user
 permutation, so each epoch trains every denoiser once over all users, as the authors'
 separate diffusion loop does; the two losses touch disjoint parameters (the alignment term
-reads detached ID embeddings and features), so one Adam equals the authors' two Adams at
-the same rate. The modality graphs are regenerated when an epoch starts
+reads detached ID embeddings and features), so one Adam (per-parameter) acts as the authors'
+two Adams at the same rate. The logged loss is dominated by the denoisers' SNR-weighted term. The modality graphs are regenerated when an epoch starts
 (:meth:`DiffMM.on_epoch_start`) from the denoisers as trained so far; before any denoiser
 step (epoch 1) the generated graphs are empty (self-loops only). Edge dropout acts on the
-generated graphs during training only; ranking uses them whole (the authors' code also
-ranks with the dropped graph).
+generated graphs during training only and ranking uses them whole, where the authors' code
+ranks with the last epoch's dropped graph.
 """
 
 from __future__ import annotations
