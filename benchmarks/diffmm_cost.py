@@ -15,7 +15,7 @@ Both models' dominant cost is a dense network over ``n_items``-wide interaction 
 Optionally (``--epochs N``) the full ``diffmm`` model also trains N epochs on TikTok through
 the trainer and its seconds per epoch are printed.
 
-    MMGCN_DATA=... python benchmarks/diffmm_cost.py --threads 1 [--epochs 1] [--json out.json]
+    MMGCN_DATA=... python benchmarks/diffmm_cost.py --threads 1 [--epochs 1] [--json benchmarks/results/diffmm-cost/tiktok.json]
 
 The figures depend on what else runs on the machine: the load average is printed with them.
 """

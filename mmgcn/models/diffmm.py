@@ -12,7 +12,7 @@ spend most of an epoch in a dense network over ``n_items``-wide interaction vect
 denoisers' training pass and the regeneration of each modality graph (``diffusion_steps``
 denoising passes over every user), in MMSSL a discriminator with a gradient penalty on every
 batch. ``benchmarks/diffmm_cost.py`` times both on TikTok's shapes
-(``benchmarks/results/ssl/diffmm-cost.json``): MMSSL's discriminator alone costs about nine
+(``benchmarks/results/diffmm-cost/tiktok.json``): MMSSL's discriminator alone costs about nine
 times DiffMM's whole diffusion work per epoch. DiffMM's epoch is still an order of magnitude
 dearer than LightGCN's; ``denoiser_dims`` is the knob that sets it.
 
