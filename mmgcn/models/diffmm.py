@@ -239,8 +239,7 @@ class DiffMM(Recommender):
         nn.init.xavier_uniform_(self.item_embedding)
         nn.init.constant_(self.modal_weight, 1.0 / len(self.modalities))
         for projection in self.projections.values():
-            nn.init.xavier_uniform_(projection.weight)
-            nn.init.zeros_(projection.bias)
+            projection.reset_parameters()  # nn.Linear's own init, as the authors' (trans=1) projections
         for denoiser in self.denoisers.values():
             denoiser.reset_parameters()
 
