@@ -126,8 +126,9 @@ class SGL(Recommender):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        nn.init.xavier_normal_(self.user_embedding)
-        nn.init.xavier_normal_(self.item_embedding)
+        # Glorot uniform, as the authors' TensorFlow code (xavier_initializer)
+        nn.init.xavier_uniform_(self.user_embedding)
+        nn.init.xavier_uniform_(self.item_embedding)
 
     def propagate(self, graph: BipartitePropagation) -> tuple[Tensor, Tensor]:
         """LightGCN's layer mean over ``graph``: ``(users (n_users, d), items (n_items, d))``."""
