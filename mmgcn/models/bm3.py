@@ -34,7 +34,7 @@ from mmgcn.models.base import (
     check_new_item_features,
     register_model,
 )
-from mmgcn.nn.losses import cosine_alignment, l2_reg
+from mmgcn.nn.losses import cosine_alignment
 from mmgcn.nn.propagation import BipartitePropagation
 
 
@@ -85,7 +85,7 @@ class BM3(Recommender):
 
     .. math::
         \mathcal L = \mathcal L_{rec} + \lambda_c (\mathcal L_{align} + \mathcal L_{mask})
-            + \lambda \tfrac{1}{2B}\textstyle\sum_{(u,i)} (\lVert h_u\rVert^2 + \lVert h_i\rVert^2)
+            + \frac{\lambda}{n_I} (\lVert H_U \rVert_F + \lVert H_I \rVert_F)
 
     Items lacking content of modality :math:`m` (``dataset.content_masks``) are left out of
     that modality's terms. Scores: :math:`\hat y_{ui} = \dot h_u^\top \dot h_i`.
@@ -180,7 +180,8 @@ class BM3(Recommender):
             latent = self.projections[m](getattr(self, f"content_{m}")[items])
             predicted = self.predictor(latent)
             modal = modal + cosine_alignment(predicted, target_i[keep]) + cosine_alignment(predicted, self._target(latent))
-        reg = l2_reg(h_u, h_i)
+        # the authors' regulariser: unsquared norms of the whole online tables over n_items
+        reg = (h_users.norm() + h_items.norm()) / self.n_items
         return loss + self.config.cl_weight * modal + self.config.reg_weight * reg
 
     @torch.no_grad()
