@@ -4,11 +4,14 @@ Importing this package registers the built-in models.
 """
 
 # importing the model modules registers them: concat / attention(-graph) fusion models,
-# mmgcn(-faithful), bpr, lightgcn, vbpr, popular, and the self-supervised sgl, simgcl, bm3, diffmm
+# mmgcn(-faithful), bpr, lightgcn, vbpr, popular, the item-graph models freedom, lattice,
+# and the self-supervised sgl, simgcl, bm3, diffmm
 from mmgcn.models import (  # noqa: F401
     bm3,
     diffmm,
+    freedom,
     fusion,
+    lattice,
     lightgcn,
     mf,
     mmgcn,

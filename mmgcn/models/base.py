@@ -21,6 +21,10 @@ train edge keep their own representation (``"own"``) or are represented from the
 alone, exactly as a new item (``"content"``). The policy is a field of every model config,
 so it is saved with the run (``config.yaml``, checkpoints) and restored with the model.
 
+Per-epoch work: ``on_epoch_start(epoch, rng)`` is called by the trainer before every
+training epoch (default: nothing); models declare there what changes between epochs (a
+re-drawn pruned graph, a learned graph to rebuild), drawing randomness from ``rng`` only.
+
 Cold start: ``represent_new_items(features)`` represents items the model never saw (no
 train edge, no trained ID embedding) from their content alone; it returns an
 :class:`Embeddings` whose ``users`` are the model's user representations and whose
@@ -207,6 +211,20 @@ class Recommender(nn.Module):
             raise ValueError(f"model '{self.name}' has no additive per-part representations to attribute scores to")
         select = slice(None) if items is None else items
         return {p: u[users] @ i[select].T for p, (u, i) in emb.parts.items()}
+
+    def on_epoch_start(self, epoch: int, rng: np.random.Generator) -> None:
+        """Per-epoch work, called by the trainer before epoch ``epoch``'s first batch (default: none).
+
+        Models declare here what changes between epochs (a re-drawn pruned graph, a flag to
+        rebuild a learned graph) instead of the trainer knowing about them. Draw all
+        randomness from ``rng``: the trainer seeds it from the run seed and ``epoch``
+        (:func:`mmgcn.utils.seed.epoch_generator`), so a resumed run redraws exactly what the
+        uninterrupted run drew, and the global random streams are left untouched.
+
+        Args:
+            epoch: the epoch about to run, from 1.
+            rng: this epoch's generator.
+        """
 
     # ------------------------------------------------------------ shared helpers
     @property

@@ -10,10 +10,14 @@ after the loop; selection never sees it. With ``cold_only_test`` it also ranks t
 split among the cold test items only (items without train edges), the cold-start
 protocol's second ranking.
 
+Every epoch starts with the model's :meth:`~mmgcn.models.base.Recommender.on_epoch_start`
+hook (per-epoch work a model declares, e.g. a re-drawn pruned graph), given a generator
+seeded from the run seed and the epoch.
+
 Resume: ``checkpoints/last.pt`` holds everything the next epoch depends on (model and
 optimizer state, the sampler's and the global random states, the early-stopping counters
-and the metric history), so on CPU a resumed run reproduces the uninterrupted one bit for
-bit.
+and the metric history; the epoch hook's generator depends only on the seed and the
+epoch), so on CPU a resumed run reproduces the uninterrupted one bit for bit.
 """
 
 from __future__ import annotations
@@ -51,7 +55,7 @@ from mmgcn.train.config import AUTO_BATCH_MIN, TrainConfig, auto_batch_size
 from mmgcn.train.guards import check_epoch
 from mmgcn.train.sampling import BPRSampler
 from mmgcn.utils.io import atomic_write_json
-from mmgcn.utils.seed import seed_everything
+from mmgcn.utils.seed import epoch_generator, seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -315,12 +319,16 @@ class Trainer:
             self.epoch += 1
             if self.device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(self.device)
+            hook_started = time.perf_counter()
+            self.model.on_epoch_start(self.epoch, epoch_generator(cfg.seed, self.epoch))
+            hook_seconds = time.perf_counter() - hook_started
             try:
                 stats = run_epoch(self.model, self.optimizer, self.sampler, self.batch_size,
                                   progress=cfg.progress, device=self.device, description=f"epoch {self.epoch}")
             except TrainingDivergedError as exc:
                 raise TrainingDivergedError(f"{exc}; {self._kept_checkpoints()}") from None
-            record: dict[str, Any] = {"epoch": self.epoch, "loss": stats["loss"], "train_seconds": stats["seconds"]}
+            record: dict[str, Any] = {"epoch": self.epoch, "loss": stats["loss"],
+                                      "train_seconds": hook_seconds + stats["seconds"]}
             if self.epoch % cfg.eval_every == 0 or self.epoch == cfg.epochs:
                 self._validate_into(record)
             self._end_epoch(record)
