@@ -4,15 +4,16 @@ Zhou et al., "Bootstrap Latent Representations for Multi-modal Recommendation", 
 https://arxiv.org/abs/2207.05969. Facts checked against the authors' code in MMRec
 (github.com/enoche/MMRec, ``src/models/bm3.py``): the item residual
 :math:`h_i \mathrel{+}= e_i`, one predictor shared by the ID and modality latents, dropout
-on detached targets, scoring with the predicted representations.
+on detached targets, scoring with the predicted representations, the regulariser
+(unsquared Frobenius norms of the whole online tables over ``n_items``; on TikTok this
+toolkit's batch L2 at ``reg_weight`` 0.1 keeps the model from recovering after its early
+peak).
 
-Differences from that code, on purpose: item features are fixed inputs (MMRec makes the
-raw feature table trainable, so a new item's raw features would not match what trained
-items were scored from), normalised by a transform fitted on train items
-(:mod:`mmgcn.features.transforms`); the L2 term is the batch's squared online
-representations over the batch size (this toolkit's convention) where MMRec adds the
-unsquared norms of the whole tables over ``n_items``; a missing modality is left out of an
-item's alignment terms.
+Differences from that code, on purpose: item features are fixed inputs by default (MMRec
+fine-tunes the raw feature table, ``tune_features=True`` here, so a new item's raw features
+would not match what trained items were scored from), normalised by a transform fitted on
+train items (:mod:`mmgcn.features.transforms`); a missing modality is left out of an item's
+alignment terms.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmgcn.data.dataset import Dataset
-from mmgcn.features.transforms import TransformMode, check_mode, fit_feature_transforms
+from mmgcn.features.transforms import TransformMode, check_mode
 from mmgcn.models.base import (
     Embeddings,
     ModelConfig,
@@ -34,8 +35,9 @@ from mmgcn.models.base import (
     check_new_item_features,
     register_model,
 )
+from mmgcn.nn.content import ItemContent
 from mmgcn.nn.losses import cosine_alignment
-from mmgcn.nn.propagation import BipartitePropagation
+from mmgcn.nn.propagation import BipartitePropagation, LayerMean
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,7 @@ class BM3Config(ModelConfig):
     dropout: float = 0.5
     cl_weight: float = 2.0
     feature_transform: TransformMode = "zscore"
+    tune_features: bool = False
 
     def __post_init__(self) -> None:
         if self.dim <= 0:
@@ -108,6 +111,9 @@ class BM3(Recommender):
         feature_transform: :mod:`mmgcn.features.transforms` mode applied to the raw
             features, fitted on train items with content (default ``"zscore"``: TikTok's
             visual rows all point almost the same way; ``"none"`` is the authors' raw input).
+        tune_features: fine-tune the (transformed) feature tables, as the authors' code
+            (default ``False``; new items are then projected from features the projections
+            were not trained on).
     """
 
     name: ClassVar[str] = "bm3"
@@ -116,26 +122,16 @@ class BM3(Recommender):
 
     def __init__(self, config: BM3Config, dataset: Dataset) -> None:
         super().__init__(config, dataset)
-        if not dataset.features:
-            raise ValueError(
-                f"bm3 needs item features, but dataset {dataset.name!r} has no modalities; extract features "
-                f"first (mmgcn extract) or use an ID-only model (lightgcn, sgl, simgcl)"
-            )
-        self.modalities = tuple(dataset.features)
-        self.feature_dims = {m: int(dataset.features[m].shape[1]) for m in self.modalities}
         # fitted on items with train edges and content; saved with the model, applied to new items
-        self.transforms = fit_feature_transforms(
-            dataset.features, dataset.items_in_train, dataset.content_masks, config.feature_transform
-        )
+        self.content = ItemContent(dataset, transform=config.feature_transform, trainable=config.tune_features,
+                                   model=self.name)
+        self.modalities = self.content.modalities
         self.graph = BipartitePropagation(dataset.train, "sym")
+        self.layer_mean = LayerMean(config.num_layers)
         self.user_embedding = nn.Parameter(torch.empty(self.n_users, config.dim))
         self.item_embedding = nn.Parameter(torch.empty(self.n_items, config.dim))
-        self.projections = nn.ModuleDict({m: nn.Linear(self.feature_dims[m], config.dim) for m in self.modalities})
+        self.projections = nn.ModuleDict({m: nn.Linear(d, config.dim) for m, d in self.content.dims.items()})
         self.predictor = nn.Linear(config.dim, config.dim)
-        for m in self.modalities:
-            # derived from the dataset: constants, not written to checkpoints
-            self.register_buffer(f"content_{m}", self.transforms[m](dataset.features[m].float()), persistent=False)
-            self.register_buffer(f"present_{m}", torch.from_numpy(dataset.has_content(m).copy()), persistent=False)
         self.register_buffer("in_train", torch.from_numpy(dataset.items_in_train.copy()), persistent=False)
         self.reset_parameters()
 
@@ -148,16 +144,12 @@ class BM3(Recommender):
         for layer in [self.predictor, *self.projections.values()]:
             layer.reset_parameters()
             nn.init.xavier_normal_(layer.weight)
+        self.content.reset_parameters()
 
     def online(self) -> tuple[Tensor, Tensor]:
         """Online ID representations ``(h_u (n_users, d), h_i (n_items, d))``, before the predictor."""
-        users, items = self.user_embedding, self.item_embedding
-        user_sum, item_sum = users, items
-        for _ in range(self.config.num_layers):
-            users, items = self.graph(users, items)
-            user_sum, item_sum = user_sum + users, item_sum + items
-        scale = 1.0 / (self.config.num_layers + 1)
-        return user_sum * scale, item_sum * scale + self.item_embedding
+        users, items = self.layer_mean(self.graph, self.user_embedding, self.item_embedding)
+        return users, items + self.item_embedding
 
     def embed(self) -> Embeddings:
         users, items = self.online()
@@ -173,11 +165,10 @@ class BM3(Recommender):
         loss = cosine_alignment(self.predictor(h_u), target_i) + cosine_alignment(self.predictor(h_i), target_u)
         modal = h_u.new_zeros(())
         for m in self.modalities:
-            keep = getattr(self, f"present_{m}")[pos]
+            keep = self.content.present(m)[pos]
             if not bool(keep.any()):
                 continue
-            items = pos[keep]
-            latent = self.projections[m](getattr(self, f"content_{m}")[items])
+            latent = self.projections[m](self.content.table(m)[pos[keep]])
             predicted = self.predictor(latent)
             modal = modal + cosine_alignment(predicted, target_i[keep]) + cosine_alignment(predicted, self._target(latent))
         # the authors' regulariser: unsquared norms of the whole online tables over n_items
@@ -194,14 +185,13 @@ class BM3(Recommender):
         :math:`f_p(\hat h_i)` ``(n_new, d)``, where :math:`\hat h_i` is the content estimate
         of the item's ID view; an item with no modality at all gets :math:`\hat h_i = 0`.
         """
-        device = self.predictor.weight.device
-        feats = check_new_item_features(features, self.feature_dims, self.name, device)
+        checked = check_new_item_features(features, self.content.raw_dims, self.name)
+        feats, masks = self.content.new_items(checked, present)
         n_new = next(iter(feats.values())).shape[0]
-        direction = torch.zeros(n_new, self.config.dim, device=device)
+        direction = self.predictor.weight.new_zeros(n_new, self.config.dim)
         for m in self.modalities:
-            mask = torch.ones(n_new, dtype=torch.bool, device=device) if present is None else present[m].to(device)
-            latent = self.predictor(self.projections[m](self.transforms[m](feats[m])))
-            direction = direction + F.normalize(latent, dim=1) * mask.unsqueeze(1)
+            latent = self.predictor(self.projections[m](feats[m]))
+            direction = direction + F.normalize(latent, dim=1) * masks[m].unsqueeze(1)
         h_users, h_items = self.online()
         warm = h_items[self.in_train] if bool(self.in_train.any()) else h_items
         estimate = F.normalize(direction, dim=1) * warm.norm(dim=1).mean()

@@ -22,8 +22,9 @@ permutation, so each epoch trains every denoiser once over all users, as the aut
 separate diffusion loop does; the two losses touch disjoint parameters (the alignment term
 reads detached ID embeddings and features), so one Adam (per-parameter) acts as the authors'
 two Adams at the same rate. The logged loss is dominated by the denoisers' SNR-weighted term. The modality graphs are regenerated when an epoch starts
-(:meth:`DiffMM.on_epoch_start`) from the denoisers as trained so far; before any denoiser
-step (epoch 1) the generated graphs are empty (self-loops only). Edge dropout acts on the
+(:meth:`DiffMM.on_epoch_start`, with the trainer's per-epoch generator) from the denoisers
+as trained so far; before any denoiser step (epoch 1) the generated graphs are empty
+(self-loops only). Edge dropout acts on the
 generated graphs during training only and ranking uses them whole, where the authors' code
 ranks with the last epoch's dropped graph.
 """
@@ -42,13 +43,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmgcn.data.dataset import Dataset
-from mmgcn.data.graph import (
+from mmgcn.features.transforms import TransformMode, check_mode
+from mmgcn.graph import (
     bipartite_adjacency,
     normalize_scipy,
     normalized_adjacency,
     scipy_to_torch_csr,
 )
-from mmgcn.features.transforms import TransformMode, check_mode, fit_feature_transforms
 from mmgcn.models.base import (
     Embeddings,
     ModelConfig,
@@ -56,7 +57,7 @@ from mmgcn.models.base import (
     check_new_item_features,
     register_model,
 )
-from mmgcn.models.epoch_clock import EpochClock, interactions_per_epoch
+from mmgcn.nn.content import ItemContent
 from mmgcn.nn.diffusion import Denoiser, GaussianDiffusion
 from mmgcn.nn.losses import bpr_loss, info_nce
 from mmgcn.nn.propagation import GraphPropagation
@@ -199,20 +200,12 @@ class DiffMM(Recommender):
 
     def __init__(self, config: DiffMMConfig, dataset: Dataset) -> None:
         super().__init__(config, dataset)
-        if not dataset.features:
-            raise ValueError(
-                f"diffmm needs item features, but dataset {dataset.name!r} has no modalities; extract features "
-                f"first (mmgcn extract) or use an ID-only model (lightgcn, sgl, simgcl)"
-            )
-        self.modalities = tuple(dataset.features)
-        self.feature_dims = {m: int(dataset.features[m].shape[1]) for m in self.modalities}
-        self.transforms = fit_feature_transforms(
-            dataset.features, dataset.items_in_train, dataset.content_masks, config.feature_transform
-        )
+        self.content = ItemContent(dataset, transform=config.feature_transform, model=self.name)
+        self.modalities = self.content.modalities
         self.graph = GraphPropagation(normalized_adjacency(dataset.train, "sym", self_loops=True), symmetric=True)
         self.user_embedding = nn.Parameter(torch.empty(self.n_users, config.dim))
         self.item_embedding = nn.Parameter(torch.empty(self.n_items, config.dim))
-        self.projections = nn.ModuleDict({m: nn.Linear(self.feature_dims[m], config.dim) for m in self.modalities})
+        self.projections = nn.ModuleDict({m: nn.Linear(d, config.dim) for m, d in self.content.dims.items()})
         self.modal_weight = nn.Parameter(torch.empty(len(self.modalities)))
         self.diffusion = GaussianDiffusion(config.diffusion_steps, config.noise_scale, config.noise_min, config.noise_max)
         self.denoisers = nn.ModuleDict({
@@ -220,18 +213,21 @@ class DiffMM(Recommender):
             for m in self.modalities
         })
         for m in self.modalities:
-            self.register_buffer(f"content_{m}", self.transforms[m](dataset.features[m].float()), persistent=False)
-            self.register_buffer(f"present_{m}", torch.from_numpy(dataset.has_content(m).copy()), persistent=False)
             # the generated graph (item ids per user, -1: none): saved, so a restored model ranks as it did
             self.register_buffer(f"generated_{m}", torch.full((self.n_users, config.generated_k), -1, dtype=torch.long))
         self.register_buffer("denoiser_updates", torch.zeros((), dtype=torch.long))
-        self._train_rows = sp.csr_matrix(dataset.train, dtype=np.float32)
+        self._train_rows = sp.csr_matrix(dataset.train, dtype=np.float32, copy=True)
+        self._train_rows.sum_duplicates()
+        self._train_rows.eliminate_zeros()
         self._train_rows.data[:] = 1.0
-        self.clock = EpochClock(interactions_per_epoch(dataset.train))
-        # derived, never saved: the epoch's user order and dropped graphs, the cached ranking graphs
-        self._user_order: np.ndarray | None = None
-        self._train_graphs: dict[str, GraphPropagation] | None = None
+        self._per_epoch = int(self._train_rows.nnz)  # triples the trainer's sampler yields per epoch
+        # derived, never saved: the epoch's user order, position and dropped graphs (a draw
+        # with seed 0 until the first epoch starts), the cached ranking graphs
         self._ranking_graphs: tuple[str, dict[str, GraphPropagation]] | None = None
+        self._user_order: np.ndarray
+        self._position = 0
+        self.train_graphs = nn.ModuleDict()
+        self.on_epoch_start(0, np.random.default_rng(0))
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -253,7 +249,7 @@ class DiffMM(Recommender):
         return normalize_scipy(bipartite_adjacency(generated, self_loops=True), "sym")
 
     def _ranking_graph_ops(self) -> dict[str, GraphPropagation]:
-        digest = hashlib.sha1()
+        digest = hashlib.sha1(str(self.user_embedding.device).encode())
         for m in self.modalities:
             digest.update(getattr(self, f"generated_{m}").cpu().numpy().tobytes())
         key = digest.hexdigest()
@@ -265,8 +261,8 @@ class DiffMM(Recommender):
         return self._ranking_graphs[1]
 
     def _graphs(self) -> dict[str, GraphPropagation]:
-        if self.training and self._train_graphs is not None:
-            return self._train_graphs
+        if self.training:
+            return dict(self.train_graphs)
         return self._ranking_graph_ops()
 
     @torch.no_grad()
@@ -285,22 +281,20 @@ class DiffMM(Recommender):
         """Regenerate the modality graphs (once the denoisers have trained), draw the epoch's
         user order for the denoisers and the edge dropout of the generated graphs."""
         self._user_order = rng.permutation(self.n_users)
+        self._position = 0
         if int(self.denoiser_updates) > 0:
             self.regenerate_graphs()
         device = self.user_embedding.device
-        self._train_graphs = {
+        self.train_graphs = nn.ModuleDict({
             m: GraphPropagation(scipy_to_torch_csr(drop_edges(self.generated_adjacency(m), self.config.keep_rate, rng)))
-            .to(device)
             for m in self.modalities
-        }
-        self.clock.mark_started(epoch)
+        }).to(device)
 
     # ------------------------------------------------------------ representations
     def modal_features(self) -> dict[str, Tensor]:
         """``{m: f^m (n_items, d)}``: row-normalised projections, zero rows where content is missing."""
         return {
-            m: F.normalize(self.projections[m](getattr(self, f"content_{m}")), dim=1)
-            * getattr(self, f"present_{m}").unsqueeze(1)
+            m: F.normalize(self.projections[m](self.content.table(m)), dim=1) * self.content.present(m).unsqueeze(1)
             for m in self.modalities
         }
 
@@ -333,10 +327,13 @@ class DiffMM(Recommender):
     def loss(self, users: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
         chunk = None
         if self.training and torch.is_grad_enabled():
-            _, start, stop = self.clock.tick(users.numel(), self.on_epoch_start)
-            assert self._user_order is not None
-            per_epoch = self.clock.interactions_per_epoch
-            chunk = self._user_order[start * self.n_users // per_epoch : stop * self.n_users // per_epoch]
+            # this batch's share of the epoch's user order: every user once per epoch (without a
+            # trainer calling on_epoch_start, the same order again)
+            if self._position >= self._per_epoch:
+                self._position = 0
+            start, stop = self._position, min(self._position + users.numel(), self._per_epoch)
+            self._position = stop
+            chunk = self._user_order[start * self.n_users // self._per_epoch : stop * self.n_users // self._per_epoch]
         graphs, feats = self._graphs(), self.modal_features()
         out = self._main(graphs, feats)
         z_users, z_items = out[: self.n_users], out[self.n_users :]
@@ -372,8 +369,7 @@ class DiffMM(Recommender):
             x_t = self.diffusion.q_sample(x_start, t, torch.randn_like(x_start))
             predicted = self.denoisers[m](x_t, t)
             mse = (x_start - predicted).pow(2).mean(1)
-            features = (self.projections[m](getattr(self, f"content_{m}"))
-                        * getattr(self, f"present_{m}").unsqueeze(1)).detach()
+            features = (self.projections[m](self.content.table(m)) * self.content.present(m).unsqueeze(1)).detach()
             alignment = (predicted @ features - id_signal).pow(2).mean(1)
             total = total + (self.diffusion.loss_weight(t) * mse).mean() + self.config.alignment_weight * alignment.mean()
         self.denoiser_updates += 1
@@ -385,14 +381,12 @@ class DiffMM(Recommender):
     ) -> Embeddings:
         r"""Content-only representations of unseen items: :math:`(L+1) M_i + \lambda_r
         \mathrm{norm}(M_i)` with :math:`M_i = \sum_m \omega_m f^m_i` (see the class docstring)."""
-        device = self.user_embedding.device
-        feats = check_new_item_features(features, self.feature_dims, self.name, device)
+        checked = check_new_item_features(features, self.content.raw_dims, self.name)
+        feats, masks = self.content.new_items(checked, present)
         weights = torch.softmax(self.modal_weight, dim=0)
         modal = None
         for index, m in enumerate(self.modalities):
-            vec = F.normalize(self.projections[m](self.transforms[m](feats[m])), dim=1)
-            if present is not None:
-                vec = vec * present[m].to(device=device, dtype=vec.dtype).unsqueeze(1)
+            vec = F.normalize(self.projections[m](feats[m]), dim=1) * masks[m].unsqueeze(1)
             modal = weights[index] * vec if modal is None else modal + weights[index] * vec
         items = (self.config.num_layers + 1) * modal + self.config.residual_weight * F.normalize(modal, dim=1)
         users = self._main(self._ranking_graph_ops(), self.modal_features())[: self.n_users]

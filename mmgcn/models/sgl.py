@@ -16,9 +16,8 @@ from torch import Tensor, nn
 
 from mmgcn.data.dataset import Dataset
 from mmgcn.models.base import Embeddings, ModelConfig, Recommender, register_model
-from mmgcn.models.epoch_clock import EpochClock, interactions_per_epoch
 from mmgcn.nn.losses import bpr_loss, info_nce, l2_reg
-from mmgcn.nn.propagation import BipartitePropagation
+from mmgcn.nn.propagation import BipartitePropagation, LayerMean
 
 
 @dataclass(frozen=True)
@@ -99,9 +98,9 @@ class SGL(Recommender):
     embeddings as in LightGCN. Scores use the full train graph:
     :math:`\hat y_{ui} = z_u^\top z_i`.
 
-    Per-epoch views: drawn in :meth:`on_epoch_start` from a generator that depends only on
-    the run seed and the epoch (:class:`~mmgcn.models.epoch_clock.EpochClock`), so a resumed
-    run draws the same views.
+    Per-epoch views: drawn in :meth:`on_epoch_start` from the trainer's generator, which
+    depends only on the run seed and the epoch, so a resumed run draws the same views; until
+    the first epoch starts, the views are a draw with seed 0.
 
     Args (:class:`SGLConfig`):
         dim: embedding width (default ``64``).
@@ -118,11 +117,14 @@ class SGL(Recommender):
     def __init__(self, config: SGLConfig, dataset: Dataset) -> None:
         super().__init__(config, dataset)
         self.graph = BipartitePropagation(dataset.train, "sym")
+        self.layer_mean = LayerMean(config.num_layers)
         self.user_embedding = nn.Parameter(torch.empty(self.n_users, config.dim))
         self.item_embedding = nn.Parameter(torch.empty(self.n_items, config.dim))
-        self.clock = EpochClock(interactions_per_epoch(dataset.train))
-        # the two views of the running epoch (derived state: redrawn, never saved)
-        self._views: tuple[BipartitePropagation, BipartitePropagation] | None = None
+        # the two views of the running epoch: redrawn every epoch, derived, never saved
+        rng = np.random.default_rng(0)
+        self.views = nn.ModuleList(
+            BipartitePropagation(edge_dropout_subgraph(dataset.train, config.edge_dropout, rng), "sym") for _ in range(2)
+        )
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -132,13 +134,7 @@ class SGL(Recommender):
 
     def propagate(self, graph: BipartitePropagation) -> tuple[Tensor, Tensor]:
         """LightGCN's layer mean over ``graph``: ``(users (n_users, d), items (n_items, d))``."""
-        users, items = self.user_embedding, self.item_embedding
-        user_sum, item_sum = users, items
-        for _ in range(self.config.num_layers):
-            users, items = graph(users, items)
-            user_sum, item_sum = user_sum + users, item_sum + items
-        scale = 1.0 / (self.config.num_layers + 1)
-        return user_sum * scale, item_sum * scale
+        return self.layer_mean(graph, self.user_embedding, self.item_embedding)
 
     def embed(self) -> Embeddings:
         users, items = self.propagate(self.graph)
@@ -147,41 +143,28 @@ class SGL(Recommender):
     # ------------------------------------------------------------ views
     def on_epoch_start(self, epoch: int, rng: np.random.Generator) -> None:
         """Draw this epoch's two edge-dropout views from ``rng``."""
-        first = edge_dropout_subgraph(self._train_csr, self.config.edge_dropout, rng)
-        second = edge_dropout_subgraph(self._train_csr, self.config.edge_dropout, rng)
-        self.set_views(first, second)
-        self.clock.mark_started(epoch)
+        self.set_views(*(edge_dropout_subgraph(self._train_csr, self.config.edge_dropout, rng) for _ in range(2)))
 
     def set_views(self, first: sp.spmatrix, second: sp.spmatrix) -> None:
         """Use the subgraphs ``first`` and ``second`` ``(n_users, n_items)`` as the two views."""
-        device = self.user_embedding.device
-        self._views = (BipartitePropagation(first, "sym").to(device), BipartitePropagation(second, "sym").to(device))
-
-    @property
-    def views(self) -> tuple[BipartitePropagation, BipartitePropagation] | None:
-        """The running epoch's two view graphs (``None`` before the first training batch)."""
-        return self._views
+        for view, graph in zip(self.views, (first, second)):
+            view.set_graph(graph)
 
     # ------------------------------------------------------------ objective
     def loss(self, users: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
-        if self.training and torch.is_grad_enabled():
-            self.clock.tick(users.numel(), self.on_epoch_start)
         emb = self.embed()
         user_vecs = emb.users[users]
         main = bpr_loss((user_vecs * emb.items[pos]).sum(1), (user_vecs * emb.items[neg]).sum(1))
         reg = l2_reg(self.user_embedding[users], self.item_embedding[pos], self.item_embedding[neg])
         loss = main + self.config.reg_weight * reg
         if self.config.ssl_weight > 0:
-            if self._views is None:  # a loss outside training, before any epoch: the coming epoch's views
-                self.on_epoch_start(self.clock.epoch, self.clock.generator(self.clock.epoch))
             loss = loss + self.config.ssl_weight * self.ssl_loss(users, pos)
         return loss
 
     def ssl_loss(self, users: Tensor, pos: Tensor) -> Tensor:
         """:math:`\\mathcal L_{ssl}^{user} + \\mathcal L_{ssl}^{item}` between the two current views."""
-        assert self._views is not None
-        users1, items1 = self.propagate(self._views[0])
-        users2, items2 = self.propagate(self._views[1])
+        users1, items1 = self.propagate(self.views[0])
+        users2, items2 = self.propagate(self.views[1])
         u, i = torch.unique(users), torch.unique(pos)
         t = self.config.temperature
         return info_nce(users1[u], users2[u], t, candidates=users2) + info_nce(items1[i], items2[i], t, candidates=items2)

@@ -121,7 +121,7 @@ def test_bm3_feature_transform_is_fitted_on_train_items_and_edgeless_policy(tiny
     torch.manual_seed(0)
     model = build_model("bm3", tiny_dataset, {"dim": 4, "edgeless_items": "content"})
     train_rows = tiny_dataset.features["visual"][:4]  # item 4 has no train edge
-    torch.testing.assert_close(model.transforms["visual"].mean, train_rows.mean(0, keepdim=True))
+    torch.testing.assert_close(model.content.transforms["visual"].mean, train_rows.mean(0, keepdim=True))
     emb = model.ranking_embed()
     new = model.represent_new_items({m: f[[4]] for m, f in tiny_dataset.features.items()})
     torch.testing.assert_close(emb.items[4], new.items[0])
@@ -136,3 +136,14 @@ def test_bm3_config_and_feature_errors(tiny_dataset):
                           test=_csr([(2, 1)]))
     with pytest.raises(ValueError, match="needs item features"):
         build_model("bm3", no_features)
+
+
+def test_bm3_tune_features_trains_the_tables_from_the_transformed_features(tiny_dataset):
+    torch.manual_seed(0)
+    model = build_model("bm3", tiny_dataset, {"dim": 4, "tune_features": True})
+    table = model.content.table("visual")
+    assert isinstance(table, torch.nn.Parameter)
+    torch.testing.assert_close(table.detach(), model.content.base("visual"))
+    model.loss(torch.tensor([0, 1]), torch.tensor([0, 2]), torch.tensor([4, 4])).backward()
+    assert table.grad[[0, 2]].abs().sum() > 0 and table.grad[[1, 3, 4]].abs().sum() == 0
+    assert not isinstance(build_model("bm3", tiny_dataset, {"dim": 4}).content.table("visual"), torch.nn.Parameter)

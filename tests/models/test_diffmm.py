@@ -10,6 +10,7 @@ import torch
 from mmgcn.data.dataset import Dataset
 from mmgcn.models import build_model
 from mmgcn.models.diffmm import drop_edges
+from mmgcn.utils.seed import epoch_generator
 
 E_U = np.array([[0.5, -0.2], [0.1, 0.4], [-0.3, 0.2]])
 E_I = np.array([[0.2, 0.3], [-0.4, 0.1], [0.3, -0.5]])
@@ -135,15 +136,22 @@ def test_each_epoch_trains_the_denoisers_on_every_user_once_and_then_regenerates
     model.train()
     batches = [(TRIPLES[0][s], TRIPLES[1][s], TRIPLES[2][s]) for s in (slice(0, 2), slice(2, 5), slice(5, 7))]
     for epoch in (1, 2):
+        model.on_epoch_start(epoch, epoch_generator(0, epoch))
+        if epoch == 1:
+            assert bool((model.generated_visual == -1).all())  # epoch 1: empty generated graphs
+        else:
+            assert bool((model.generated_visual >= 0).all())  # regenerated from the trained denoisers
         chunks.clear()
         for batch in batches:
             model.loss(*batch)
-        users = [u for chunk in chunks for u in chunk]
-        assert sorted(users) == list(range(4)), f"epoch {epoch}"
-        if epoch == 1:
-            assert bool((model.generated_visual == -1).all())  # epoch 1: empty generated graphs
+        assert sorted(u for chunk in chunks for u in chunk) == list(range(4)), f"epoch {epoch}"
     assert int(model.denoiser_updates) == 2 * len(batches)  # one denoiser update per batch
-    assert bool((model.generated_visual >= 0).all())  # epoch 2 started from the trained denoisers
+    # the epoch's dropped graphs come from the epoch's generator alone
+    model.on_epoch_start(3, epoch_generator(0, 3))
+    dropped = model.train_graphs["visual"].adjacency.to_dense()
+    model.on_epoch_start(3, epoch_generator(0, 3))
+    assert torch.equal(model.train_graphs["visual"].adjacency.to_dense(), dropped)
+    assert not any(k.startswith("train_graphs") for k in model.state_dict())
 
 
 def test_cold_item_equals_new_item_up_to_its_id(tiny_dataset):

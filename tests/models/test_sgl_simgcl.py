@@ -9,9 +9,9 @@ import torch
 
 from mmgcn.data.dataset import Dataset
 from mmgcn.models import build_model
-from mmgcn.models.epoch_clock import EpochClock
 from mmgcn.models.sgl import edge_dropout_subgraph
 from mmgcn.models.simgcl import sign_aligned_noise
+from mmgcn.utils.seed import epoch_generator
 
 # tiny_dataset: train u0 {0,1}, u1 {1,2}, u2 {2,3}, u3 {0}; item 4 cold
 TRIPLES = (torch.tensor([0, 0, 1, 1, 2, 2, 3]), torch.tensor([0, 1, 1, 2, 2, 3, 0]), torch.tensor([4, 3, 0, 4, 0, 1, 2]))
@@ -123,45 +123,24 @@ def _dense_views(model):
     return tuple(view.user_to_item.to_dense().clone() for view in model.views)
 
 
-def test_sgl_draws_two_views_once_per_epoch_and_a_restored_model_redraws_them(tiny_dataset):
+def test_sgl_views_come_from_the_epoch_generator_only(tiny_dataset):
     torch.manual_seed(3)
     model = build_model("sgl", tiny_dataset, {"dim": 4, "edge_dropout": 0.3})
+    model.on_epoch_start(2, epoch_generator(5, 2))
+    first, second = _dense_views(model)
+    assert int((first > 0).sum()) == int((second > 0).sum()) == int(0.7 * 7)
+    assert not torch.equal(first, second)  # two independent draws
     model.train()
-    batches = [(TRIPLES[0][s], TRIPLES[1][s], TRIPLES[2][s]) for s in (slice(0, 3), slice(3, 6), slice(6, 7))]
-    per_epoch = []
-    for _ in range(3):
-        seen = []
-        for batch in batches:
-            model.loss(*batch)
-            seen.append(_dense_views(model))
-        assert all(torch.equal(a, b) for views in seen for a, b in zip(views, seen[0]))  # fixed within an epoch
-        first, second = seen[0]
-        assert int((first > 0).sum()) == int((second > 0).sum()) == int(0.7 * 7)
-        per_epoch.append(seen[0])
-        if len(per_epoch) == 1:
-            state = {k: v.clone() for k, v in model.state_dict().items()}
-    assert model.clock.epoch == 4
-    assert any(not torch.equal(a, b) for a, b in zip(per_epoch[0], per_epoch[1])) or \
-        any(not torch.equal(a, b) for a, b in zip(per_epoch[1], per_epoch[2]))
-    # a model restored after epoch 1 (other init, other global seed) draws epoch 2's views again
+    model.loss(*TRIPLES)
+    assert all(torch.equal(a, b) for a, b in zip(_dense_views(model), (first, second)))  # not redrawn by loss
+    # another model (other init, other global seed) draws the same views for the same epoch
     torch.manual_seed(99)
-    restored = build_model("sgl", tiny_dataset, {"dim": 4, "edge_dropout": 0.3})
-    restored.load_state_dict(state)
-    restored.train()
-    restored.loss(*batches[0])
-    assert all(torch.equal(a, b) for a, b in zip(_dense_views(restored), per_epoch[1]))
-
-
-def test_epoch_clock_positions_and_generators():
-    calls = []
-    clock = EpochClock(5, seed=11)
-    assert [clock.tick(n, lambda e, rng: calls.append((e, rng.integers(1000)))) for n in (2, 3, 4, 1, 2)] == [
-        (1, 0, 2), (1, 2, 5), (2, 0, 4), (2, 4, 5), (3, 0, 2)]
-    assert [e for e, _ in calls] == [1, 2, 3]
-    assert calls[1][1] == EpochClock(5, seed=11).generator(2).integers(1000)
-    assert int(clock.triples_seen) == 12 and set(clock.state_dict()) == {"seed", "triples_seen"}
-    with pytest.raises(ValueError, match="positive"):
-        EpochClock(0)
+    other = build_model("sgl", tiny_dataset, {"dim": 4, "edge_dropout": 0.3})
+    other.on_epoch_start(2, epoch_generator(5, 2))
+    assert all(torch.equal(a, b) for a, b in zip(_dense_views(other), (first, second)))
+    other.on_epoch_start(3, epoch_generator(5, 3))
+    assert any(not torch.equal(a, b) for a, b in zip(_dense_views(other), (first, second)))
+    assert not any(k.startswith("views") for k in model.state_dict())  # derived, never saved
 
 
 # ---------------------------------------------------------------------- SimGCL
