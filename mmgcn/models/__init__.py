@@ -4,8 +4,11 @@ Importing this package registers the built-in models.
 """
 
 # importing the model modules registers them: concat / attention(-graph) fusion models,
-# mmgcn(-faithful), bpr, lightgcn, vbpr, popular, and the item-graph models freedom, lattice
+# mmgcn(-faithful), bpr, lightgcn, vbpr, popular, the item-graph models freedom, lattice,
+# and the self-supervised sgl, simgcl, bm3, diffmm
 from mmgcn.models import (  # noqa: F401
+    bm3,
+    diffmm,
     freedom,
     fusion,
     lattice,
@@ -14,6 +17,8 @@ from mmgcn.models import (  # noqa: F401
     mmgcn,
     mmgcn_plus,
     popular,
+    sgl,
+    simgcl,
     vbpr,
 )
 from mmgcn.models.base import (

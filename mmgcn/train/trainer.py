@@ -425,8 +425,13 @@ class Trainer:
         the cold test items only (``None`` when the test split has no cold item).
         """
         cfg = self.config
-        # one forward pass for both rankings, with the model's item-representation policy
-        emb = self.model.ranking_embed() if self.cold_only_test else None
+        # one forward pass for both rankings, with the model's item-representation policy, in
+        # eval mode (models such as FREEDOM propagate over another graph while training)
+        self.model.eval()
+        emb = None
+        if self.cold_only_test:
+            with torch.no_grad():
+                emb = self.model.ranking_embed()
         result = evaluate(self.model, self.dataset, split="test", ks=cfg.ks, mask=cfg.test_mask,
                           block_size=cfg.eval_block_size, warm_cold=cfg.warm_cold, emb=emb)
         log.info("test of the epoch-%d model (selected by valid %s = %.4f): %s",
