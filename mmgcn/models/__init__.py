@@ -4,9 +4,11 @@ Importing this package registers the built-in models.
 """
 
 # importing the model modules registers them: concat / attention(-graph) fusion models,
-# mmgcn(-faithful), bpr, lightgcn, vbpr, popular, and the item-graph models freedom, lattice,
-# lgmrec, dragon, grcn
+# mmgcn(-faithful), mmgcn-plus, bpr, lightgcn, vbpr, popular, the item-graph models freedom,
+# lattice, lgmrec, dragon, grcn, and the self-supervised sgl, simgcl, bm3, diffmm
 from mmgcn.models import (  # noqa: F401
+    bm3,
+    diffmm,
     dragon,
     freedom,
     fusion,
@@ -16,7 +18,10 @@ from mmgcn.models import (  # noqa: F401
     lightgcn,
     mf,
     mmgcn,
+    mmgcn_plus,
     popular,
+    sgl,
+    simgcl,
     vbpr,
 )
 from mmgcn.models.base import (

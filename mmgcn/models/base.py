@@ -331,6 +331,23 @@ class Recommender(nn.Module):
             f"content model (e.g. mmgcn, vbpr, concat, attention) for cold-start items"
         )
 
+    # ------------------------------------------------------------ calibration
+    def calibration_candidates(self) -> list[dict[str, float]]:
+        """Settings of a post-training calibration to try on the VALIDATION split, the neutral
+        one first (default: none).
+
+        The trainer, once the best epoch is restored, applies each candidate, evaluates the
+        valid split, keeps the best (the first of equal values) and saves it with the model
+        (:meth:`apply_calibration` must store it in the model's state, e.g. a persistent
+        buffer), before the test split is evaluated once. Example: MMGCN+'s score offset for
+        items represented as new items (mixed ranking of new and known items).
+        """
+        return []
+
+    def apply_calibration(self, values: Mapping[str, float]) -> None:
+        """Set a calibration returned by :meth:`calibration_candidates`."""
+        raise NotImplementedError(f"model '{self.name}' has no calibration")
+
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
 

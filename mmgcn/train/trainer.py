@@ -203,6 +203,7 @@ class Trainer:
         self.stopped_early = False
         self.history: list[dict[str, Any]] = []
         self._best_model_state: dict[str, torch.Tensor] | None = None
+        self.calibration: dict[str, Any] | None = None
         #: the batch size in use: the config's, or auto_batch_size() of the train split
         self.batch_size = self.config.batch_size or auto_batch_size(dataset.train.nnz)
         if self.config.batch_size is None and self.batch_size != AUTO_BATCH_MIN:
@@ -222,6 +223,7 @@ class Trainer:
                 self._select_untrained()
             if self._best_model_state is not None:
                 self.model.load_state_dict(self._best_model_state)
+            self._calibrate()
             test, test_cold_only = self._final_test() if evaluate_test else (None, None)
         best_record = next((r for r in self.history if r["epoch"] == self.best_epoch and "valid" in r), {})
         return TrainResult(
@@ -381,6 +383,41 @@ class Trainer:
         for callback in self.callbacks:
             callback(record)
 
+    def _calibrate(self) -> None:
+        """The model's post-training calibration, chosen on the VALID split (never test).
+
+        Each candidate of ``model.calibration_candidates()`` is applied to the restored best
+        state and the valid split evaluated; the best value wins (the neutral first candidate
+        on ties) and is kept in the model's state -- and in ``best.pt``, so that every later
+        path (``mmgcn evaluate``, ``recommend``) ranks with it -- and ``calibration.json``.
+        """
+        candidates = self.model.calibration_candidates()
+        if not candidates:
+            return
+        cfg = self.config
+        tried = []
+        for values in candidates:
+            self.model.apply_calibration(values)
+            result = evaluate(self.model, self.dataset, split="valid", ks=cfg.ks, mask=cfg.valid_mask,
+                              block_size=cfg.eval_block_size)
+            tried.append({"values": dict(values), "valid": result.metrics[cfg.metric]})
+        best = tried[0]
+        for entry in tried[1:]:
+            if entry["valid"] > best["valid"] + cfg.min_delta:
+                best = entry
+        self.model.apply_calibration(best["values"])
+        log.info("calibration chosen on valid %s: %s (%.4f; tried %s)", cfg.metric, best["values"], best["valid"],
+                 ", ".join(f"{t['values']}: {t['valid']:.4f}" for t in tried))
+        self.calibration = {"metric": f"valid {cfg.metric}", "chosen": best, "tried": tried}
+        self._best_model_state = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
+        if self.run_dir is not None:
+            atomic_write_json(self.run_dir / "calibration.json", self.calibration)
+            best_path = self.run_dir / rd.BEST_CHECKPOINT
+            if best_path.exists():
+                state = load_checkpoint(best_path)
+                state["model"] = self.model.state_dict()
+                save_checkpoint(best_path, state)
+
     def _final_test(self) -> tuple[EvalResult, EvalResult | None]:
         """The one place that reads the test split: after selection, on the best state.
 
@@ -388,8 +425,13 @@ class Trainer:
         the cold test items only (``None`` when the test split has no cold item).
         """
         cfg = self.config
-        # one forward pass for both rankings, with the model's item-representation policy
-        emb = self.model.ranking_embed() if self.cold_only_test else None
+        # one forward pass for both rankings, with the model's item-representation policy, in
+        # eval mode (models such as FREEDOM propagate over another graph while training)
+        self.model.eval()
+        emb = None
+        if self.cold_only_test:
+            with torch.no_grad():
+                emb = self.model.ranking_embed()
         result = evaluate(self.model, self.dataset, split="test", ks=cfg.ks, mask=cfg.test_mask,
                           block_size=cfg.eval_block_size, warm_cold=cfg.warm_cold, emb=emb)
         log.info("test of the epoch-%d model (selected by valid %s = %.4f): %s",
