@@ -56,7 +56,8 @@ def _unit_rows(features: Tensor, mask: Tensor | np.ndarray | None) -> tuple[Tens
     norms = torch.linalg.vector_norm(features, dim=1)
     has = norms > 0
     if mask is not None:
-        mask = torch.as_tensor(np.asarray(mask) if not isinstance(mask, Tensor) else mask).to(features.device)
+        # a copy: dataset masks are read-only arrays, which torch warns about
+        mask = torch.as_tensor(np.array(mask) if not isinstance(mask, Tensor) else mask).to(features.device)
         if mask.shape != (features.shape[0],) or mask.dtype != torch.bool:
             raise ValueError(f"mask must be a bool ({features.shape[0]},) array, got {mask.dtype} {tuple(mask.shape)}")
         has = has & mask

@@ -200,12 +200,16 @@ class DRAGON(Recommender):
         return {m: (users[:, k * d : (k + 1) * d], items[:, k * d : (k + 1) * d]) for k, m in enumerate(self.modalities)}
 
     # ------------------------------------------------------------ the three verbs
-    def embed(self) -> Embeddings:
-        users, items = self._heterogeneous()
+    def _embed(self) -> tuple[Embeddings, Tensor]:
+        """:meth:`embed` and the catalogue's items before the item-item graph ``(n_items, M*dim)``."""
+        users, hetero_items = self._heterogeneous()
         cfg = self.config
         users = users + self._co_user_states(users, cfg.user_layers)
-        items = items + self._item_graph_states(items, cfg.item_layers)
-        return Embeddings(users, items, self._parts(users, items))
+        items = hetero_items + self._item_graph_states(hetero_items, cfg.item_layers)
+        return Embeddings(users, items, self._parts(users, items)), hetero_items
+
+    def embed(self) -> Embeddings:
+        return self._embed()[0]
 
     def loss(self, users: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
         emb = self.embed()
@@ -226,7 +230,7 @@ class DRAGON(Recommender):
         was_training = self.training
         self.eval()
         try:
-            emb = self.embed()
+            emb, catalogue = self._embed()
             items = torch.cat([self._item_layer0(m, feats[m], masks[m]) for m in self.modalities], dim=1)
             if self.config.item_layers > 0:
                 rows = mix_graphs({
@@ -235,7 +239,6 @@ class DRAGON(Recommender):
                                        query_mask=masks[m].cpu())
                     for m in self.modalities
                 }, self.weights)
-                _, catalogue = self._heterogeneous()
                 neighbours = self._item_graph_states(catalogue, self.config.item_layers - 1)
                 items = items + sparse_mm(scipy_to_torch_csr(rows).to(items.device), neighbours)
             return Embeddings(emb.users, items, self._parts(emb.users, items))

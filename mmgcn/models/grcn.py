@@ -46,7 +46,9 @@ pruning (the ReLU; ``prune=False`` keeps negative weights), no activation after 
 convolutions, the features fixed. Difference: in the authors' code (and MMRec's) the
 routing layer is given the user -> item edge list, so it aggregates into items only and
 the users' prototype update is a no-op (:math:`\mathbf p_u = \operatorname{norm}(P^m_u)`);
-here the routing follows the paper (``num_routing=0`` reproduces the code). Any number of
+here the routing follows the paper (``num_routing=0`` reproduces the code). MMRec's loss
+also adds the mean square of the whole preference table of its first ("v") modality, a
+slot-specific term left out here (every modality's batch rows are regularised). Any number of
 modalities; an item without content of a modality has no features in it, its edges are
 left out of that modality's attention, and its edge weights come from the other
 modalities (zero when it has none).

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -119,7 +121,7 @@ def test_pruning_zeroes_edges_with_negative_confidence(tiny_dataset):
     id_u = emb.parts["id"][0]
     # users receive nothing from their items: their ID part is their own normalised embedding
     torch.testing.assert_close(id_u, F.normalize(model.user_embedding, dim=1))
-    soft = build_model("grcn", tiny_dataset, {**model.config.__dict__, "prune": False})
+    soft = build_model("grcn", tiny_dataset, dataclasses.replace(model.config, prune=False))
     soft.load_state_dict(model.state_dict())
     assert not torch.allclose(soft.embed().parts["id"][0], id_u)
 

@@ -29,6 +29,10 @@ CONTENT_MODELS = [
     ("attention", {}),
     ("attention", {"user_conditioned": True}),
     ("attention-graph", {"feature_norm": "zscore"}),
+    ("lgmrec", {}),
+    ("lgmrec", {"modality_layers": 0, "hyper_layers": 2}),
+    ("dragon", {"knn_k": 2, "user_k": 2}),
+    ("grcn", {}),
 ]
 
 
@@ -51,6 +55,9 @@ def _zero_id_terms(model, item: int) -> None:
         elif model.name == "vbpr":
             model.item_id[item] = 0.0
             model.bias_id[item] = 0.0
+        elif model.name in ("lgmrec", "grcn"):
+            model.item_embedding[item] = 0.0
+        # dragon has no item ID embedding
         # fusion models already zero the ID rows of items without train edges
 
 
