@@ -15,6 +15,7 @@ import scipy.sparse as sp
 from mmgcn.bench.aggregate import read_per_user
 from mmgcn.bench.cells import MARKER, CellOutput, CellRunner, CellTask, load_per_user
 from mmgcn.bench.config import BenchConfig
+from mmgcn.errors import DataError
 from mmgcn.bench.harness import run_benchmark
 from mmgcn.bench.header import build_header
 from mmgcn.bench.report import rebuild
@@ -350,7 +351,10 @@ def test_report_errors(tmp_path: Path) -> None:
     bad = tmp_path / "tiktok"
     bad.mkdir()
     (bad / "results.json").write_text("{not json")
-    with pytest.raises(ValueError, match="not valid JSON"):
+    with pytest.raises(DataError, match="not valid JSON"):
+        rebuild(tmp_path)
+    (bad / "results.json").write_text(json.dumps({"schema_version": 1, "header": {}, "summaries": []}))
+    with pytest.raises(DataError, match="schema_version 1 is not 2; re-run the benchmark"):
         rebuild(tmp_path)
 
 
