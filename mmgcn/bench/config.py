@@ -44,7 +44,9 @@ SELECTABLE_SPLITS = ("valid", "validation")
 # applied by --full when the file has no ``full:`` section: MMRec's complete protocol
 FULL_DEFAULTS: dict[str, Any] = {"seeds": 3, "train": {"epochs": 300, "patience": 20}}
 
-_SPEC_RE = re.compile(r"^(?P<base>[a-z0-9][a-z0-9_-]*)(?:\[(?P<mods>[A-Za-z0-9_+-]+)\])?$")
+_SPEC_RE = re.compile(
+    r"^(?P<base>[a-z0-9][a-z0-9_-]*)(?:\[(?P<mods>[A-Za-z0-9_+-]+)\])?(?::(?P<variant>[a-z0-9][a-z0-9_-]*))?$"
+)
 _METRIC_RE = re.compile(r"^[a-z_]+@[0-9]+$")
 
 
@@ -60,16 +62,21 @@ def _refuse_test_selection(value: str, where: str) -> str:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """One entry of the model list: a registry name plus an optional modality subset.
+    """One entry of the model list: a registry name, an optional modality subset and an
+    optional variant label.
 
     ``"mmgcn"`` -> ``ModelSpec("mmgcn", "mmgcn", None)`` (all modalities);
     ``"mmgcn[visual+acoustic]"`` -> ``ModelSpec(..., "mmgcn", ("visual", "acoustic"))``,
-    trained on ``dataset.select_modalities(("visual", "acoustic"))``.
+    trained on ``dataset.select_modalities(("visual", "acoustic"))``;
+    ``"mmgcn-plus:linear"`` -> a *variant* of ``mmgcn-plus``: another row of the same table
+    whose settings come from ``model_configs`` / ``model_train`` / ``grids`` entries under
+    its full name (e.g. one ablation step), on top of the registry name's.
     """
 
     name: str
     base: str
     modalities: tuple[str, ...] | None = None
+    variant: str | None = None
 
     @classmethod
     def parse(cls, text: str) -> ModelSpec:
@@ -78,18 +85,19 @@ class ModelSpec:
         if not match:
             raise ConfigError(
                 f"model spec {text!r}: expected a registry name, optionally with a modality subset "
-                f"in brackets, e.g. 'mmgcn' or 'mmgcn[visual+acoustic]'"
+                f"in brackets and a variant label after a colon, e.g. 'mmgcn', 'mmgcn[visual+acoustic]' "
+                f"or 'mmgcn-plus:linear'"
             )
         mods = match.group("mods")
         modalities = tuple(m for m in mods.split("+") if m) if mods else None
         if modalities is not None and len(set(modalities)) != len(modalities):
             raise ConfigError(f"model spec {text!r}: a modality is named twice")
-        return cls(text, match.group("base"), modalities)
+        return cls(text, match.group("base"), modalities, match.group("variant"))
 
     @property
     def dirname(self) -> str:
-        """A file-system-safe directory name for this spec (the spec itself is already safe)."""
-        return self.name
+        """A file-system-safe directory name for this spec (``:`` becomes ``@``)."""
+        return self.name.replace(":", "@")
 
 
 @dataclass(frozen=True)
@@ -291,9 +299,13 @@ class BenchConfig:
 
 
 def _layered(table: Mapping[str, Mapping[str, Any]], spec: ModelSpec) -> dict[str, Any]:
+    """The registry name's entry, then the spec's without its variant (``mmgcn[image]``), then
+    the full spec name's (``mmgcn[image]:linear``), each on top of the previous."""
     out: dict[str, Any] = dict(table.get(spec.base, {}))
-    if spec.name != spec.base:
-        out = merge(out, table.get(spec.name, {}))
+    without_variant = spec.name.split(":")[0]
+    for key in dict.fromkeys((without_variant, spec.name)):
+        if key != spec.base:
+            out = merge(out, table.get(key, {}))
     return out
 
 

@@ -69,6 +69,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     report.add_argument("--recompute", action="store_true",
                         help="recompute the seed-aware comparisons from each folder's per_user.npz")
     report.add_argument("--quiet", action="store_true", help="do not print the tables")
+    report.add_argument("--readme", type=Path, metavar="FILE",
+                        help="also regenerate FILE's marked result blocks (<!-- mmgcn:results FOLDER -->)")
+    report.add_argument("--published", type=Path, default=Path("benchmarks") / "published.yaml",
+                        help="published figures shown beside ours (default benchmarks/published.yaml)")
     report.set_defaults(func=run_report)
 
 
@@ -152,6 +156,11 @@ def run_report(args: argparse.Namespace) -> int:
     from mmgcn.bench.tables import to_markdown
 
     reports = rebuild(args.directory, plots=not args.no_plots, recompute=args.recompute)
+    if args.readme is not None:
+        from mmgcn.bench.readme import update_readme
+
+        changed = update_readme(args.readme, args.directory, args.published)
+        print(f"{args.readme}: generated blocks {'rewritten' if changed else 'already up to date'}")
     for report in reports:
         if not args.quiet:
             print(to_markdown(report.results))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -36,4 +37,28 @@ def l2_reg(*tensors: Tensor) -> Tensor:
     return total / (2.0 * batch)
 
 
-__all__ = ["bpr_loss", "l2_reg"]
+def info_nce(anchors: Tensor, positives: Tensor, temperature: float = 0.2) -> Tensor:
+    r"""InfoNCE with in-batch negatives (van den Oord et al. 2018; SGL, SimGCL's form).
+
+    Row :math:`b` of ``anchors`` and of ``positives`` are two views of one node; every other
+    row of ``positives`` is a negative for it. With cosine similarity
+    :math:`s(a, p) = a^\top p / (\lVert a\rVert \lVert p\rVert)`:
+
+    .. math::
+        \mathcal{L} = -\frac{1}{B}\sum_b \log
+        \frac{\exp(s(a_b, p_b)/\tau)}{\sum_{c} \exp(s(a_b, p_c)/\tau)}
+
+    Args:
+        anchors: ``(B, d)``.
+        positives: ``(B, d)``, row-aligned with ``anchors``.
+        temperature: :math:`\tau > 0` (default ``0.2``).
+    """
+    if anchors.shape != positives.shape or anchors.dim() != 2:
+        raise ValueError(f"info_nce needs two (B, d) views of one shape, got {tuple(anchors.shape)} and {tuple(positives.shape)}")
+    if temperature <= 0:
+        raise ValueError(f"temperature must be positive, got {temperature}")
+    logits = F.normalize(anchors, dim=1) @ F.normalize(positives, dim=1).T / temperature
+    return F.cross_entropy(logits, torch.arange(anchors.shape[0], device=anchors.device))
+
+
+__all__ = ["bpr_loss", "info_nce", "l2_reg"]

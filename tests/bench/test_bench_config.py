@@ -15,6 +15,7 @@ from mmgcn.bench.config import (
     load_bench_config,
     parse_model_list,
 )
+from mmgcn.bench.grid import split_point
 from mmgcn.config import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -148,7 +149,29 @@ def test_shipped_configs_resolve_against_the_registry(name: str) -> None:
         for spec in config.specs:
             grid = config.grid_for(spec)
             for point in grid.points() if grid else [{}]:
-                resolved = runner.resolve(spec, {**config.model_config_for(spec), **point},
-                                          config.train_config_for(spec), config)
+                model_point, train_point = split_point(point)
+                resolved = runner.resolve(spec, {**config.model_config_for(spec), **model_point},
+                                          {**config.train_config_for(spec), **train_point}, config)
                 assert resolved["train"]["metric"] == config.metric
-                assert resolved["model"].items() >= point.items()
+                assert resolved["model"].items() >= model_point.items()
+                assert resolved["train"].items() >= train_point.items()
+
+
+def test_variant_specs_layer_their_own_settings():
+    from mmgcn.bench.config import BenchConfig, ModelSpec
+
+    spec = ModelSpec.parse("mmgcn[image]:linear")
+    assert (spec.base, spec.modalities, spec.variant, spec.dirname) == ("mmgcn", ("image",), "linear", "mmgcn[image]@linear")
+    config = BenchConfig(
+        models=("mmgcn", "mmgcn:linear", "mmgcn[image]:linear"),
+        model_configs={"mmgcn": {"dim": 32, "num_layers": 3}, "mmgcn:linear": {"num_layers": 1},
+                       "mmgcn[image]": {"dim": 16}, "mmgcn[image]:linear": {"num_layers": 2}},
+        grids={"mmgcn": {"params": {"reg_weight": [0.1, 0.2]}}, "mmgcn:linear": None},
+    )
+    specs = {s.name: s for s in config.specs}
+    assert config.model_config_for(specs["mmgcn:linear"]) == {"dim": 32, "num_layers": 1}
+    assert config.model_config_for(specs["mmgcn[image]:linear"]) == {"dim": 16, "num_layers": 2}
+    assert config.grid_for(specs["mmgcn:linear"]) is None
+    assert config.grid_for(specs["mmgcn[image]:linear"]) is not None  # the registry name's
+    with pytest.raises(ConfigError, match="variant label after a colon"):
+        ModelSpec.parse("mmgcn:Bad Label")

@@ -355,3 +355,24 @@ def test_dry_run_plan_lists_what_would_run(tmp_path: Path, tiny_dataset: Dataset
                           model_configs={"mmgcn": {"dim": 16}})
     plan = dict(plan_benchmark(changed, ScriptedRunner(), tiny_dataset))
     assert plan["mmgcn seed 0"] == plan["mmgcn seed 1"] == "runs" and plan["bpr seed 1"] == "finished"
+
+
+def test_readme_blocks_are_generated_from_the_json(tmp_path: Path, tiny_dataset: Dataset) -> None:
+    from mmgcn.bench.readme import check_readme, update_readme
+
+    result = run(make_config(tmp_path), ScriptedRunner(), tiny_dataset)
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- mmgcn:results tiny-quick -->\nstale numbers\n<!-- /mmgcn:results -->\nend\n")
+    published = tmp_path / "published.yaml"
+    published.write_text("tiny-quick:\n  bpr: '0.1 / 0.05 [x]'\n")
+    assert check_readme(readme, tmp_path / "results", published) == ["tiny-quick"]
+    assert update_readme(readme, tmp_path / "results", published)
+    text = readme.read_text()
+    assert text.startswith("intro\n") and text.endswith("end\n") and "stale numbers" not in text
+    bpr = next(s for s in result.results.summaries if s.model == "bpr")
+    row = next(line for line in text.splitlines() if line.startswith("| `bpr`"))
+    assert f"{bpr.mean['recall@20']:.4f} ± {bpr.std['recall@20']:.4f}" in row and row.endswith("| 0.1 / 0.05 [x] |")
+    c = result.results.comparison("bpr", "recall@20")
+    assert f"{c.diff:+.4f} [{c.ci_low:+.4f}, {c.ci_high:+.4f}]" in row
+    assert check_readme(readme, tmp_path / "results", published) == []
+    assert not update_readme(readme, tmp_path / "results", published)  # idempotent

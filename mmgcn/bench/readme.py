@@ -1,0 +1,123 @@
+"""README tables generated from the results JSON: no figure in them is typed by hand.
+
+A Markdown file marks each generated block with an opening and a closing comment::
+
+    <!-- mmgcn:results tiktok -->
+    ...generated table...
+    <!-- /mmgcn:results -->
+
+    <!-- mmgcn:cold-start tiktok-cold-start -->
+    ...
+    <!-- /mmgcn:cold-start -->
+
+``mmgcn report benchmarks/results --readme README.md`` rewrites every block from
+``<results root>/<folder>/results.json``: the main table (test Recall@20 / NDCG@20 mean ±
+std over seeds, the seed-aware difference to the reference with its 95% interval, a star
+where the Holm-adjusted p is below 0.05) with a column of published figures on the same
+files where ``benchmarks/published.yaml`` has them; the cold-start block shows each
+model's cold-only, warm and cold (all-items ranking) Recall@20. ``check_readme`` tells
+whether a file's blocks are what the JSON gives (a test keeps the README honest with it).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mmgcn.bench.results import BenchResults, read_results
+from mmgcn.bench.tables import UNABLE, _mean_std, difference_cell, metric_label
+
+_BLOCK = re.compile(
+    r"(?P<open><!-- mmgcn:(?P<kind>results|cold-start) (?P<folder>[A-Za-z0-9_.-]+) -->\n)"
+    r"(?P<body>.*?)"
+    r"(?P<close><!-- /mmgcn:(?P=kind) -->)",
+    re.DOTALL,
+)
+
+
+def load_published(path: str | Path | None) -> dict[str, dict[str, str]]:
+    """``{results folder: {model: "R@20 / N@20 [source]"}}`` from a YAML file (``{}`` if none)."""
+    if path is None or not Path(path).is_file():
+        return {}
+    with open(path, encoding="utf-8") as handle:
+        data = yaml.safe_load(handle) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping of results folder -> {{model: text}}")
+    return {str(folder): {str(m): str(v) for m, v in (models or {}).items()} for folder, models in data.items()}
+
+
+def results_table(results: BenchResults, published: Mapping[str, str] | None = None) -> str:
+    """The README's main table of one benchmark folder."""
+    baseline = results.header.get("baseline")
+    primary = results.primary_metrics
+    head = ["model", "seeds", *(metric_label(m) for m in primary)]
+    head += [f"Δ {metric_label(m)} vs `{baseline}` [95% CI]" for m in primary]
+    if published:
+        head.append("published on these files")
+    rows = [head, ["---"] * len(head)]
+    for s in results.summaries:
+        name = f"`{s.model}`" + (" (ref)" if s.model == baseline else "")
+        row = [name, str(len(s.seeds)), *(_mean_std(s, m) for m in primary)]
+        row += ["–" if s.model == baseline else difference_cell(results.comparison(s.model, m)) for m in primary]
+        if published:
+            row.append(published.get(s.model, ""))
+        rows.append(row)
+    return "\n".join("| " + " | ".join(r) + " |" for r in rows) + "\n"
+
+
+def cold_start_table(results: BenchResults) -> str:
+    """Cold-only, warm and cold (all-items ranking) Recall@K per model."""
+    metric = results.header.get("metric", "recall@20")
+    uses = {c.model: c.uses_content for c in results.cells if c.status == "ok"}
+    groups = (("cold-only", "cold-only"), ("warm", "warm (all items)"), ("cold", "cold (all items)"))
+    head = ["model", "seeds", *(f"{label} {metric_label(metric)}" for _, label in groups)]
+    rows = [head, ["---"] * len(head)]
+    for s in results.summaries:
+        row = [f"`{s.model}`", str(len(s.seeds))]
+        for group, _ in groups:
+            unable = group in ("cold-only", "cold") and uses.get(s.model) is False
+            row.append(UNABLE if unable else _mean_std(s, f"{group}/{metric}"))
+        rows.append(row)
+    return "\n".join("| " + " | ".join(r) + " |" for r in rows) + "\n"
+
+
+def render_blocks(text: str, results_root: str | Path, published: Mapping[str, Mapping[str, str]]) -> str:
+    """``text`` with every marked block regenerated from ``results_root``."""
+    root = Path(results_root)
+
+    def replace(match: re.Match[str]) -> str:
+        folder = match["folder"]
+        results = read_results(root / folder)
+        body = results_table(results, published.get(folder)) if match["kind"] == "results" else cold_start_table(results)
+        return match["open"] + body + match["close"]
+
+    return _BLOCK.sub(replace, text)
+
+
+def update_readme(path: str | Path, results_root: str | Path, published: str | Path | None = None) -> bool:
+    """Rewrite the generated blocks of ``path``; returns whether anything changed."""
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    new = render_blocks(text, results_root, load_published(published))
+    if new != text:
+        path.write_text(new, encoding="utf-8")
+    return new != text
+
+
+def check_readme(path: str | Path, results_root: str | Path, published: str | Path | None = None) -> list[str]:
+    """The folders whose README block differs from what their ``results.json`` gives."""
+    text = Path(path).read_text(encoding="utf-8")
+    stale: list[Any] = []
+    pub = load_published(published)
+    for match in _BLOCK.finditer(text):
+        expected = render_blocks(match.group(0), results_root, pub)
+        if expected != match.group(0):
+            stale.append(match["folder"])
+    return stale
+
+
+__all__ = ["check_readme", "cold_start_table", "load_published", "render_blocks", "results_table", "update_readme"]
