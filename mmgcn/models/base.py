@@ -201,6 +201,17 @@ class Recommender(nn.Module):
         select = slice(None) if items is None else items
         return {p: u[users] @ i[select].T for p, (u, i) in emb.parts.items()}
 
+    def subgraph_sampling(self) -> tuple[nn.Module, int] | None:
+        """``(graph, hops)`` for models that can train on sampled subgraphs, else ``None``.
+
+        ``graph`` is the user-item :class:`~mmgcn.nn.propagation.BipartitePropagation` the
+        model propagates over and ``hops`` how many hops of it a representation depends on
+        (its number of layers). Such a model's ``loss(users, pos, neg, subgraph=...)``
+        propagates over a :class:`~mmgcn.nn.subgraph.Subgraph` of the batch's neighbourhood
+        only (``train.num_neighbors``; :mod:`mmgcn.train.subgraph`).
+        """
+        return None
+
     # ------------------------------------------------------------ shared helpers
     @property
     def edgeless_item_ids(self) -> np.ndarray:

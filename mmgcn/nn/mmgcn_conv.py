@@ -230,14 +230,18 @@ class ModalityGCN(nn.Module):
         item_id: Tensor | None = None,
         user_rows: Tensor | None = None,
         item_rows: Tensor | None = None,
+        users: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         """``features (n_items, feature_dim)`` -> ``(users (n_users, out_dim), items (n_items, out_dim))``.
 
         ``user_rows`` / ``item_rows`` restrict the output (and the last layer's work) to
         those nodes; earlier layers still run on every node, since they feed neighbours.
+        On a subgraph, ``graph`` spans only some users: ``users`` are their global ids
+        (whose preferences start the user states), and ``features`` / ``user_id`` /
+        ``item_id`` hold the subgraph's rows.
         """
         item_x = self.projection(features) if self.projection is not None else features
-        user_x = self.preference
+        user_x = self.preference if users is None else self.preference[users]
         if self.normalize_input:
             user_x, item_x = F.normalize(user_x, dim=1), F.normalize(item_x, dim=1)
         last = len(self.layers) - 1

@@ -38,6 +38,12 @@ class TrainConfig:
             original code) or ``"train-items"``, the items with at least one train
             interaction, so that items held out entirely (a cold-start split) never enter
             training, not even as negatives.
+        num_neighbors: sampled-subgraph training (default ``None``: every step propagates
+            over the whole train graph). Neighbours drawn per node at each hop, one value per
+            layer of the model or one for all (PyG's ``num_neighbors``); each step then
+            propagates over the batch's sampled neighbourhood only
+            (:mod:`mmgcn.train.subgraph`; models whose ``subgraph_sampling()`` says they can:
+            MMGCN, LightGCN). Validation and test always use the full graph.
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or ``"auto"`` (default ``"cpu"``).
         deterministic: ask torch for deterministic kernels (default ``True``).
         progress: tqdm bar over each epoch's batches (default ``True``).
@@ -58,6 +64,7 @@ class TrainConfig:
     test_mask: tuple[str, ...] = ("train", "valid")
     warm_cold: bool = True
     negatives: str = "all"
+    num_neighbors: tuple[int, ...] | None = None
     device: str = "cpu"
     deterministic: bool = True
     progress: bool = True
@@ -86,6 +93,9 @@ class TrainConfig:
                 raise ValueError(f"train.{name} names unknown split(s) {bad}; use names from {list(SPLITS)}")
         if "valid" in self.valid_mask or "test" in self.valid_mask or "test" in self.test_mask:
             raise ValueError("train.valid_mask may hold only 'train'; train.test_mask only 'train'/'valid'")
+        if self.num_neighbors is not None and (not self.num_neighbors or min(self.num_neighbors) <= 0):
+            raise ValueError(f"train.num_neighbors must be positive integers (one per hop, or one for all), "
+                             f"got {list(self.num_neighbors)}")
         if self.negatives not in NEGATIVES:
             raise ValueError(f"train.negatives {self.negatives!r} must be one of {list(NEGATIVES)}")
         if not re.fullmatch(r"cpu|auto|cuda(:\d+)?|mps", self.device):

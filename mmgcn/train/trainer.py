@@ -49,6 +49,7 @@ from mmgcn.train.checkpoint import (
 from mmgcn.train.config import TrainConfig
 from mmgcn.train.distributed import DistributedContext
 from mmgcn.train.sampling import BPRSampler
+from mmgcn.train.subgraph import SubgraphTraining
 from mmgcn.utils.io import atomic_write_json
 from mmgcn.utils.seed import seed_everything
 
@@ -262,10 +263,12 @@ class Trainer:
                 log.info("negatives drawn from the %d of %d items with train interactions",
                          pool.size, self.dataset.n_items)
             self.sampler = BPRSampler(self.dataset.train, seed=cfg.seed, negative_items=pool)
+            if cfg.num_neighbors is not None:
+                self._step_module = SubgraphTraining(self.model, cfg.num_neighbors)
             if self.dist is not None:
                 self.dist.seed(cfg.seed)
                 self.sampler = self.dist.shard(self.sampler)
-                self._step_module = self.dist.wrap(self.model, self.device)
+                self._step_module = self.dist.wrap(self._step_module, self.device)
         if not self.resume:
             self._write_run_files()
 

@@ -24,6 +24,7 @@ from mmgcn.models.base import available_models, build_model, model_class
 from mmgcn.train import run_dir as rd
 from mmgcn.train.distributed import DistributedContext, ShardedBPRSampler, launch
 from mmgcn.train.sampling import BPRSampler
+from mmgcn.train.subgraph import SubgraphTraining
 from mmgcn.train.trainer import TrainConfig, Trainer, run_epoch
 from mmgcn.utils.seed import seed_everything
 
@@ -104,15 +105,18 @@ def _params(model):
 
 
 def _steps_worker(context, data, names):
-    """One epoch of DDP steps per trainable model; each rank returns its parameters."""
+    """One epoch of DDP steps per trainable model (``name+sampled``: on sampled subgraphs);
+    each rank returns its parameters and Adam moments."""
     torch.set_num_threads(1)
     out = {}
     for name in names:
         seed_everything(0)
-        model = build_model(name, data, {})
+        model = build_model(name.removesuffix("+sampled"), data, {})
+        context.seed(0)  # rank-distinct neighbour draws, as the trainer does
         optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
         sampler = context.shard(BPRSampler(data.train, seed=0))
-        run_epoch(context.wrap(model, torch.device("cpu")), optimizer, sampler, 32)
+        step = SubgraphTraining(model, [3]) if name.endswith("+sampled") else model
+        run_epoch(context.wrap(step, torch.device("cpu")), optimizer, sampler, 32)
         moments = {f"{i}.{k}": v.clone() for i, state in optimizer.state_dict()["state"].items()
                    for k, v in state.items()}
         out[name] = (_params(model), moments)
@@ -140,7 +144,7 @@ def _fit_worker(context, data, config, run_dir, resume=False, kill_after=None):
 @pytest.mark.slow
 def test_every_model_keeps_parameters_identical_across_ranks():
     data = make_synthetic(40, 30, interactions_per_user=6, cold_item_fraction=0.0, seed=0, progress=False)
-    names = [n for n in available_models() if model_class(n).trainable]
+    names = [n for n in available_models() if model_class(n).trainable] + ["lightgcn+sampled", "mmgcn+sampled"]
     ranks = launch(_steps_worker, 2, data, names)
     for name in names:
         (params0, adam0), (params1, adam1) = ranks[0][name], ranks[1][name]
@@ -151,7 +155,7 @@ def test_every_model_keeps_parameters_identical_across_ranks():
         assert adam0 and all(torch.equal(adam0[k], adam1[k]) for k in adam0), name
         # and they moved: the step did something
         seed_everything(0)
-        fresh = build_model(name, data, {})
+        fresh = build_model(name.removesuffix("+sampled"), data, {})
         assert any(not torch.equal(v, params0[k]) for k, v in fresh.state_dict().items()), name
 
 
