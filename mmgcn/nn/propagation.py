@@ -73,6 +73,11 @@ def sparse_mm(matrix: Tensor, dense: Tensor, matrix_t: Tensor | None = None) -> 
     """
     if dense.dim() != 2 or dense.shape[0] != matrix.shape[1]:
         raise ValueError(f"cannot multiply operator {tuple(matrix.shape)} with dense {tuple(dense.shape)}")
+    if torch.is_autocast_enabled(dense.device.type):
+        # under autocast the product stays in the operator's precision (sparse kernels have
+        # no bfloat16 variant on CPU); the dense layers around it still run in low precision
+        with torch.autocast(dense.device.type, enabled=False):
+            return sparse_mm(matrix, dense.to(matrix.dtype), matrix_t)
     if not (torch.is_grad_enabled() and dense.requires_grad):
         return torch.mm(matrix, dense)
     if matrix_t is None:

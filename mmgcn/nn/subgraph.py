@@ -80,16 +80,20 @@ class SubgraphPropagation(nn.Module):
 
 
 def _transpose(matrix: Tensor) -> Tensor:
-    coo = matrix.to_sparse_coo()
-    return _csr(coo.indices().flip(0), coo.values(), (matrix.shape[1], matrix.shape[0]))
+    crow, col = matrix.crow_indices(), matrix.col_indices()
+    rows = torch.repeat_interleave(torch.arange(matrix.shape[0], device=col.device), crow.diff())
+    return _csr(torch.stack([col, rows]), matrix.values(), (matrix.shape[1], matrix.shape[0]))
 
 
 def _csr(index: Tensor, values: Tensor, shape: tuple[int, int]) -> Tensor:
-    """Sparse CSR from COO ``index (2, nnz)`` and ``values``; duplicate entries are summed."""
+    """Sparse CSR from COO ``index (2, nnz)`` and ``values``: entries sorted by row only
+    (a repeated entry stays repeated; the product sums it, which is what it stands for)."""
+    rows, order = torch.sort(index[0], stable=True)
+    crow = torch.zeros(shape[0] + 1, dtype=torch.long, device=rows.device)
+    crow[1:] = torch.cumsum(torch.bincount(rows, minlength=shape[0]), 0)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*[Ss]parse.*")
-        coo = torch.sparse_coo_tensor(index, values, shape).coalesce()
-        return coo.to_sparse_csr()
+        return torch.sparse_csr_tensor(crow, index[1][order], values[order], shape)
 
 
 @dataclass

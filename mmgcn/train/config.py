@@ -11,6 +11,8 @@ from mmgcn.data.dataset import SPLITS
 from mmgcn.eval.metrics import METRIC_NAMES
 
 NEGATIVES = ("all", "train-items")
+#: train.precision values: fp32, or the forward pass under bfloat16 autocast
+PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,11 @@ class TrainConfig:
             propagates over the batch's sampled neighbourhood only
             (:mod:`mmgcn.train.subgraph`; models whose ``subgraph_sampling()`` says they can:
             MMGCN, LightGCN). Validation and test always use the full graph.
+        precision: ``"fp32"`` (default) or ``"bf16"``: the training forward pass under
+            bfloat16 autocast (parameters, gradients and Adam stay fp32; evaluation is fp32).
+            Worth it on GPUs (tensor cores) and CPUs with bf16 matrix units.
+        compile: ``torch.compile`` the training loss (default ``False``; compiled on the
+            first step).
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or ``"auto"`` (default ``"cpu"``).
         deterministic: ask torch for deterministic kernels (default ``True``).
         progress: tqdm bar over each epoch's batches (default ``True``).
@@ -65,6 +72,8 @@ class TrainConfig:
     warm_cold: bool = True
     negatives: str = "all"
     num_neighbors: tuple[int, ...] | None = None
+    precision: str = "fp32"
+    compile: bool = False
     device: str = "cpu"
     deterministic: bool = True
     progress: bool = True
@@ -96,6 +105,8 @@ class TrainConfig:
         if self.num_neighbors is not None and (not self.num_neighbors or min(self.num_neighbors) <= 0):
             raise ValueError(f"train.num_neighbors must be positive integers (one per hop, or one for all), "
                              f"got {list(self.num_neighbors)}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"train.precision {self.precision!r} must be one of {list(PRECISIONS)}")
         if self.negatives not in NEGATIVES:
             raise ValueError(f"train.negatives {self.negatives!r} must be one of {list(NEGATIVES)}")
         if not re.fullmatch(r"cpu|auto|cuda(:\d+)?|mps", self.device):
@@ -107,4 +118,4 @@ class TrainConfig:
         return torch.device(self.device)
 
 
-__all__ = ["NEGATIVES", "TrainConfig"]
+__all__ = ["NEGATIVES", "PRECISIONS", "TrainConfig"]

@@ -49,14 +49,14 @@ from mmgcn.train.checkpoint import (
 from mmgcn.train.config import TrainConfig
 from mmgcn.train.distributed import DistributedContext
 from mmgcn.train.sampling import BPRSampler
-from mmgcn.train.subgraph import SubgraphTraining
+from mmgcn.train.step import step_module
 from mmgcn.utils.io import atomic_write_json
 from mmgcn.utils.seed import seed_everything
 
 log = logging.getLogger(__name__)
 
 #: TrainConfig fields that may change between an interrupted run and its resume
-RESUMABLE_CHANGES = frozenset({"epochs", "progress", "device", "eval_block_size"})
+RESUMABLE_CHANGES = frozenset({"epochs", "progress", "device", "eval_block_size", "compile"})
 
 
 @dataclass
@@ -263,12 +263,10 @@ class Trainer:
                 log.info("negatives drawn from the %d of %d items with train interactions",
                          pool.size, self.dataset.n_items)
             self.sampler = BPRSampler(self.dataset.train, seed=cfg.seed, negative_items=pool)
-            if cfg.num_neighbors is not None:
-                self._step_module = SubgraphTraining(self.model, cfg.num_neighbors)
+            self._step_module = step_module(self.model, cfg, self.device, self.dist)
             if self.dist is not None:
                 self.dist.seed(cfg.seed)
                 self.sampler = self.dist.shard(self.sampler)
-                self._step_module = self.dist.wrap(self._step_module, self.device)
         if not self.resume:
             self._write_run_files()
 
