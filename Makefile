@@ -7,7 +7,7 @@ PYTHON     ?= python3
 VENV       ?= .venv
 BIN        := $(VENV)/bin
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
-EXTRAS     ?= vision,text,notebooks,dev
+EXTRAS     ?= vision,text,parquet,notebooks,dev
 PYTEST_ARGS ?=
 
 # Point the loaders at the shared real datasets when they sit beside the checkout.

@@ -12,7 +12,9 @@ and :func:`to_dict` to write the resolved config into a run directory.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
+import re
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -21,21 +23,28 @@ from typing import Any, TypeVar
 
 import yaml
 
+from mmgcn.errors import ConfigError
+
 T = TypeVar("T")
-
-
-class ConfigError(ValueError):
-    """A config key is unknown or a value has the wrong type."""
-
+# a number in exponent notation without a dot (1e-3), which YAML 1.1 leaves a string
+_FLOAT_TEXT = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)[eE][+-]?\d+")
 
 def load_yaml(path: str | os.PathLike) -> dict[str, Any]:
     """Read a YAML mapping with ``yaml.safe_load``; an empty file gives ``{}``."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a directory; give a YAML config file")
     try:
         with open(path, encoding="utf-8") as handle:
             data = yaml.safe_load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc}); a config is a YAML text file") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+        raise ConfigError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: YAML nested too deeply to be a config") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -97,8 +106,16 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
             return value
         raise ConfigError(f"{where}: expected true/false, got {value!r}")
     if annotation is float:
+        if isinstance(value, str) and _FLOAT_TEXT.fullmatch(value.strip()):
+            value = float(value)  # YAML 1.1 reads 1e-3 (no dot) as a string
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
+            try:
+                number = float(value)
+            except OverflowError:
+                number = math.inf
+            if not math.isfinite(number):
+                raise ConfigError(f"{where}: expected a finite number, got {value!r}")
+            return number
         raise ConfigError(f"{where}: expected a number, got {value!r}")
     if annotation is int:
         if isinstance(value, int) and not isinstance(value, bool):
@@ -149,11 +166,22 @@ def to_dict(config: Any) -> dict[str, Any]:
 def parse_override(text: str) -> tuple[list[str], Any]:
     """Split ``"a.b=value"`` into (["a", "b"], value); the value is parsed as YAML."""
     if "=" not in text:
-        raise ConfigError(f"--set {text!r}: expected key=value")
+        raise ConfigError(f"--set {text!r}: expected key=value, e.g. --set train.epochs=5")
     key, raw = text.split("=", 1)
-    if not key.strip():
-        raise ConfigError(f"--set {text!r}: empty key")
-    return key.strip().split("."), yaml.safe_load(raw) if raw.strip() else ""
+    keys = [k.strip() for k in key.split(".")]
+    if not key.strip() or any(not k for k in keys):
+        raise ConfigError(f"--set {text!r}: empty key or key part; write dotted keys like train.epochs=5")
+    if not raw.strip():
+        return keys, ""
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(
+            f"--set {text!r}: the value {raw!r} is not valid YAML ({reason}); quote strings, "
+            f"write lists as [1, 2]"
+        ) from None
+    return keys, value
 
 
 def merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:

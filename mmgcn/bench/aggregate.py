@@ -45,6 +45,10 @@ RESOURCE_FIELDS = {
 
 #: ``{model: {seed: {array name: (n,) array}}}``
 PerUser = dict[str, dict[int, dict[str, np.ndarray]]]
+#: reserved entry of a per-user file for dataset-level arrays (no model name starts with "_")
+DATASET_KEY = "_dataset"
+#: lower edges of the user train-degree buckets of the breakdown table
+DEGREE_EDGES = (0, 1, 2, 3, 5, 10, 20, 50, 100, 200)
 _KEY = re.compile(r"^(?P<model>[^/]+)/seed-(?P<seed>-?\d+)/(?P<name>.+)$")
 
 
@@ -117,6 +121,51 @@ def read_per_user(path: str | Path) -> PerUser:
     return out
 
 
+def degree_breakdown(per_user: PerUser, metric: str, edges: Sequence[int] = DEGREE_EDGES) -> dict[str, Any]:
+    """Test ``metric`` by user train-degree bucket: per model, the mean over seeds of each
+    bucket's mean over its users.
+
+    Needs ``per_user[DATASET_KEY][0]["train_degree"]`` (``(n_users,)``, written by the bench).
+    Returns ``{"metric", "buckets": ["1", "2", "3-4", ...], "n_users": [...], "values":
+    {model: [...]}}`` over the non-empty buckets (``{}`` without degrees).
+    """
+    dataset = per_user.get(DATASET_KEY, {}).get(0, {})
+    if "train_degree" not in dataset:
+        return {}
+    degree = np.asarray(dataset["train_degree"])
+    bounds = list(edges) + [np.inf]
+    labels = [f"{lo}" if hi - lo == 1 else (f"{lo}+" if hi == np.inf else f"{lo}-{int(hi) - 1}")
+              for lo, hi in zip(bounds[:-1], bounds[1:])]
+    values: dict[str, list[float | None]] = {}  # None: no user of the bucket in any seed
+    counts: list[int] | None = None
+    for model, seeds in per_user.items():
+        if model == DATASET_KEY:
+            continue
+        per_seed = []
+        for arrays in seeds.values():
+            if metric not in arrays:
+                continue
+            users, vals = np.asarray(arrays["users"]), np.asarray(arrays[metric])
+            bucket = np.searchsorted(bounds, degree[users], side="right") - 1
+            per_seed.append([float(vals[bucket == b].mean()) if (bucket == b).any() else np.nan
+                             for b in range(len(labels))])
+            if counts is None:
+                counts = [int((bucket == b).sum()) for b in range(len(labels))]
+        if per_seed:
+            table = np.asarray(per_seed)
+            values[model] = [float(col[np.isfinite(col)].mean()) if np.isfinite(col).any() else None
+                             for col in table.T]
+    if counts is None:
+        return {}
+    keep = [b for b, n in enumerate(counts) if n > 0]
+    return {
+        "metric": metric,
+        "buckets": [labels[b] for b in keep],
+        "n_users": [counts[b] for b in keep],
+        "values": {m: [v[b] for b in keep] for m, v in values.items()},
+    }
+
+
 # ---------------------------------------------------------------- comparisons
 def comparison_pairs(models: Sequence[str], reference: str, extra: Sequence[Sequence[str]] = ()) -> list[tuple[str, str]]:
     """Every model against ``reference``, then the extra ``(model, reference)`` pairs, without repeats."""
@@ -162,7 +211,9 @@ def compare_models(
 
 
 __all__ = [
+    "DATASET_KEY",
     "PerUser",
+    "degree_breakdown",
     "compare_models",
     "comparison_pairs",
     "keep_arrays",

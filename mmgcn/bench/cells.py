@@ -7,29 +7,39 @@ A cell directory holds::
                     "warm/..." and "cold/..." arrays under the cold-start protocol
     run/            the trainer's run directory (config, per-epoch JSON lines, checkpoint)
                     (a grid trial has no test metrics and no per_user.npz)
-    error.txt       traceback of a crashed attempt (no marker then)
-    STARTED.json    written when an attempt starts, with the config hash: an attempt that
-                    was interrupted (Ctrl-C, a killed process) with this hash resumes from
-                    the trainer's last checkpoint instead of starting over
-    DONE.json       completion marker, written atomically and LAST, holding the cell's
-                    config hash
+    STARTED.json    written when an attempt starts, with the config hash
+    DONE.json       completion marker, written LAST, holding the cell's config hash and
+                    the SHA-256 of every other file of the cell (checkpoints excepted:
+                    they carry their own digest and are deleted once no longer needed)
 
-A cell counts as finished only when ``DONE.json`` exists, parses, carries the expected
-config hash, and ``cell.json`` / ``per_user.npz`` are present: an interrupted or crashed
-cell, or one whose config changed, runs again. The marker is removed *before* a cell is
-re-run, so a crash can never leave a stale marker behind. A cell that raised starts over
-(fresh directory); one that was merely interrupted resumes where the runner can.
+A cell is never written in place. An attempt works in a staging directory beside it,
+``.<name>.partial/`` (where ``error.txt`` holds the traceback of a crashed attempt); only
+a finished cell -- files, checksums, marker -- is renamed into place, replacing any older
+copy. So a finished cell is complete or absent, and a crash never leaves ``error.txt``
+inside a finished cell. An interrupted attempt (Ctrl-C, a killed process) with the same
+config hash resumes in its staging directory from the trainer's last checkpoint; one that
+raised starts over.
+
+A cell counts as finished only when ``DONE.json`` parses, carries the expected config
+hash, and every file it lists has its recorded SHA-256 (:func:`cell_problem`): a cell
+whose files are missing, truncated or corrupt is reported by name and run again, never
+trusted. The harness holds the results folder's lock (:mod:`mmgcn.bench.lock`) while it
+runs cells, so two benches never write one folder.
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import io
 import json
+import os
 import resource
 import shutil
 import sys
 import time
+import zipfile
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,8 +49,8 @@ import numpy as np
 
 from mmgcn.bench.config import BenchConfig, ModelSpec
 from mmgcn.bench.results import CellResult
-from mmgcn.data.dataset import Dataset
-from mmgcn.utils.io import atomic_write_bytes, atomic_write_json
+from mmgcn.data.dataset import DataError, Dataset
+from mmgcn.utils.io import atomic_write_bytes, atomic_write_json, sha256_file
 
 MARKER = "DONE.json"
 STARTED = "STARTED.json"
@@ -117,20 +127,93 @@ class CellRunner:
 
 
 def is_finished(directory: Path, expected_hash: str, per_user: bool = True) -> bool:
-    """Whether the cell in ``directory`` completed with config hash ``expected_hash``
-    (``per_user=False`` for grid trials, which have no test metrics)."""
+    """Whether the cell in ``directory`` completed with config hash ``expected_hash`` and its
+    files are intact (``per_user=False`` for grid trials, which have no test metrics)."""
+    return cell_problem(directory, expected_hash, per_user) is None
+
+
+def cell_problem(directory: Path, expected_hash: str, per_user: bool = True) -> str | None:
+    """Why the cell in ``directory`` cannot be reused, or ``None`` when it is finished and intact.
+
+    ``"absent"``, ``"unfinished"`` (no marker), ``"another config"`` (marker of another
+    hash), or the damage: an unreadable marker, a missing file, a file whose SHA-256 differs
+    from the marker's record (truncated or corrupt), or -- for markers written before
+    checksums -- a ``cell.json`` / ``per_user.npz`` that does not load.
+    """
+    if not directory.is_dir():
+        return "absent"
     marker = directory / MARKER
     try:
         with open(marker, encoding="utf-8") as handle:
             data = json.load(handle)
-    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
-        return False
-    return (
-        isinstance(data, dict)
-        and data.get("config_hash") == expected_hash
-        and (directory / CELL_JSON).is_file()
-        and (not per_user or (directory / PER_USER).is_file())
-    )
+    except FileNotFoundError:
+        return "unfinished"
+    except (OSError, ValueError) as exc:
+        return f"{MARKER} is unreadable ({type(exc).__name__})"
+    if not isinstance(data, dict):
+        return f"{MARKER} is not a JSON object"
+    if data.get("config_hash") != expected_hash:
+        return "another config"
+    for name in (CELL_JSON, PER_USER) if per_user else (CELL_JSON,):
+        if not (directory / name).is_file():
+            return f"{name} is missing"
+    recorded = data.get("files")
+    if isinstance(recorded, dict):
+        for name, digest in sorted(recorded.items()):
+            path = directory / name
+            if not path.is_file():
+                return f"{name} is missing"
+            if sha256_file(path) != digest:
+                return f"{name} does not match its checksum (truncated or corrupt)"
+        return None
+    try:  # a marker from before checksums: the files must at least load
+        load_cell(directory)
+        if per_user:
+            load_per_user(directory / PER_USER)
+    except Exception as exc:  # noqa: BLE001 - any failure to load means damaged
+        return f"{type(exc).__name__} reading the cell ({str(exc)[:120]})"
+    return None
+
+
+def checksums(directory: Path) -> dict[str, str]:
+    """``{relative path: sha256}`` of every file under ``directory`` but the markers and the
+    trainer's checkpoints (deleted once the benchmark no longer needs them)."""
+    return {
+        path.relative_to(directory).as_posix(): sha256_file(path)
+        for path in sorted(directory.rglob("*"))
+        if path.is_file() and path.name not in (MARKER, STARTED) and "checkpoints" not in path.relative_to(directory).parts
+    }
+
+
+def staging_dir(directory: Path) -> Path:
+    """Where an attempt at the cell ``directory`` works until it is finished: ``.<name>.partial``."""
+    return directory.parent / f".{directory.name}.partial"
+
+
+def publish_cell(staging: Path, directory: Path) -> None:
+    """Rename a finished staging directory into place, replacing an older copy of the cell."""
+    for leftover in directory.parent.glob(f".{glob.escape(directory.name)}.old-*"):
+        shutil.rmtree(leftover, ignore_errors=True)  # a process killed between the two renames
+    old = None
+    if directory.exists():
+        old = directory.parent / f".{directory.name}.old-{os.getpid()}"
+        if old.exists():
+            shutil.rmtree(old)
+        os.rename(directory, old)
+    os.rename(staging, directory)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def read_back(result: CellResult, directory: Path, per_user: bool = True) -> CellResult:
+    """A finished cell's result as stored in ``directory`` (checked against its checksums);
+    failed cells are returned as they are."""
+    if result.status != "ok":
+        return result
+    problem = cell_problem(directory, result.config_hash, per_user)
+    if problem is not None:
+        raise DataError(f"{directory}: {problem}; the cell changed while the benchmark held its lock")
+    return load_cell(directory)
 
 
 def started_hash(directory: Path) -> str | None:
@@ -158,12 +241,18 @@ def clear_cell(directory: Path) -> None:
 
 def save_cell(directory: Path, output: CellOutput, config_hash: str) -> None:
     """Write ``cell.json`` and ``per_user.npz`` (none for a grid trial, which has no test
-    metrics), then the marker (atomically, last)."""
+    metrics), then the marker with every file's checksum (atomically, last)."""
     output.result.config_hash = config_hash
     atomic_write_json(directory / CELL_JSON, output.result.to_dict())
     if output.per_user:
         save_per_user(directory / PER_USER, output.per_user)
-    atomic_write_json(directory / MARKER, {"config_hash": config_hash, "finished": time.time()})
+    write_marker(directory, config_hash)
+
+
+def write_marker(directory: Path, config_hash: str, **extra: Any) -> None:
+    """``DONE.json``: the config hash and the SHA-256 of every other file of the cell."""
+    atomic_write_json(directory / MARKER, {"config_hash": config_hash, "finished": time.time(),
+                                           "files": checksums(directory), **extra})
 
 
 def load_cell(directory: Path) -> CellResult:
@@ -185,9 +274,20 @@ def save_per_user(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
 
 
 def load_per_user(path: Path) -> dict[str, np.ndarray]:
-    """Read ``per_user.npz`` with ``allow_pickle=False`` (object arrays are refused)."""
-    with np.load(path, allow_pickle=False) as data:
-        return {name: data[name] for name in data.files}
+    """Read ``per_user.npz`` with ``allow_pickle=False`` (object arrays are refused).
+
+    Raises:
+        DataError: the file is missing, truncated or corrupt (re-running the benchmark
+            re-runs the cell).
+    """
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {name: data[name] for name in data.files}
+    except FileNotFoundError:
+        raise DataError(f"{path}: missing; re-run the benchmark to re-run this cell") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        raise DataError(f"{path}: damaged per-user metrics ({type(exc).__name__}: {exc}); re-run the "
+                        f"benchmark to re-run this cell") from None
 
 
 def metric_vector(per_user: Mapping[str, np.ndarray], metric: str) -> tuple[np.ndarray, np.ndarray]:

@@ -216,6 +216,7 @@ class BenchConfig:
         if len(set(names)) != len(names):
             raise ConfigError(f"bench config: a model is listed twice in {names}")
         object.__setattr__(self, "models", tuple(names))
+        check_specs_against_registry(specs)
         pairs = []
         for pair in self.comparisons:
             if not isinstance(pair, (list, tuple)) or len(pair) != 2:
@@ -298,6 +299,27 @@ class BenchConfig:
         return self.grids.get(spec.base)
 
 
+def check_specs_against_registry(specs: Sequence[ModelSpec]) -> None:
+    """Every spec names a registered model, and only content models take a modality subset.
+
+    Raises:
+        ConfigError: an unknown model name (listing the registered ones), or a modality
+            suffix on a model that reads no item content (``bpr[text]``: an ID-only model
+            would silently train without any content, so the "ablation" would be a copy of
+            the plain model).
+    """
+    from mmgcn.models.base import model_class
+
+    for spec in specs:
+        cls = model_class(spec.base)
+        if spec.modalities is not None and not getattr(cls, "uses_content", False):
+            raise ConfigError(
+                f"model spec {spec.name!r}: {spec.base!r} reads no item content (ID only), so a modality "
+                f"subset [{'+'.join(spec.modalities)}] means nothing; write {spec.base!r}, or use a content "
+                f"model (e.g. mmgcn, vbpr, concat, attention) for a modality ablation"
+            )
+
+
 def _layered(table: Mapping[str, Mapping[str, Any]], spec: ModelSpec) -> dict[str, Any]:
     """The registry name's entry, then the spec's without its variant (``mmgcn[image]``), then
     the full spec name's (``mmgcn[image]:linear``), each on top of the previous."""
@@ -346,6 +368,13 @@ def load_bench_config(
     """
     data: dict[str, Any] = load_yaml(path) if path is not None else {}
     where = str(path) if path is not None else "bench config"
+    cli_models = bool((overrides or {}).get("models"))
+    if path is not None and not cli_models and (not data or ("models" in data and not data["models"])):
+        # an empty file (or `models:` left empty) would otherwise run every default model for hours
+        raise ConfigError(
+            f"{where}: {'is empty' if not data else 'field models is empty'}, so the benchmark has no cells; "
+            f"add 'models: [mmgcn, lightgcn, ...]' or pass --models"
+        )
     full_section = data.pop("full", None)
     if full_section is not None and not isinstance(full_section, Mapping):
         raise ConfigError(f"{where}: 'full' must be a mapping of overrides, got {full_section!r}")

@@ -22,15 +22,20 @@ split), and ranks the test split over all items (warm / cold breakdown) and, for
 models, among the cold test items only (:mod:`mmgcn.bench.runner`).
 
 Cells live in ``<folder>/cells/<model>/seed-<k>/`` and grid trials in
-``<folder>/grid/<model>/point-<i>/seed-<k>/`` (see :mod:`mmgcn.bench.cells`). A re-run skips every
-cell whose completion marker carries the same config hash, unless ``force``; a cell that
-raises is recorded as failed (traceback in its ``error.txt``) and the run goes on.
+``<folder>/grid/<model>/point-<i>/seed-<k>/`` (see :mod:`mmgcn.bench.cells`); each is built
+in a staging directory beside it and renamed into place when finished. A re-run skips every
+cell whose completion marker carries the same config hash and whose files match their
+checksums, unless ``force``; a damaged cell is named and re-run; a cell that raises is
+recorded as failed (traceback in its staging directory's ``error.txt``) and the run goes on.
+The whole run holds the folder's lock (:mod:`mmgcn.bench.lock`) and rebuilds
+``results.json`` from the cells on disk.
 
 One tqdm bar counts cells across the whole run; the trainer draws per-epoch bars beneath.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import traceback
 from collections.abc import Callable
@@ -38,12 +43,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from tqdm.auto import tqdm
 
 from mmgcn.bench.aggregate import (
+    DATASET_KEY,
     PerUser,
     compare_models,
     comparison_pairs,
+    degree_breakdown,
     keep_arrays,
     summarise_model,
     write_per_user,
@@ -53,17 +61,22 @@ from mmgcn.bench.cells import (
     CellRunner,
     CellTask,
     PeakMemory,
+    cell_problem,
     clear_cell,
     is_finished,
     load_cell,
     load_per_user,
     mark_started,
+    publish_cell,
+    read_back,
     save_cell,
+    staging_dir,
     started_hash,
 )
 from mmgcn.bench.config import BenchConfig, ModelSpec, config_hash
 from mmgcn.bench.grid import GridOutcome, drop_checkpoints, reuse_trial, run_grid, split_point
 from mmgcn.bench.header import build_header
+from mmgcn.bench.lock import BenchLock
 from mmgcn.bench.plots import write_plots
 from mmgcn.bench.results import PER_USER_NPZ, BenchResults, CellResult, write_results
 from mmgcn.bench.tables import header_lines
@@ -142,36 +155,51 @@ def _task(config: BenchConfig, runner: CellRunner, fingerprint: dict[str, Any], 
 
 
 def run_cell(task: CellTask, dataset: Dataset, config: BenchConfig, runner: CellRunner, force: bool) -> tuple[CellResult, str]:
-    """Run (or skip) one cell; returns its result and ``"skipped"`` / ``"ran"`` / ``"failed"``."""
-    if not force and is_finished(task.directory, task.config_hash, per_user=task.grid_point is None):
+    """Run (or skip) one cell; returns its result and ``"skipped"`` / ``"ran"`` / ``"failed"``.
+
+    The attempt works in the cell's staging directory and is renamed into place only when
+    finished (:mod:`mmgcn.bench.cells`); a damaged finished cell is reported and re-run.
+    """
+    per_user = task.grid_point is None
+    problem = cell_problem(task.directory, task.config_hash, per_user)
+    if not force and problem is None:
         try:
             return load_cell(task.directory), "skipped"
         except (OSError, ValueError, TypeError) as exc:
-            log.warning("%s: unreadable finished cell (%s); running it again", task.label, exc)
+            problem = f"cell.json does not load ({exc})"
+    if problem not in (None, "absent", "unfinished", "another config"):
+        log.warning("%s: the finished cell %s is damaged (%s); running it again", task.label, task.directory, problem)
+    staging = staging_dir(task.directory)
+    if not force and cell_problem(staging, task.config_hash, per_user) is None:
+        # finished, but the process stopped before renaming it into place
+        publish_cell(staging, task.directory)
+        return load_cell(task.directory), "skipped"
+    staged = dataclasses.replace(task, directory=staging)
     resume = (
         not force
-        and started_hash(task.directory) == task.config_hash
-        and not (task.directory / ERROR_TXT).exists()
-        and runner.can_resume(task)
+        and started_hash(staging) == task.config_hash
+        and not (staging / ERROR_TXT).exists()
+        and runner.can_resume(staged)
     )
     if resume:
         log.info("%s: resuming an interrupted attempt", task.label)
     else:
-        clear_cell(task.directory)
-        mark_started(task.directory, task.config_hash)
+        clear_cell(staging)
+        mark_started(staging, task.config_hash)
     try:
         with PeakMemory(config.device) as memory:
-            output = runner.run(task, dataset, config, resume=resume)
+            output = runner.run(staged, dataset, config, resume=resume)
         if output.result.peak_mem_mb is None:
             output.result.peak_mem_mb = memory.peak_mb()
-        save_cell(task.directory, output, task.config_hash)
+        save_cell(staging, output, task.config_hash)
+        publish_cell(staging, task.directory)
         return output.result, "ran"
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # a crashing cell is reported and the benchmark goes on
-        (task.directory / ERROR_TXT).write_text(traceback.format_exc(), encoding="utf-8")
+        (staging / ERROR_TXT).write_text(traceback.format_exc(), encoding="utf-8")
         message = f"{type(exc).__name__}: {exc}"
-        log.error("%s failed: %s (traceback in %s)", task.label, message, task.directory / ERROR_TXT)
+        log.error("%s failed: %s (traceback in %s)", task.label, message, staging / ERROR_TXT)
         return CellResult(task.spec.name, task.seed, status="failed", error=message, config_hash=task.config_hash), "failed"
 
 
@@ -191,7 +219,8 @@ def plan_benchmark(config: BenchConfig, runner: CellRunner, dataset: Dataset) ->
     def status(task: CellTask) -> str:
         if is_finished(task.directory, task.config_hash, per_user=task.grid_point is None):
             return "finished"
-        if started_hash(task.directory) == task.config_hash and runner.can_resume(task):
+        staged = dataclasses.replace(task, directory=staging_dir(task.directory))
+        if started_hash(staged.directory) == task.config_hash and runner.can_resume(staged):
             return "resumes"
         return "runs"
 
@@ -232,7 +261,21 @@ def plan_benchmark(config: BenchConfig, runner: CellRunner, dataset: Dataset) ->
     return plan
 
 
-def run_benchmark(
+def run_benchmark(config: BenchConfig, **kwargs: Any) -> BenchRun:
+    """Run every cell of ``config`` (skipping finished ones), then write tables and figures,
+    holding the results folder's lock throughout (:class:`mmgcn.bench.lock.BenchLock`: a
+    second benchmark on the same folder fails at once, naming the holder).
+
+    Keyword arguments are those of :func:`_run_benchmark_locked`.
+
+    Raises:
+        BenchLockedError: another process is writing the same results folder.
+    """
+    with BenchLock(Path(config.out) / config.results_name):
+        return _run_benchmark_locked(config, **kwargs)
+
+
+def _run_benchmark_locked(
     config: BenchConfig,
     *,
     runner: CellRunner | None = None,
@@ -330,10 +373,11 @@ def run_benchmark(
                 model_overrides, train_overrides = split_point(outcome.chosen if outcome is not None else {})
                 task = _task(config, runner, fingerprint, spec, seed, directory, None,
                              {**base_config, **model_overrides}, train_overrides)
+                staging = staging_dir(directory)
                 if (outcome is not None and not is_finished(directory, task.config_hash)
-                        and started_hash(directory) != task.config_hash):
+                        and started_hash(staging) != task.config_hash):
                     # the selected point trained with this seed is this very cell: test it only
-                    reuse_trial(outcome, task)
+                    reuse_trial(outcome, dataclasses.replace(task, directory=staging))
                 cells.append(step(task))
             cells_by_model[spec.name] = cells
     finally:
@@ -346,6 +390,9 @@ def run_benchmark(
         atomic_write_json(folder / GRIDS_JSON, {"header": header, "grids": grid_report})
         return run
 
+    # results.json is rebuilt from the cells as they are on disk, under the folder's lock
+    cells_by_model = {name: [read_back(c, folder / "cells" / ModelSpec.parse(name).dirname / f"seed-{c.seed}")
+                             for c in cells] for name, cells in cells_by_model.items()}
     summaries = [summarise_model(s.name, cells_by_model.get(s.name, []), selected_points.get(s.name)) for s in config.specs]
     per_user: PerUser = {}
     for spec in config.specs:
@@ -354,6 +401,7 @@ def run_benchmark(
                 continue
             path = folder / "cells" / spec.dirname / f"seed-{cell.seed}" / "per_user.npz"
             per_user.setdefault(spec.name, {})[cell.seed] = keep_arrays(load_per_user(path), config.significance_metrics)
+    per_user[DATASET_KEY] = {0: {"train_degree": np.diff(dataset.train.indptr).astype(np.int32)}}
     write_per_user(folder / PER_USER_NPZ, per_user)
     pairs = comparison_pairs(config.models, config.reference, config.comparisons)
     results = BenchResults(
@@ -362,6 +410,7 @@ def run_benchmark(
         cells=[c for s in config.specs for c in cells_by_model.get(s.name, [])],
         grids=grid_report,
         comparisons=compare_models(per_user, pairs, config.significance_metrics),
+        breakdowns={"user_degree": degree_breakdown(per_user, config.significance_metrics[0])},
     )
     run.results = results
     run.files = write_results(results, folder)

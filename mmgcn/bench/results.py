@@ -135,6 +135,8 @@ class BenchResults:
         grids: ``{model: [{"params": {...}, "valid": value, "selected": bool}, ...]}``.
         comparisons: the seed-aware comparisons of the table (every model against the
             reference, plus the config's extra pairs), Holm-adjusted over all of them.
+        breakdowns: descriptive breakdowns, e.g. ``{"user_degree": {...}}`` (test metric by
+            user train-degree bucket, :func:`mmgcn.bench.aggregate.degree_breakdown`).
     """
 
     header: dict[str, Any]
@@ -142,6 +144,7 @@ class BenchResults:
     cells: list[CellResult] = field(default_factory=list)
     grids: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     comparisons: list[SeedComparison] = field(default_factory=list)
+    breakdowns: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -149,6 +152,7 @@ class BenchResults:
             "header": _json_safe(self.header),
             "summaries": [s.to_dict() for s in self.summaries],
             "comparisons": [c.to_dict() for c in self.comparisons],
+            "breakdowns": _json_safe(self.breakdowns),
             "cells": [c.to_dict() for c in self.cells],
             "grids": _json_safe(self.grids),
         }
@@ -164,6 +168,7 @@ class BenchResults:
             cells=[CellResult.from_dict(c) for c in data.get("cells", [])],
             grids=dict(data.get("grids", {})),
             comparisons=[SeedComparison.from_dict(c) for c in data.get("comparisons", [])],
+            breakdowns=dict(data.get("breakdowns", {})),
         )
 
     def comparison(self, model: str, metric: str, reference: str | None = None) -> SeedComparison | None:

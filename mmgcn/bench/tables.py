@@ -150,6 +150,7 @@ def to_markdown(results: BenchResults) -> str:
         lines += ["## All test metrics (mean ± std over seeds; MAP, MRR, coverage in the CSV)", ""]
         lines += _table(rows) + [""]
     lines += _warm_cold_section(results, primary)
+    lines += _degree_section(results)
 
     if results.grids:
         lines += ["## Grids (selected on validation)", ""]
@@ -169,6 +170,21 @@ def to_markdown(results: BenchResults) -> str:
         lines += [f"- {c.model} seed {c.seed}: {c.error}" for c in failed]
         lines.append("")
     return "\n".join(lines)
+
+
+def _degree_section(results: BenchResults) -> list[str]:
+    breakdown = results.breakdowns.get("user_degree") or {}
+    if not breakdown.get("values"):
+        return []
+    buckets, counts = breakdown["buckets"], breakdown["n_users"]
+    rows = [["model"] + [f"{b} ({n:,} users)" for b, n in zip(buckets, counts)]]
+    order = [s.model for s in results.summaries if s.model in breakdown["values"]]
+    for model in order:
+        rows.append([model] + ["–" if v is None else f"{v:.4f}" for v in breakdown["values"][model]])
+    note = (f"Test {metric_label(breakdown['metric'])} by the user's number of train interactions (mean over "
+            f"each bucket's users, then over seeds): where a model gains or loses. Descriptive; the "
+            f"comparisons above carry the intervals.")
+    return ["## By user train degree (mean over seeds)", "", note, ""] + _table(rows) + [""]
 
 
 # result groups of the cold-start protocol, in table order

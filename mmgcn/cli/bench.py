@@ -91,7 +91,7 @@ def _cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
     values: dict[str, Any] = apply_overrides({}, args.overrides)
     flags = {
         "dataset": args.dataset,
-        "models": list(parse_model_list(args.models)) if args.models else None,
+        "models": list(parse_model_list(args.models)) if args.models is not None else None,
         "seeds": args.seeds,
         "out": args.out,
         "protocol": args.protocol,
@@ -112,12 +112,16 @@ def run_bench(args: argparse.Namespace) -> int:
 
     path = _config_path(args)
     config = load_bench_config(path, full=args.full, overrides=_cli_overrides(args))
+    from mmgcn.train.config import check_device
+
+    check_device(config.device)  # a missing GPU fails now, not after the dataset has loaded
     if args.no_grids:
         # an empty mapping cannot replace one through --set (mappings merge), hence the flag
         config = dataclasses.replace(config, grids={})
     print(f"mmgcn bench: {config.dataset}, {len(config.models)} models x {config.seeds} seeds "
           f"({config.mode} run; config: {path or 'built-in defaults'})", flush=True)
     runner = TrainerRunner(progress=not args.no_progress, keep_checkpoints=args.keep_checkpoints, nproc=args.nproc)
+    _resolve_every_cell(config, runner)  # bad model / trainer keys fail before the dataset loads
     if args.dry_run:
         from collections import Counter
 
@@ -145,10 +149,23 @@ def run_bench(args: argparse.Namespace) -> int:
     print(f"cells: {run.ran} ran, {run.skipped} skipped (finished earlier), {run.failed} failed; "
           f"results in {run.folder}/")
     if run.failed:
-        print(f"mmgcn bench: {run.failed} cell(s) failed; see the 'Failed cells' section and each "
-              f"cell's error.txt", file=sys.stderr)
+        print(f"mmgcn bench: {run.failed} cell(s) failed; see the 'Failed cells' section and the "
+              f"error.txt in each failed cell's staging folder (cells/<model>/.seed-<k>.partial/)", file=sys.stderr)
         return 1
     return 0
+
+
+def _resolve_every_cell(config: Any, runner: Any) -> None:
+    """Resolve each model's config and grid point now, as the harness will (ConfigError on a bad key)."""
+    from mmgcn.bench.grid import split_point
+    from mmgcn.config import merge
+
+    for spec in config.specs:
+        grid = config.grid_for(spec)
+        base = config.model_config_for(spec)
+        for point in grid.points() if grid is not None else [{}]:
+            model_overrides, train_overrides = split_point(point)
+            runner.resolve(spec, {**base, **model_overrides}, merge(config.train_config_for(spec), train_overrides), config)
 
 
 def run_report(args: argparse.Namespace) -> int:

@@ -1,26 +1,39 @@
-"""``mmgcn datasets``: list the registered datasets, show one's statistics, download, convert.
+"""``mmgcn datasets``: list the datasets, show one's statistics, import your own, download, convert.
 
 ::
 
     mmgcn datasets list [--data-dir DIR]
-    mmgcn datasets info NAME [--data-dir DIR] [--convention files|mmrec] [--split METHOD] [--seed N]
+    mmgcn datasets info NAME [--data-dir DIR] [--card FILE] [--convention NAME] [--split METHOD] [--seed N]
+    mmgcn datasets import NAME --interactions FILE [--items FILE] [--sep SEP] [--user-col C] ...
     mmgcn datasets download NAME [--data-dir DIR] [--mirror URL] [--force]
     mmgcn datasets convert NAME --to mmrec OUT_DIR [--data-dir DIR] [--convention ...] [--split ...]
+
+``list``, ``info`` and ``--help`` do not import torch (they stay light; a test checks it).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
+from mmgcn.cli.importing import add_import_parser
 from mmgcn.data import paths
-from mmgcn.data.dataset import Dataset
-from mmgcn.data.download import download_dataset, manual_steps
-from mmgcn.data.readers.mmrec import write_mmrec
-from mmgcn.data.registry import dataset_card, list_datasets, load_dataset, missing_files
+from mmgcn.data.dataset import DataError, Dataset
+from mmgcn.data.registry import (
+    CARDS_DIRNAME,
+    CARDS_ENV,
+    card_paths,
+    cards_dir,
+    dataset_card,
+    dataset_root,
+    load_dataset,
+    read_card,
+)
 from mmgcn.data.splits import METHODS
 
 
@@ -36,13 +49,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
     def load_args(p: argparse.ArgumentParser) -> None:
         data_dir_arg(p)
+        p.add_argument("--card", help="read this card file instead of searching the cards (docs/cards.md)")
         p.add_argument("--cache-dir", help=f"cache root for extracted features (default: ${paths.CACHE_ENV})")
-        p.add_argument("--convention", help="pre-split data: which file is valid / test ('files' or 'mmrec')")
+        p.add_argument("--convention", help="pre-split data: which file is valid / test (a name from the card's "
+                                            "split.conventions; `mmgcn datasets info NAME` shows the one used)")
         p.add_argument("--split", choices=METHODS, help="re-split with this method (default: the card's split)")
         p.add_argument("--seed", type=int, default=0, help="split seed (default 0)")
         p.add_argument("--no-verify", action="store_true", help="warn instead of failing on sha256 mismatches")
 
-    p_list = sub.add_parser("list", help="registered datasets and whether their files are present")
+    p_list = sub.add_parser(
+        "list", help="datasets with a card and whether their files are present",
+        description=f"Cards are read from ${CARDS_ENV} (files or folders, '{os.pathsep}'-separated), "
+        f"<data root>/{CARDS_DIRNAME}/ and the built-in cards; the first card of a name wins. "
+        "A card that cannot be read shows as an error line.",
+    )
     data_dir_arg(p_list)
     p_list.set_defaults(func=_list)
 
@@ -51,6 +71,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     load_args(p_info)
     p_info.add_argument("--json", action="store_true", help="print the stats as JSON")
     p_info.set_defaults(func=_info)
+
+    add_import_parser(sub, data_dir_arg)
 
     p_dl = sub.add_parser("download", help="fetch missing files from their upstream URLs (sha256-verified)")
     p_dl.add_argument("name")
@@ -78,22 +100,46 @@ def _load(args: argparse.Namespace) -> tuple[Dataset, float]:
         split=args.split,
         seed=args.seed,
         verify=not args.no_verify,
+        card=args.card,
     )
     return dataset, time.perf_counter() - start
 
 
+def _size(stats: Any) -> str:
+    if isinstance(stats, dict) and isinstance(stats.get("n_users"), int) and isinstance(stats.get("n_items"), int):
+        return f"{stats['n_users']:,} x {stats['n_items']:,}"
+    return "?"
+
+
+def _origin(path: Path, data_dir: str | None) -> str:
+    if path.parent.resolve() == cards_dir().resolve():
+        return "built-in"
+    if path.parent == paths.data_root(data_dir) / CARDS_DIRNAME:
+        return "data root"
+    return str(path)
+
+
 def _list(args: argparse.Namespace) -> int:
-    rows = [("name", "format", "users x items", "modalities", f"files in {paths.data_root(args.data_dir)}")]
-    for name in list_datasets():
-        card = dataset_card(name)
-        stats = card["statistics"]
-        missing = missing_files(name, args.data_dir)
+    rows = [("name", "format", "users x items", "modalities", "card", f"files in {paths.data_root(args.data_dir)}")]
+    errors = []
+    for name, path in card_paths(args.data_dir).items():
+        try:
+            card = read_card(path, name)
+        except DataError as exc:  # one bad card must not hide the others
+            errors.append(f"{name}: error: {exc}")
+            rows.append((name, "?", "?", "?", _origin(path, args.data_dir), "error: card unreadable (below)"))
+            continue
+        root = dataset_root(card, args.data_dir)
+        missing = [f for f, e in card["files"].items() if not e.get("optional") and not (root / f).is_file()]
         status = "present" if not missing else f"missing {len(missing)} of {len(card['files'])}"
         modalities = ", ".join(card.get("modalities") or {}) or "-"
-        rows.append((name, card["format"], f"{stats['n_users']:,} x {stats['n_items']:,}", modalities, status))
+        rows.append((name, card["format"], _size(card.get("statistics")), modalities,
+                     _origin(path, args.data_dir), status))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    for line in errors:
+        print(line)
     return 0
 
 
@@ -118,6 +164,8 @@ def format_stats(stats: dict[str, Any], title: str | None = None) -> list[str]:
         f"(total {stats['total_interactions']:,})",
     )
     row("density", f"{100 * stats['density']:.4f}%")
+    if "timestamps" in stats:
+        row("event times", "yes (kept in every split)" if stats["timestamps"] else "no")
     split = stats.get("split")
     if isinstance(split, dict):
         detail = ", ".join(
@@ -153,6 +201,9 @@ def format_stats(stats: dict[str, Any], title: str | None = None) -> list[str]:
         "modalities",
         f"{len(modalities)}: " + ", ".join(f"{m} {d}-d" for m, d in modalities.items()) if modalities else "none",
     )
+    missing = {m: n for m, n in (stats.get("items_without_content") or {}).items() if n}
+    if missing:
+        row("no content", ", ".join(f"{m}: {n:,} items (masked)" for m, n in missing.items()))
     if "content" in stats:
         row("content", " / ".join(f"{k} {v:,}" for k, v in stats["content"].items()) + f" of {stats['n_items']:,} items")
     return lines
@@ -168,22 +219,28 @@ def _info(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({**stats, "load_seconds": seconds}, indent=2, default=_jsonable))
         return 0
-    card = dataset_card(args.name)
+    card = dataset_card(args.name, args.data_dir, args.card)
     for line in format_stats(stats, card.get("title")):
         print(line)
     extra = dataset.info.get("content")
     if isinstance(extra, dict):
         print("  " + f"{'content detail':<18}" + ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in extra.items()))
-    if not stats["modalities"] and card.get("modalities"):
-        hints = [spec.get("extract") for spec in card["modalities"].values() if spec.get("extract")]
-        if hints:
-            print(f"  {'extract features':<18}" + "; ".join(hints))
+    absent = {m: spec for m, spec in (card.get("modalities") or {}).items() if m not in stats["modalities"]}
+    hints = [spec.get("extract") for spec in absent.values() if isinstance(spec, dict) and spec.get("extract")]
+    if hints:
+        print(f"  {'extract features':<18}" + "; ".join(hints))
+    id_maps = dataset.info.get("id_maps")
+    if isinstance(id_maps, dict) and len(id_maps.get("item_ids", ())):
+        users, items = id_maps["user_ids"], id_maps["item_ids"]
+        print(f"  {'original ids':<18}users {users[0]} .. {users[-1]}, items {items[0]} .. {items[-1]}")
     print(f"  {'source':<18}{dataset.source}")
     print(f"  {'loaded in':<18}{seconds:.2f} s (read, sha256 check, split)")
     return 0
 
 
 def _download(args: argparse.Namespace) -> int:
+    from mmgcn.data.download import download_dataset, manual_steps
+
     root = download_dataset(args.name, args.data_dir, mirror=args.mirror, force=args.force)
     print(f"{args.name}: all downloadable files present and verified in {root}")
     for item, note in manual_steps(args.name).items():
@@ -192,12 +249,14 @@ def _download(args: argparse.Namespace) -> int:
 
 
 def _convert(args: argparse.Namespace) -> int:
+    from mmgcn.data.readers.mmrec import write_mmrec
+
     dataset, _ = _load(args)
     try:
         inter = write_mmrec(dataset, args.out_dir, overwrite=args.force)
-    except FileExistsError as exc:  # not among the errors mmgcn.cli.main reports itself
+    except FileExistsError as exc:  # (mmgcn.cli.main reports OSErrors the same way, exit 2)
         print(f"mmgcn: error: {exc}", file=sys.stderr)
-        return 1
+        return 2
     files = [inter.name] + [f"{m}_feat.npy" for m in dataset.features] + [f"{inter.stem}.json"]
     total = sum(dataset.split(s).nnz for s in ("train", "valid", "test"))
     print(f"wrote {inter.parent}: {', '.join(files)} ({total:,} interactions, x_label 0/1/2 = train/valid/test)")

@@ -2,15 +2,21 @@
 
 Example::
 
-    mmgcn extract --dataset ml-100k --modality image --encoder efficientnet-lite0
-    mmgcn extract --dataset ml-100k --modality text --dtype float16
+    mmgcn extract ml-100k --modality image --encoder efficientnet-lite0
+    mmgcn extract ml-100k --modality text --dtype float16
+    mmgcn extract shop --modality image        # a dataset made by `mmgcn datasets import`
     mmgcn extract --list-encoders
+
+Items without content (no image file, an empty text, a file the encoder cannot read) are
+recorded as missing in ``<modality>_mask.npy`` (False) and the manifest; their feature row
+is a fill (zeros or the mean), never an encoding of nothing.
 """
 
 from __future__ import annotations
 
 import argparse
 
+from mmgcn.errors import ConfigError
 from mmgcn.features.base import DEFAULT_ENCODERS, MODALITIES, available_encoders
 
 
@@ -25,13 +31,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
             f"Offline defaults: {', '.join(f'{m}={e}' for m, e in DEFAULT_ENCODERS.items())}."
         ),
     )
-    parser.add_argument("--dataset", help="dataset name, e.g. ml-100k")
+    parser.add_argument("name", nargs="?", metavar="NAME", help="dataset name, e.g. ml-100k or one you imported")
+    parser.add_argument("--dataset", help="dataset name (the same as NAME)")
     parser.add_argument("--modality", choices=MODALITIES, help="which content to encode")
     parser.add_argument("--encoder", help="encoder name (see --list-encoders) or, for text, a transformers model id / folder; default: the modality's offline default")
     parser.add_argument("--batch-size", type=int, default=32, help="inputs per forward pass (default 32)")
     parser.add_argument("--chunk-size", type=int, default=None, help="rows per resumable chunk (default 8 x batch size)")
     parser.add_argument("--dtype", choices=("float32", "float16"), default="float32", help="feature file dtype (default float32)")
-    parser.add_argument("--missing", choices=("zeros", "mean"), default="zeros", help="fill for items without readable content (default zeros; a mask file marks them)")
+    parser.add_argument("--missing", choices=("zeros", "mean"), default="zeros",
+                        help="feature row of items without readable content (default zeros); either way the mask "
+                             "file <modality>_mask.npy marks them as missing")
     parser.add_argument("--data-dir", default=None, help="raw data root (default $MMGCN_DATA)")
     parser.add_argument("--cache-dir", default=None, help="cache root (default $MMGCN_CACHE or the user cache)")
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
@@ -51,8 +60,11 @@ def run(args: argparse.Namespace) -> int:
                 default = " (default)" if DEFAULT_ENCODERS[modality] == name else ""
                 print(f"{modality:6s} {name:20s} {summary}{default}")
         return 0
+    if args.name and args.dataset and args.name != args.dataset:
+        raise ValueError(f"mmgcn extract: NAME {args.name!r} and --dataset {args.dataset!r} differ; give one")
+    args.dataset = args.dataset or args.name
     if not args.dataset or not args.modality:
-        raise ValueError("mmgcn extract needs --dataset and --modality (or --list-encoders)")
+        raise ConfigError("mmgcn extract needs a dataset NAME and --modality (or --list-encoders)")
     import torch
 
     from mmgcn.features.extract import extract_features

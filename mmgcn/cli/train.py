@@ -9,7 +9,7 @@ A config file has up to four sections; every key is checked (unknown keys are er
     run:     {model: lightgcn, dataset: tiktok, data_dir: null}   # what --model/--dataset set
     model:   {dim: 64, num_layers: 2}                             # the model's Config fields
     train:   {epochs: 300, patience: 20, lr: 1.0e-3}              # TrainConfig fields
-    dataset: {convention: hkuds}                                  # load_dataset keyword arguments
+    dataset: {convention: mmrec}                                  # load_dataset keyword arguments
 
 Precedence, lowest first: dataclass defaults < the model class's ``train_defaults`` <
 ``--config`` file < ``--set section.key=value`` < ``--seed`` / ``--model`` / ``--dataset``.
@@ -35,12 +35,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from mmgcn.config import ConfigError, apply_overrides, from_dict, load_yaml, merge
+from mmgcn.config import ConfigError, apply_overrides, from_dict, load_yaml, merge, to_dict
+from mmgcn.errors import RunMismatchError
 
 log = logging.getLogger(__name__)
 
 SECTIONS = ("run", "model", "train", "dataset")
 RUN_KEYS = ("model", "dataset", "data_dir")
+#: accept data that differ from a run's (mmgcn.train.binding.OVERRIDE_FLAG; kept here so that
+#: building the parser imports no torch)
+OVERRIDE_FLAG = "--allow-data-change"
 
 
 def load_dataset(name: str, data_dir: str | None = None, **kwargs: Any):
@@ -150,9 +154,11 @@ def distributed_context(device: str) -> Any:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from mmgcn.config import to_dict
+    from mmgcn.data.fingerprint import dataset_fingerprint
     from mmgcn.models.base import build_config, build_model
+    from mmgcn.train import binding
     from mmgcn.train import run_dir as rd
+    from mmgcn.train.config import check_device
     from mmgcn.train.trainer import TrainConfig, Trainer
     from mmgcn.utils.seed import seed_everything
 
@@ -168,12 +174,18 @@ def run_train(args: argparse.Namespace) -> int:
     run = layers["run"]
     train_config = from_dict(TrainConfig, layers["train"], where="train")
     model_config = build_config(run["model"], layers["model"])
+    check_device(train_config.device)  # validate before loading data or training
     context = distributed_context(train_config.device)
+    resolved = {"run": run, "model": to_dict(model_config), "train": to_dict(train_config), "dataset": layers["dataset"]}
+    if args.resume:
+        _check_resume_config(Path(args.run_dir), base or {}, resolved, args.allow_data_change)
     dataset = load_dataset(run["dataset"], run["data_dir"], **layers["dataset"])
+    if args.resume:
+        binding.check_data(args.run_dir, dataset_fingerprint(dataset), action="resume",
+                           allow_change=args.allow_data_change)
     seed_everything(train_config.seed, deterministic=train_config.deterministic)
     model = build_model(run["model"], dataset, model_config)
     run_dir = Path(args.run_dir) if args.run_dir else rd.default_run_dir(run["model"], dataset.name)
-    resolved = {"run": run, "model": to_dict(model_config), "train": to_dict(train_config), "dataset": layers["dataset"]}
     try:
         trainer = Trainer(model, dataset, train_config, run_dir, resume=args.resume, run_config=resolved,
                           distributed=context)
@@ -194,12 +206,44 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_resume_config(run_dir: Path, recorded: Mapping[str, Any], resolved: Mapping[str, Any],
+                         allow_data_change: bool) -> None:
+    """Refuse a resume whose model / dataset sections differ from the run's recorded config.
+
+    A different dataset section (e.g. ``--set dataset.split=random``) is accepted with
+    ``--allow-data-change`` (the data check then records it); a different model never is.
+    """
+    from mmgcn.models.base import build_config
+    from mmgcn.train.binding import config_differences
+
+    recorded_run = dict(recorded.get("run") or {})
+    model_name = recorded_run.get("model")
+    recorded_model = dict(recorded.get("model") or {})
+    if model_name == resolved["run"].get("model"):
+        recorded_model = to_dict(build_config(model_name, recorded_model))  # defaults filled in, as `resolved`
+    hard = config_differences({"run": recorded_run, "model": recorded_model}, resolved, sections=("run", "model"))
+    soft = config_differences(recorded, resolved, sections=("dataset",))
+    if hard or (soft and not allow_data_change):
+        fix = "; resume with the run's own settings (drop the overrides)"
+        if soft and not hard:
+            fix += f", or pass {OVERRIDE_FLAG} to continue on other data (recorded in the run)"
+        raise RunMismatchError(f"{run_dir}: refusing to resume: the config differs from the run's -- "
+                               + "; ".join(hard + soft) + fix)
+
+
 def run_evaluate(args: argparse.Namespace) -> int:
     from mmgcn.eval.evaluator import evaluate
     from mmgcn.train.loading import load_run
     from mmgcn.train.trainer import TrainConfig
 
-    loaded = load_run(args.run_dir, args.checkpoint, data_dir=args.data_dir)
+    if args.ks and any(k < 1 for k in args.ks):
+        raise ConfigError(f"--ks must be positive integers, got {args.ks}")
+    if args.mask is not None:
+        bad = [m for m in args.mask.split("+") if m and m not in ("train", "valid")]
+        if bad:
+            raise ConfigError(f"--mask names {bad}; mask 'train' or 'train+valid' (the test split is never masked)")
+    loaded = load_run(args.run_dir, args.checkpoint, data_dir=args.data_dir, action="evaluate",
+                      allow_data_change=args.allow_data_change)
     run_dir, dataset, model = loaded.run_dir, loaded.dataset, loaded.model
     run = loaded.config["run"]
     train_config = from_dict(TrainConfig, dict(loaded.config.get("train") or {}), where=f"{run_dir}: train")
@@ -211,10 +255,14 @@ def run_evaluate(args: argparse.Namespace) -> int:
     candidates = dataset.cold_items(args.split) if args.cold_only else None
     result = evaluate(model, dataset, split=args.split, ks=ks, mask=mask, block_size=train_config.eval_block_size,
                       candidate_items=candidates, warm_cold=not args.cold_only)
+    mismatch = {"data_differences": loaded.data_differences, "accepted_with": OVERRIDE_FLAG} if loaded.data_differences else {}
     if args.json:
         print(json.dumps({"run_dir": str(run_dir), "checkpoint": args.checkpoint, "epoch": loaded.epoch,
-                          **result.to_dict()}, indent=2, sort_keys=True))
+                          **mismatch, **result.to_dict()}, indent=2, sort_keys=True))
         return 0
+    if mismatch:
+        print(f"WARNING: evaluated on data that differ from the run's ({OVERRIDE_FLAG}): "
+              + "; ".join(loaded.data_differences))
     print(
         f"{run['model']} on {dataset.name}, {args.checkpoint} checkpoint (epoch {loaded.epoch}), "
         f"split {args.split}, mask {'+'.join(mask) or 'none'}"
@@ -231,7 +279,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     train.add_argument("--model", help="registered model name (see mmgcn.models.available_models())")
-    train.add_argument("--dataset", help="dataset name, e.g. tiktok, amazon-baby, ml-100k")
+    train.add_argument("--dataset", help="dataset name, e.g. tiktok, amazon-baby, ml-100k or one you imported "
+                                         "(`mmgcn datasets list`)")
     train.add_argument("--data-dir", help="raw data root (default: $MMGCN_DATA)")
     train.add_argument("--config", help="YAML config file with run/model/train/dataset sections")
     train.add_argument("--set", action="append", metavar="KEY=VALUE",
@@ -239,6 +288,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--run-dir", help="run directory (default: runs/<dataset>-<model>-<time>)")
     train.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
     train.add_argument("--seed", type=int, help="random seed (sets train.seed)")
+    train.add_argument(OVERRIDE_FLAG, action="store_true",
+                       help="with --resume: continue even though the data or the dataset config differ from "
+                            "the run's (recorded in RUN/dataset.json)")
     train.set_defaults(func=run_train)
 
     evaluate = subparsers.add_parser(
@@ -254,4 +306,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--cold-only", action="store_true", help="rank only items without train edges")
     evaluate.add_argument("--data-dir", help="raw data root (default: the one the run recorded)")
     evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    evaluate.add_argument(OVERRIDE_FLAG, action="store_true",
+                          help="evaluate even though the data differ from the run's (recorded in the output)")
     evaluate.set_defaults(func=run_evaluate)

@@ -2,9 +2,15 @@
 
 A :class:`Dataset` is immutable and validated once, at construction. It holds the
 train / valid / test interactions as binary ``scipy.sparse.csr_matrix`` of shape
-``(n_users, n_items)``, per-modality item features as float32 tensors of shape
-``(n_items, d)``, optional raw item content (titles, texts, poster paths) and metadata,
-and a free-form ``info`` mapping (split convention, provenance) that ``stats()`` reports.
+``(n_users, n_items)``, optionally their event times, per-modality item features as
+float32 tensors of shape ``(n_items, d)``, optional raw item content (titles, texts,
+poster paths) and metadata, and a free-form ``info`` mapping (split convention,
+provenance) that ``stats()`` reports.
+
+Building, validating and describing a dataset does not import torch: features given as
+numpy arrays are kept as float32 arrays and become tensors (sharing their memory) the
+first time ``dataset.features[m]`` is read, so light commands (``mmgcn datasets info``)
+stay light.
 
 Errors raised here are :class:`DataError` and name the source file and the field, and
 say how to fix the input.
@@ -14,21 +20,24 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import sys
 import types
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
-import torch
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+from mmgcn.errors import DataError
 
 SPLITS = ("train", "valid", "test")
 
 
-class DataError(ValueError):
-    """Input data is malformed. The message names the file, the field and the fix."""
 
 
 @dataclass(frozen=True)
@@ -88,36 +97,110 @@ def _as_binary_csr(matrix: Any, split: str, source: str, shape: tuple[int, int])
     return csr
 
 
-def _as_features(name: str, value: Any, n_items: int, source: str) -> torch.Tensor:
+def _is_tensor(value: Any) -> bool:
+    # a tensor can only exist once torch is imported: never import it just to ask
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(value, torch.Tensor)
+
+
+def _as_features(name: str, value: Any, n_items: int, source: str) -> Any:
+    """A validated ``(n_items, d)`` float32 numpy array (or detached tensor, if given one)."""
     if isinstance(value, np.ndarray):
         if not np.issubdtype(value.dtype, np.number) or np.issubdtype(value.dtype, np.complexfloating):
             raise DataError(f"{source}: features '{name}' have dtype {value.dtype}; expected a real float array")
-        tensor = torch.from_numpy(np.ascontiguousarray(value, dtype=np.float32))
-    elif isinstance(value, torch.Tensor):
+        array = np.ascontiguousarray(value, dtype=np.float32)
+        finite = np.isfinite(array)
+    elif _is_tensor(value):
+        torch = sys.modules["torch"]
         if value.is_complex() or value.dtype == torch.bool:
             raise DataError(f"{source}: features '{name}' have dtype {value.dtype}; expected real floats")
-        tensor = value.detach().to(torch.float32).contiguous()
+        array = value.detach().to(torch.float32).contiguous()
+        array.requires_grad_(False)
+        finite = torch.isfinite(array).cpu().numpy()
     else:
         raise DataError(f"{source}: features '{name}' must be a numpy array or tensor, got {type(value).__name__}")
-    if tensor.dim() != 2:
-        raise DataError(f"{source}: features '{name}' must be 2-D (n_items, d), got shape {tuple(tensor.shape)}")
-    if tensor.shape[0] != n_items:
+    if array.ndim != 2:
+        raise DataError(f"{source}: features '{name}' must be 2-D (n_items, d), got shape {tuple(array.shape)}")
+    if array.shape[0] != n_items:
         raise DataError(
-            f"{source}: features '{name}' have {tensor.shape[0]} rows but the dataset has {n_items} items; "
+            f"{source}: features '{name}' have {array.shape[0]} rows but the dataset has {n_items} items; "
             f"row i must be item i (regenerate the features for this item set)"
         )
-    if tensor.shape[1] == 0:
+    if array.shape[1] == 0:
         raise DataError(f"{source}: features '{name}' have zero columns")
-    bad = ~torch.isfinite(tensor)
-    if bad.any():
-        rows = torch.nonzero(bad.any(dim=1)).flatten()
+    if not finite.all():
+        rows = np.flatnonzero(~finite.all(axis=1))
         raise DataError(
-            f"{source}: features '{name}' contain NaN/inf in {rows.numel()} row(s) "
+            f"{source}: features '{name}' contain NaN/inf in {rows.size} row(s) "
             f"(first item ids: {rows[:5].tolist()}); fill missing content explicitly "
             f"(zeros + mask, or the mean) when extracting"
         )
-    tensor.requires_grad_(False)
-    return tensor
+    return array
+
+
+class FeatureMap(Mapping):
+    """Read-only ``{modality: (n_items, d) float32 tensor}``, converted from numpy on first read.
+
+    The arrays are validated by :class:`Dataset`; ``torch.from_numpy`` shares their memory,
+    so the conversion costs no copy. :attr:`dims` answers ``{modality: d}`` without torch.
+    """
+
+    __slots__ = ("_arrays", "_tensors")
+
+    def __init__(self, arrays: Mapping[str, Any]) -> None:
+        self._arrays = dict(arrays)
+        self._tensors: dict[str, Any] = {}
+
+    def __getitem__(self, modality: str) -> torch.Tensor:
+        tensor = self._tensors.get(modality)
+        if tensor is None:
+            value = self._arrays[modality]
+            if not _is_tensor(value):
+                import torch
+
+                value = torch.from_numpy(value)
+            tensor = self._tensors[modality] = value
+        return tensor
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._arrays)
+
+    def __len__(self) -> int:
+        return len(self._arrays)
+
+    @property
+    def dims(self) -> dict[str, int]:
+        """``{modality: d}``, in order."""
+        return {m: int(a.shape[1]) for m, a in self._arrays.items()}
+
+    def stored(self) -> dict[str, Any]:
+        """``{modality: value}`` as stored (numpy arrays, or tensors where given tensors): a copy
+        of the mapping, for building another dataset without converting anything."""
+        return dict(self._arrays)
+
+    def array(self, modality: str) -> np.ndarray:
+        """The features of ``modality`` as a float32 numpy array ``(n_items, d)`` (no torch needed
+        when they were given as numpy)."""
+        value = self._arrays[modality]
+        return value.cpu().numpy() if _is_tensor(value) else value
+
+    def __repr__(self) -> str:
+        return "FeatureMap(" + ", ".join(f"{m}: {d}-d" for m, d in self.dims.items()) + ")"
+
+
+def _as_times(split: str, value: Any, nnz: int, source: str) -> np.ndarray:
+    times = np.asarray(value)
+    if times.shape != (nnz,):
+        raise DataError(
+            f"{source}: timestamps of split '{split}' have shape {times.shape}, expected ({nnz},): one time "
+            f"per interaction, in the split's CSR order (rows by user, items ascending)"
+        )
+    if times.size and not np.issubdtype(times.dtype, np.integer):
+        if not np.issubdtype(times.dtype, np.floating) or not np.all(np.isfinite(times)):
+            raise DataError(f"{source}: timestamps of split '{split}' must be finite numbers (seconds)")
+    out = times.astype(np.int64)
+    out.flags.writeable = False
+    return out
 
 
 @dataclass(frozen=True, eq=False)
@@ -140,6 +223,9 @@ class Dataset:
         user_meta: optional per-user arrays (length ``n_users``), e.g. age, occupation.
         info: free-form provenance (split convention, source files, filtering report, id maps).
         source: what the dataset was read from; every error message starts with it.
+        timestamps: optional ``{split: (nnz,)}`` int64 event times (seconds), one per
+            interaction of that split in its CSR order (rows by user, items ascending within a
+            row); all three splits or none.
 
     Raises:
         DataError: ids out of range, shapes that disagree, NaN/inf features, empty train,
@@ -159,6 +245,7 @@ class Dataset:
     user_meta: Mapping[str, np.ndarray] = field(default_factory=dict)
     info: Mapping[str, Any] = field(default_factory=dict)
     source: str = "<memory>"
+    timestamps: Mapping[str, np.ndarray] | None = None
 
     def __post_init__(self) -> None:
         src = self.source
@@ -180,10 +267,9 @@ class Dataset:
                 f"{src}: splits overlap ({detail} shared user-item pairs); train/valid/test "
                 f"must be disjoint (deduplicate, or pass info={{'allow_overlap': True}} to keep them)"
             )
-        feats = {
-            str(m): _as_features(str(m), v, shape[1], src) for m, v in dict(self.features).items()
-        }
-        object.__setattr__(self, "features", types.MappingProxyType(feats))
+        given = self.features.stored() if isinstance(self.features, FeatureMap) else dict(self.features)
+        feats = {str(m): _as_features(str(m), v, shape[1], src) for m, v in given.items()}
+        object.__setattr__(self, "features", FeatureMap(feats))
         masks = {}
         for m, mask in dict(self.content_masks).items():
             if str(m) not in feats:
@@ -198,6 +284,14 @@ class Dataset:
             array.flags.writeable = False
             masks[str(m)] = array
         object.__setattr__(self, "content_masks", types.MappingProxyType(masks))
+        if self.timestamps is not None:
+            times = dict(self.timestamps)
+            if sorted(times) != sorted(SPLITS):
+                raise DataError(f"{src}: timestamps must be given for all of {SPLITS} or none, got {sorted(times)}")
+            object.__setattr__(
+                self, "timestamps",
+                types.MappingProxyType({s: _as_times(s, times[s], self.split(s).nnz, src) for s in SPLITS}),
+            )
         if self.content is not None:
             for fname, values in self.content.fields_present().items():
                 if len(values) != shape[1]:
@@ -244,6 +338,11 @@ class Dataset:
         in_split = np.diff(self.split(split).tocsc().indptr) > 0
         return np.flatnonzero(in_split & ~self.items_in_train)
 
+    def split_times(self, name: str) -> np.ndarray | None:
+        """Event times of split ``name`` as ``(nnz,)`` int64 in its CSR order, or ``None``."""
+        self.split(name)  # validates the name
+        return None if self.timestamps is None else self.timestamps[name]
+
     def has_content(self, modality: str) -> np.ndarray:
         """``(n_items,)`` bool: which items have real content of ``modality`` (all, without a mask)."""
         if modality not in self.features:
@@ -257,7 +356,8 @@ class Dataset:
         ``content_masks`` replaces the masks; by default the masks of the modalities kept
         are kept.
         """
-        features = dict(features)
+        if not isinstance(features, FeatureMap):
+            features = dict(features)
         if content_masks is None:
             content_masks = {m: v for m, v in self.content_masks.items() if m in features}
         return dataclasses.replace(self, features=features, content_masks=dict(content_masks))
@@ -267,7 +367,24 @@ class Dataset:
         missing = [m for m in modalities if m not in self.features]
         if missing:
             raise KeyError(f"{self.name}: no features for modalities {missing}; have {list(self.features)}")
-        return self.with_features({m: self.features[m] for m in modalities})
+        stored = self.features.stored()
+        return self.with_features({m: stored[m] for m in modalities})
+
+    # ------------------------------------------------------------------ interop
+    def to_pyg(self) -> Any:
+        """The dataset as a PyTorch Geometric ``HeteroData``: ``user`` / ``item`` nodes,
+        ``x_<modality>`` item features, ``(user, train|valid|test, item)`` edges (with
+        ``time`` where the dataset has event times). See :mod:`mmgcn.data.pyg`."""
+        from mmgcn.data.pyg import to_pyg
+
+        return to_pyg(self)
+
+    @classmethod
+    def from_pyg(cls, data: Any, name: str | None = None) -> Dataset:
+        """A dataset from a ``HeteroData`` laid out as :meth:`to_pyg` writes it."""
+        from mmgcn.data.pyg import from_pyg
+
+        return from_pyg(data, name)
 
     # ------------------------------------------------------------------ stats
     def stats(self) -> dict[str, Any]:
@@ -300,7 +417,8 @@ class Dataset:
                 "cold_items": int(cold_items.size),
                 "interactions_on_cold_items": int(cold_mask.sum()),
             }
-        out["modalities"] = {m: int(t.shape[1]) for m, t in self.features.items()}
+        out["modalities"] = self.features.dims
+        out["timestamps"] = self.timestamps is not None
         if self.content_masks:
             out["items_without_content"] = {m: int((~mask).sum()) for m, mask in self.content_masks.items()}
         if self.content is not None:
@@ -332,7 +450,7 @@ class Dataset:
             object.__setattr__(self, key, types.MappingProxyType(value) if key in read_only else value)
 
     def __repr__(self) -> str:
-        mods = ", ".join(f"{m}:{t.shape[1]}" for m, t in self.features.items()) or "none"
+        mods = ", ".join(f"{m}:{d}" for m, d in self.features.dims.items()) or "none"
         return (
             f"Dataset({self.name!r}, users={self.n_users}, items={self.n_items}, "
             f"train={self.train.nnz}, valid={self.valid.nnz}, test={self.test.nnz}, modalities=[{mods}])"

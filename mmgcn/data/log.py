@@ -14,6 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from mmgcn.data.dataset import DataError
+from mmgcn.data.limits import check_id_space
 
 
 @dataclass(frozen=True, eq=False)
@@ -41,6 +42,8 @@ class InteractionLog:
 
     def __post_init__(self) -> None:
         src = self.source
+        check_id_space(self.n_users, "n_users", src)
+        check_id_space(self.n_items, "n_items", src)
         users = np.asarray(self.users)
         items = np.asarray(self.items)
         for name, arr, n in (("users", users, self.n_users), ("items", items, self.n_items)):

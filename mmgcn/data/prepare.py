@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from mmgcn.data.dataset import DataError, Dataset, ItemContent
+from mmgcn.data.dataset import DataError, Dataset, FeatureMap, ItemContent
 from mmgcn.data.log import InteractionLog
 from mmgcn.data.splits import (
     METHODS,
@@ -202,6 +202,9 @@ def make_dataset(
 ) -> Dataset:
     """Split ``log`` (see :func:`~mmgcn.data.splits.split_log`) and build the :class:`Dataset`.
 
+    When ``log`` has timestamps, the dataset keeps each split's event times
+    (``Dataset.timestamps``; a repeated pair keeps its earliest time).
+
     Args:
         log: the events, in the dataset's id space (``log.n_users x log.n_items``).
         name: dataset name.
@@ -241,6 +244,14 @@ def make_dataset(
         out_info["id_maps"] = {"user_ids": np.asarray(user_ids), "item_ids": np.asarray(item_ids)}
     if splits["train"].users.size == 0:
         raise DataError(f"{source}: the {method} split left the train split empty; use more data or other ratios")
+    timestamps = None
+    if log.timestamps is not None:
+        # the splits are deduplicated: one event per (user, item), so CSR order is (user, item) order
+        timestamps = {
+            name: part.timestamps[np.lexsort((part.items, part.users))] for name, part in splits.items()
+        }
+    if isinstance(features, FeatureMap):
+        features = features.stored()
     return Dataset(
         name=name,
         n_users=log.n_users,
@@ -255,4 +266,5 @@ def make_dataset(
         user_meta=dict(user_meta or {}),
         info=out_info,
         source=source,
+        timestamps=timestamps,
     )

@@ -1,15 +1,26 @@
-"""Dataset cards and :func:`load_dataset`: one name -> one validated :class:`Dataset`.
+"""Datasets by name: :func:`load_dataset` turns a card (:mod:`mmgcn.data.catalog`) into one validated :class:`Dataset`.
 
-A card is a YAML file ``datasets/<name>.yaml`` (shipped in the package as
-``mmgcn/data/cards/``) holding the dataset's format, its files with upstream URLs and
-SHA-256 pins, licence, citation, expected statistics and default split.
+A card is a YAML file ``<name>.yaml`` holding the dataset's format, its files (with
+upstream URLs and SHA-256 pins where it has them), and optionally licence, citation,
+expected statistics, default split, modalities and item content. The schema is documented
+in ``docs/cards.md``; the built-in cards (``datasets/``, shipped as ``mmgcn/data/cards/``)
+are the examples.
 
-:func:`load_dataset` resolves the raw folder (explicit ``data_dir`` > ``$MMGCN_DATA`` >
-the user data dir, see :mod:`mmgcn.data.paths`), verifies the pinned hashes of the files
-it reads, reads them with the format's reader, splits where the format has no split, and
-adds cached extracted features from ``<cache>/<name>/features/<modality>_feat.npy``
-(written by ``mmgcn extract`` with a ``<modality>_feat.json`` manifest). The raw folder is
-only read: nothing is written there except by the explicit download step.
+Where cards are found, first match wins:
+
+1. an explicit card file (``load_dataset(..., card=FILE)``, CLI ``--card FILE``);
+2. ``$MMGCN_CARDS``: card files or folders of cards, separated by ``os.pathsep``;
+3. ``<data root>/cards/`` (``$MMGCN_DATA/cards/``), where ``mmgcn datasets import`` writes;
+4. the built-in cards.
+
+:func:`load_dataset` resolves the raw folder (the card's ``path``, relative to the card
+file, else explicit ``data_dir`` > ``$MMGCN_DATA`` > the user data dir, see
+:mod:`mmgcn.data.paths`), verifies the pinned hashes of the files it reads, reads them with
+the format's reader (file names from the card), splits where the format has no split, adds
+the item content the card names, and adds cached extracted features from
+``<cache>/<name>/features/<modality>_feat.npy`` (written by ``mmgcn extract`` with a
+``<modality>_feat.json`` manifest). The raw folder is only read: nothing is written there
+except by the explicit download and import steps.
 """
 
 from __future__ import annotations
@@ -18,88 +29,58 @@ import dataclasses
 import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from mmgcn.data import paths
+from mmgcn.data.catalog import (  # noqa: F401 -- re-exported: the registry is where callers look for cards
+    CARD_FILE_KEY,
+    CARDS_DIRNAME,
+    CARDS_ENV,
+    FORMATS,
+    card_paths,
+    card_sources,
+    cards_dir,
+    dataset_card,
+    dataset_root,
+    is_builtin,
+    list_datasets,
+    read_card,
+)
 from mmgcn.data.dataset import DataError, Dataset
 from mmgcn.data.log import InteractionLog
 from mmgcn.data.prepare import make_dataset
-from mmgcn.data.readers.common import feature_files, load_feature_file
+from mmgcn.data.readers.common import (
+    feature_files,
+    file_hashes,
+    fingerprint,
+    load_feature_file,
+    verify_pins,
+)
+from mmgcn.data.readers.content import read_content
 from mmgcn.data.readers.mmrec import read_mmrec
-from mmgcn.data.readers.mmssl import CONVENTIONS, read_mmssl
+from mmgcn.data.readers.mmssl import CONVENTIONS, TRAIN_FILE, read_mmssl
 from mmgcn.data.readers.movielens import read_movielens100k
+from mmgcn.data.splits import METHODS
+from mmgcn.errors import ConfigError
 from mmgcn.utils.io import sha256_file
 
 logger = logging.getLogger(__name__)
-
-FORMATS = ("mmssl", "movielens", "mmrec")
-_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_REQUIRED_KEYS = ("name", "title", "description", "format", "files", "licence", "citation", "statistics", "split")
-
-
-def cards_dir() -> Path:
-    """The folder of the dataset cards (``mmgcn/data/cards`` -> top-level ``datasets/``)."""
-    import mmgcn.data
-
-    return Path(mmgcn.data.__file__).parent / "cards"
-
-
-def list_datasets() -> list[str]:
-    """Names of the datasets that have a card, sorted."""
-    return sorted(p.stem for p in cards_dir().glob("*.yaml"))
-
-
-def _load_card(name: str) -> dict[str, Any]:
-    path = cards_dir() / f"{name}.yaml"
-    try:
-        # the C build of the *safe* loader when available (5x faster); same semantics as safe_load
-        card = yaml.load(path.read_text(encoding="utf-8"), Loader=_SAFE_LOADER)
-    except yaml.YAMLError as exc:
-        raise DataError(f"{path}: not valid YAML ({exc})") from None
-    if not isinstance(card, dict):
-        raise DataError(f"{path}: a dataset card must be a YAML mapping")
-    missing = [k for k in _REQUIRED_KEYS if k not in card]
-    if missing:
-        raise DataError(f"{path}: missing fields {missing}")
-    if card["name"] != name:
-        raise DataError(f"{path}: field 'name' is {card['name']!r}; it must equal the file name {name!r}")
-    if card["format"] not in FORMATS:
-        raise DataError(f"{path}: field 'format' is {card['format']!r}; expected one of {FORMATS}")
-    if not isinstance(card["files"], dict) or not card["files"]:
-        raise DataError(f"{path}: field 'files' must map file names to their url / sha256")
-    for fname, entry in card["files"].items():
-        if not isinstance(entry, dict) or not (entry.get("url") or entry.get("archive")):
-            raise DataError(f"{path}: files.{fname} needs a 'url' or an 'archive' + 'member'")
-        if entry.get("archive") and entry["archive"] not in card.get("archives", {}):
-            raise DataError(f"{path}: files.{fname} names archive {entry['archive']!r}, not listed under 'archives'")
-    return card
-
-
-def dataset_card(name: str) -> dict[str, Any]:
-    """The card of dataset ``name`` as a dict (a copy; see ``datasets/<name>.yaml``).
-
-    Raises:
-        ValueError: no card of that name (the message lists the known datasets).
-        DataError: the card is malformed.
-    """
-    if name not in list_datasets():
-        raise ValueError(f"unknown dataset {name!r}; known datasets: {', '.join(list_datasets())}")
-    return _load_card(name)
-
 
 def pins(card: dict[str, Any]) -> dict[str, str]:
     """``{file: sha256}`` for every pinned file of a card."""
     return {f: e["sha256"] for f, e in card["files"].items() if e.get("sha256")}
 
 
-def missing_files(name: str, data_dir: str | os.PathLike | None = None) -> list[str]:
+def missing_files(
+    name: str, data_dir: str | os.PathLike | None = None, card: str | os.PathLike | None = None
+) -> list[str]:
     """Required files of ``name`` (card entries not marked ``optional``) absent from its folder."""
-    return _missing(dataset_card(name), paths.dataset_dir(name, data_dir))
+    spec = dataset_card(name, data_dir, card)
+    return _missing(spec, dataset_root(spec, data_dir))
 
 
 def _missing(card: dict[str, Any], root: Path) -> list[str]:
@@ -118,22 +99,25 @@ def load_dataset(
     download: bool = False,
     verify: bool = True,
     cached_features: bool = True,
+    card: str | os.PathLike | None = None,
 ) -> Dataset:
-    """Load a registered dataset, split and with its features.
+    """Load a dataset by name, split and with its features and content.
 
     Args:
-        name: a name from :func:`list_datasets` (``tiktok``, ``amazon-baby``, ``ml-100k``).
+        name: a name from :func:`list_datasets` (``tiktok``, ``amazon-baby``, ``ml-100k``,
+            or one of your own cards, e.g. made by ``mmgcn datasets import``).
         data_dir: raw data root (default: ``$MMGCN_DATA``, else the user data dir); the
-            files are read from ``<data_dir>/<name>/`` and never written there.
+            files are read from ``<data_dir>/<name>/`` (or the card's ``path``) and never
+            written there; its ``cards/`` folder is searched for the card.
         cache_dir: writable cache root (default ``$MMGCN_CACHE``, else the user cache dir);
             extracted features are read from ``<cache_dir>/<name>/features/``.
-        convention: for pre-split data, which file is valid and which test (``"files"`` or
-            ``"mmrec"``; default: the card's ``split.default_convention``). See
-            :mod:`mmgcn.data.readers.mmssl`.
+        convention: for pre-split data, which file is valid and which test (a name from the
+            card's ``split.conventions``; default: its ``split.default_convention``).
         split: ``None`` (default): the files' split, or the card's default split for
             unsplit data (ml-100k: per-user temporal 8:1:1). A method name
             (``"random"``, ``"temporal"``, ``"global_temporal"``, ``"loo"``,
-            ``"cold_items"``) re-splits all interactions with it (8:1:1).
+            ``"cold_items"``) re-splits all interactions with it (8:1:1; the temporal
+            methods need event times, which MMSSL pickles do not have).
         seed: seed of the split (default ``0``).
         modalities: feature modalities to keep, in order (default ``None``: all available,
             from the files and the feature cache).
@@ -142,39 +126,50 @@ def load_dataset(
         cached_features: add the features of the feature cache (default ``True``);
             ``False`` gives the raw files' features only (what ``mmgcn extract`` reads, so
             a stale cache cannot block its own re-extraction).
+        card: an explicit card file instead of the card search (default ``None``).
 
     Raises:
         ValueError: unknown dataset, convention or split method.
         DataError: missing files (with the download command), corrupt files, a pin
             mismatch, stale or missing cached features (with the extract command).
     """
-    card = dataset_card(name)
-    root = paths.dataset_dir(name, data_dir)
-    missing = _missing(card, root)
+    card_spec = dataset_card(name, data_dir, card)
+    root = dataset_root(card_spec, data_dir)
+    missing = _missing(card_spec, root)
     if missing and download:
         from mmgcn.data.download import download_dataset  # download needs the cards: import late
 
         download_dataset(name, data_dir)
-        missing = _missing(card, root)
+        missing = _missing(card_spec, root)
     if missing:
-        raise DataError(
-            f"{root}: dataset {name!r} is missing {', '.join(missing)}; run `mmgcn datasets download "
-            f"{name}` (or point --data-dir / ${paths.DATA_ENV} at a folder holding {name}/)"
+        how = (
+            f"run `mmgcn datasets download {name}`"
+            if any(card_spec["files"][f].get("url") or card_spec["files"][f].get("archive") for f in missing)
+            else "the card gives no download URL for them: re-import or copy the files there"
         )
-    fmt = card["format"]
+        raise DataError(
+            f"{root}: dataset {name!r} is missing {', '.join(missing)}; {how} (or point --data-dir / "
+            f"${paths.DATA_ENV} at a folder holding {name}/)"
+        )
+    fmt = card_spec["format"]
+    split_spec = card_spec.get("split") or {}
     if fmt != "mmssl" and convention is not None:
-        raise ValueError(f"{name}: split conventions apply to pre-split datasets only; use split= instead")
+        raise ConfigError(f"{name}: split conventions apply to pre-split datasets only; use split= instead")
     if fmt == "mmssl":
-        conventions = card["split"].get("conventions", {})
-        convention = convention or card["split"]["default_convention"]
-        if convention not in conventions or convention not in CONVENTIONS:
-            raise ValueError(f"{name}: unknown split convention {convention!r}; available: {sorted(conventions)}")
-        dataset = read_mmssl(root, name=name, convention=convention, pins=pins(card), verify=verify)
+        conventions = split_spec.get("conventions") or {"files": "built-in"}
+        convention = convention or split_spec.get("default_convention") or next(iter(conventions))
+        if convention not in conventions:
+            raise ConfigError(f"{name}: unknown split convention {convention!r}; available: {sorted(conventions)}")
+        files, note = _convention_files(conventions[convention], convention)
+        dataset = read_mmssl(
+            root, name=name, convention=convention, files=files, note=note,
+            feature_names=_feature_file_names(card_spec), pins=pins(card_spec), verify=verify,
+        )
         if split is not None:
             dataset = _resplit(dataset, split, seed)
     elif fmt == "movielens":
-        raw = read_movielens100k(root, pins=pins(card), verify=verify)
-        default = card["split"]["default"]
+        raw = read_movielens100k(root, pins=pins(card_spec), verify=verify)
+        default = {"method": "temporal", "ratios": [0.8, 0.1, 0.1], **(split_spec.get("default") or {})}
         dataset = make_dataset(
             raw.log,
             name=name,
@@ -188,32 +183,82 @@ def load_dataset(
             source=str(root),
         )
     else:
-        dataset = read_mmrec(root, card.get("inter_name", name), pins=pins(card), verify=verify)
+        dataset = read_mmrec(root, card_spec.get("inter_name", name), pins=pins(card_spec), verify=verify)
+        if card_spec.get("content"):
+            dataset = _with_content(dataset, card_spec, root, verify)
         if split is not None:
             dataset = _resplit(dataset, split, seed)
-    return _with_cached_features(dataset, card, cache_dir, modalities, cached_features)
+    return _with_cached_features(dataset, card_spec, cache_dir, modalities, cached_features)
+
+
+def _convention_files(spec: Any, convention: str) -> tuple[dict[str, str], str]:
+    """``({"train", "valid", "test"} -> file, note)`` of a card's convention entry."""
+    if isinstance(spec, dict):
+        files = {"train": spec.get("train", TRAIN_FILE), "valid": spec["valid"], "test": spec["test"]}
+        return files, str(spec.get("note", ""))
+    valid_file, test_file, why = CONVENTIONS[convention]
+    return {"train": TRAIN_FILE, "valid": valid_file, "test": test_file}, why
+
+
+def _feature_file_names(card: Mapping[str, Any]) -> dict[str, str] | None:
+    """``{modality: file}`` for the modalities whose card entry names a ``file`` (else ``None``:
+    the reader takes every ``<modality>_feat.npy``)."""
+    named = {m: spec["file"] for m, spec in (card.get("modalities") or {}).items() if isinstance(spec, dict) and spec.get("file")}
+    return named or None
+
+
+def _with_content(dataset: Dataset, card: Mapping[str, Any], root: Path, verify: bool) -> Dataset:
+    """Attach the item content and id maps named by the card's ``content`` section."""
+    spec = card["content"]
+    names = [spec[k] for k in ("items", "users") if spec.get(k)]
+    hashes = file_hashes(root, names)
+    verify_pins(root, hashes, pins(card), verify, dataset.name)
+    content, item_ids, user_ids, item_meta = read_content(
+        root, dataset.n_users, dataset.n_items, items=spec.get("items"), users=spec.get("users")
+    )
+    info = dict(dataset.info)
+    files = {**info.get("files", {}), **hashes}
+    info.update(files=files, fingerprint=fingerprint(files))
+    if item_ids is not None or user_ids is not None:
+        info["id_maps"] = {
+            "user_ids": user_ids if user_ids is not None else np.arange(dataset.n_users).astype(str),
+            "item_ids": item_ids if item_ids is not None else np.arange(dataset.n_items).astype(str),
+        }
+    if card.get("source"):
+        info["imported_from"] = dict(card["source"])
+    made = card.get("split") or {}
+    if made.get("method") in METHODS:
+        # the split the importer made, stored in x_label
+        info["split"] = {k: made[k] for k in ("method", "ratios", "seed") if k in made}
+        info["split"]["stored"] = "x_label of the .inter file"
+    return dataclasses.replace(dataset, content=content, item_meta={**dataset.item_meta, **item_meta}, info=info)
 
 
 def _resplit(dataset: Dataset, method: str, seed: int) -> Dataset:
     """All interactions of a pre-split dataset, split again with ``method`` (8:1:1)."""
-    union = (dataset.train + dataset.valid + dataset.test).tocsr()
-    users = np.repeat(np.arange(dataset.n_users, dtype=np.int64), np.diff(union.indptr))
-    log = InteractionLog(users, union.indices.astype(np.int64), dataset.n_users, dataset.n_items, source=dataset.source)
+    parts = [dataset.split(s) for s in ("train", "valid", "test")]
+    users = np.concatenate([np.repeat(np.arange(dataset.n_users, dtype=np.int64), np.diff(p.indptr)) for p in parts])
+    items = np.concatenate([p.indices.astype(np.int64) for p in parts])
+    times = None
+    if dataset.timestamps is not None:
+        times = np.concatenate([dataset.timestamps[s] for s in ("train", "valid", "test")])
+    log = InteractionLog(users, items, dataset.n_users, dataset.n_items, timestamps=times, source=dataset.source)
     info = {k: v for k, v in dataset.info.items() if k not in ("split", "split_convention", "convention")}
     info["split_convention"] = (
         f"re-split: the {len(log):,} interactions of all three files, split again with method "
         f"{method!r} (8:1:1, seed {seed}); the files' own valid/test split is not used"
     )
     return make_dataset(
-        log, name=dataset.name, method=method, seed=seed, features=dict(dataset.features),
+        log, name=dataset.name, method=method, seed=seed, features=dataset.features.stored(),
         content_masks=dict(dataset.content_masks), info=info,
-        source=dataset.source,
+        source=dataset.source, content=dataset.content, item_meta=dict(dataset.item_meta),
+        user_meta=dict(dataset.user_meta),
     )
 
 
 def _extract_hint(card: dict[str, Any], modality: str) -> str:
-    spec = card.get("modalities", {}).get(modality, {})
-    return spec.get("extract") or f"mmgcn extract --dataset {card['name']} --modality {modality}"
+    spec = (card.get("modalities") or {}).get(modality) or {}
+    return spec.get("extract") or f"mmgcn extract {card['name']} --modality {modality}"
 
 
 def _with_cached_features(
@@ -226,7 +271,7 @@ def _with_cached_features(
     """Add ``<cache>/<name>/features/<modality>_feat.npy`` and keep ``modalities``."""
     feature_dir = paths.feature_cache_dir(dataset.name, cache_dir)
     cached = feature_files(feature_dir) if use_cache and feature_dir.is_dir() else {}
-    features = dict(dataset.features)
+    features = dataset.features.stored()
     masks = dict(dataset.content_masks)
     added = {}
     for modality, path in cached.items():

@@ -36,6 +36,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from mmgcn.data.dataset import DataError
+from mmgcn.data.limits import check_id_space
+from mmgcn.errors import UnsafeInputError
 
 try:  # numpy >= 2
     from numpy._core.multiarray import _reconstruct as _np_reconstruct
@@ -45,7 +47,7 @@ except ImportError:  # pragma: no cover - numpy 1.x
     from numpy.core.numeric import _frombuffer as _np_frombuffer
 
 
-class UnsafePickleError(DataError):
+class UnsafePickleError(UnsafeInputError):
     """A pickle asked for a global outside the allow-list (it was not loaded)."""
 
 
@@ -168,6 +170,8 @@ def load_sparse_pickle(path: str | os.PathLike) -> sp.coo_matrix:
         or not all(isinstance(s, (int, np.integer)) and s >= 0 for s in shape)
     ):
         raise DataError(f"{source}: coo_matrix field '_shape' must be two non-negative ints, got {shape!r}")
+    for field_name, size in zip(("n_rows", "n_cols"), shape):
+        check_id_space(int(size), f"_shape ({field_name})", source)
     if "coords" in state:
         coords = state["coords"]
         if not isinstance(coords, tuple) or len(coords) != 2:

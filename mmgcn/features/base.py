@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from mmgcn.errors import ConfigError, DataError, MmgcnError
 from mmgcn.utils.io import sha256_file
 
 log = logging.getLogger(__name__)
@@ -38,11 +39,18 @@ MODALITIES = ("image", "text", "audio")
 DEFAULT_ENCODERS = {"image": "efficientnet-lite0", "text": "all-minilm-l6-v2", "audio": "aisfx"}
 
 
-class ContentError(ValueError):
+class ContentError(DataError):
     """An item's content cannot be read or decoded (names the input and the reason)."""
 
 
-class WeightsNotFoundError(FileNotFoundError):
+class UnknownEncoderError(ConfigError, KeyError):
+    """No encoder of that name (for that modality) is registered."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class WeightsNotFoundError(MmgcnError, FileNotFoundError):
     """Pretrained weights are not available locally and could not be fetched.
 
     The message says what is missing, where it was looked for, and how to get it.
@@ -188,7 +196,7 @@ def encoder_modality(name: str) -> str:
     """The modality an encoder name belongs to."""
     _load_builtin_encoders()
     if name not in _REGISTRY:
-        raise KeyError(_unknown(name))
+        raise UnknownEncoderError(_unknown(name))
     return _REGISTRY[name][0]
 
 
@@ -211,10 +219,10 @@ def get_encoder(name: str, *, device: str = "cpu", modality: str | None = None, 
             from mmgcn.features.text import TextEncoder
 
             return TextEncoder(name, device=device, **options)
-        raise KeyError(_unknown(name))
+        raise UnknownEncoderError(_unknown(name))
     registered_modality, factory, _ = _REGISTRY[name]
     if modality is not None and modality != registered_modality:
-        raise KeyError(f"encoder {name!r} encodes {registered_modality}, not {modality}; {_unknown(name)}")
+        raise UnknownEncoderError(f"encoder {name!r} encodes {registered_modality}, not {modality}; {_unknown(name)}")
     return factory(name, device=device, **options)
 
 

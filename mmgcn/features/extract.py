@@ -38,6 +38,7 @@ from tqdm.auto import tqdm
 
 from mmgcn.data.dataset import DataError, Dataset, ItemContent
 from mmgcn.data.paths import feature_cache_dir
+from mmgcn.errors import ConfigError
 from mmgcn.features.base import DEFAULT_ENCODERS, MODALITIES, Encoder, get_encoder
 from mmgcn.features.manifest import (
     feature_path,
@@ -102,13 +103,13 @@ def extract_features(
         ValueError: bad ``modality`` / ``dtype`` / ``missing`` / sizes.
     """
     if modality not in MODALITIES:
-        raise ValueError(f"unknown modality {modality!r}; expected one of {MODALITIES}")
+        raise ConfigError(f"unknown modality {modality!r}; expected one of {MODALITIES}")
     if dtype not in DTYPES:
-        raise ValueError(f"dtype must be one of {list(DTYPES)}, got {dtype!r}")
+        raise ConfigError(f"dtype must be one of {list(DTYPES)}, got {dtype!r}")
     if missing not in FILLS:
-        raise ValueError(f"missing must be one of {FILLS}, got {missing!r}")
+        raise ConfigError(f"missing must be one of {FILLS}, got {missing!r}")
     if batch_size < 1 or (chunk_size is not None and chunk_size < 1) or (limit is not None and limit < 1):
-        raise ValueError(f"batch_size, chunk_size and limit must be positive, got {batch_size}, {chunk_size}, {limit}")
+        raise ConfigError(f"batch_size, chunk_size and limit must be positive, got {batch_size}, {chunk_size}, {limit}")
     content, dataset_name, dataset_fingerprint = _resolve_content(source, name, data_dir, cache_dir)
     sources = content.modality_sources()
     if modality not in sources:
@@ -120,7 +121,7 @@ def extract_features(
     n_items = len(inputs)
     if isinstance(encoder, Encoder):
         if encoder.modality != modality:
-            raise ValueError(f"encoder {encoder.name!r} encodes {encoder.modality}, not {modality}")
+            raise ConfigError(f"encoder {encoder.name!r} encodes {encoder.modality}, not {modality}")
     else:
         encoder = get_encoder(encoder or DEFAULT_ENCODERS[modality], device=device, modality=modality)
     encoder.batch_size = int(batch_size)
@@ -289,7 +290,7 @@ def _finalise(
     features[~has_content] = fill
     stored = features.astype(DTYPES[dtype])
     if not np.all(np.isfinite(stored)):
-        raise ValueError(f"{dataset_name}: {modality} features overflow {dtype} (max |x| = {np.abs(features).max():.3g}); use float32")
+        raise DataError(f"{dataset_name}: {modality} features overflow {dtype} (max |x| = {np.abs(features).max():.3g}); use float32")
     missing_ids = np.flatnonzero(~has_content)
     seconds = float(state["encode_seconds"])
     rate = state["encoded"] / seconds if seconds > 0 else None

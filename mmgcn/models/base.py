@@ -40,7 +40,7 @@ import scipy.sparse as sp
 import torch
 from torch import Tensor, nn
 
-from mmgcn.config import from_dict
+from mmgcn.config import ConfigError, from_dict
 from mmgcn.data.dataset import Dataset
 from mmgcn.utils.ranking import binary_union, mask_rows_, top_k_items
 
@@ -96,7 +96,14 @@ class Embeddings:
         )
 
 
-class NewItemsUnsupportedError(ValueError):
+class UnknownModelError(ConfigError, KeyError):
+    """No model of that name is registered (the message lists the registered ones)."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class NewItemsUnsupportedError(ConfigError):
     """The model reads no item content, so it cannot represent an item without interactions."""
 
 
@@ -394,12 +401,42 @@ def model_class(name: str) -> type[Recommender]:
     try:
         return MODEL_REGISTRY[name]
     except KeyError:
-        raise KeyError(f"unknown model {name!r}; available: {sorted(MODEL_REGISTRY)}") from None
+        raise UnknownModelError(f"unknown model {name!r}; available: {sorted(MODEL_REGISTRY)}") from None
 
 
 def build_config(name: str, values: Mapping[str, Any] | None = None) -> ModelConfig:
-    """The typed config of model ``name`` from a dict (unknown keys are errors)."""
-    return from_dict(model_class(name).Config, dict(values or {}), where=f"model '{name}'")
+    """The typed config of model ``name`` from a dict (unknown keys and bad values are errors)."""
+    config = from_dict(model_class(name).Config, dict(values or {}), where=f"model '{name}'")
+    check_config_values(config, f"model '{name}'")
+    return config
+
+
+def check_config_values(config: ModelConfig, where: str) -> None:
+    """Range checks every model config shares, by field name: sizes (``dim``,
+    ``*_dim``) positive, layer counts >= 0, regularisation weights (``reg*``,
+    ``*_reg*``, ``weight_decay``) >= 0, dropouts in ``[0, 1)``, standard deviations >= 0.
+
+    Raises:
+        ConfigError: naming the field, its value and the accepted range.
+    """
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        name = f.name
+        if (name == "dim" or name.endswith("_dim")) and value <= 0:
+            problem = "must be a positive size"
+        elif name.startswith("num_") and value < 0:
+            problem = "must be >= 0"
+        elif ("reg" in name.split("_") or name.startswith("reg") or name == "weight_decay") and value < 0:
+            problem = "is a regularisation weight and must be >= 0"
+        elif "dropout" in name and not 0 <= value < 1:
+            problem = "is a dropout probability and must be in [0, 1)"
+        elif name.endswith("_std") and value < 0:
+            problem = "is a standard deviation and must be >= 0"
+        else:
+            continue
+        raise ConfigError(f"{where}: {name} = {value!r} {problem}")
 
 
 def build_model(name: str, dataset: Dataset, config: Mapping[str, Any] | ModelConfig | None = None) -> Recommender:
@@ -407,7 +444,14 @@ def build_model(name: str, dataset: Dataset, config: Mapping[str, Any] | ModelCo
     cls = model_class(name)
     if not dataclasses.is_dataclass(config):
         config = build_config(name, config)
-    return cls(config, dataset)
+    else:
+        check_config_values(config, f"model '{name}'")
+    try:
+        return cls(config, dataset)
+    except ConfigError:
+        raise
+    except ValueError as exc:  # the model refuses this config / dataset combination
+        raise ConfigError(f"model '{name}' on {dataset.name}: {exc}") from exc
 
 
 

@@ -2,17 +2,43 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
 import torch
 
 from mmgcn.data.dataset import SPLITS
+from mmgcn.errors import DeviceError
 from mmgcn.eval.metrics import METRIC_NAMES
 
 NEGATIVES = ("all", "train-items")
 #: train.precision values: fp32, or the forward pass under bfloat16 autocast
 PRECISIONS = ("fp32", "bf16")
+#: the largest learning rate accepted: Adam steps of this size already blow any embedding up
+MAX_LR = 10.0
+
+#: the automatic batch size: 2048 (the field's usual setting) while an epoch has at most
+#: AUTO_STEPS steps of it, then the next power of two that keeps an epoch at AUTO_STEPS
+#: steps, at most AUTO_BATCH_MAX (benchmarks/large_defaults.py measures the effect)
+AUTO_BATCH_MIN = 2048
+AUTO_BATCH_MAX = 32768
+AUTO_STEPS = 128
+
+
+def auto_batch_size(n_train: int) -> int:
+    """The batch size ``TrainConfig(batch_size=None)`` uses for ``n_train`` train interactions.
+
+    Graph models propagate over the whole train graph at every step, so the cost of an
+    epoch grows with the number of steps times the graph size; keeping the steps per epoch
+    bounded keeps large datasets trainable on default settings. Up to
+    ``AUTO_STEPS * AUTO_BATCH_MIN`` (262,144) train interactions -- TikTok, Amazon Baby,
+    ML-100K -- this is 2048; a 1M-interaction train split gets 8192.
+    """
+    if n_train <= AUTO_STEPS * AUTO_BATCH_MIN:
+        return AUTO_BATCH_MIN
+    size = 1 << int(-(-n_train // AUTO_STEPS) - 1).bit_length()
+    return int(min(max(size, AUTO_BATCH_MIN), AUTO_BATCH_MAX))
 
 
 @dataclass(frozen=True)
@@ -21,7 +47,8 @@ class TrainConfig:
 
     Args:
         epochs: maximum number of epochs (default ``1000``; early stopping usually ends sooner).
-        batch_size: BPR triples per step (default ``2048``).
+        batch_size: BPR triples per step (default ``None``: :func:`auto_batch_size` of the
+            train split, 2048 up to 262,144 train interactions, larger beyond).
         lr: Adam learning rate (default ``1e-3``).
         weight_decay: Adam weight decay on all parameters (default ``0``; models add
             their own L2 on the batch's embeddings in ``loss``).
@@ -57,7 +84,7 @@ class TrainConfig:
     """
 
     epochs: int = 1000
-    batch_size: int = 2048
+    batch_size: int | None = None
     lr: float = 1e-3
     weight_decay: float = 0.0
     patience: int = 20
@@ -79,13 +106,20 @@ class TrainConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        positive = {"epochs": self.epochs, "batch_size": self.batch_size, "patience": self.patience,
+        positive = {"epochs": self.epochs, "batch_size": 1 if self.batch_size is None else self.batch_size, "patience": self.patience,
                     "eval_every": self.eval_every, "lr": self.lr}
         for name, value in positive.items():
             if not value > 0:
                 raise ValueError(f"train.{name} must be positive, got {value!r}")
-        if self.weight_decay < 0 or self.min_delta < 0:
-            raise ValueError("train.weight_decay and train.min_delta must be >= 0")
+        if not math.isfinite(self.lr) or self.lr > MAX_LR:
+            raise ValueError(
+                f"train.lr {self.lr!r} is not a usable Adam learning rate (it must be finite and at most "
+                f"{MAX_LR:g}; typical values are 1e-4 .. 1e-1)"
+            )
+        for name in ("weight_decay", "min_delta"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"train.{name} must be a finite number >= 0, got {value!r}")
         if not self.ks or any(k <= 0 for k in self.ks):
             raise ValueError(f"train.ks must be positive integers, got {list(self.ks)}")
         if self.eval_block_size is not None and self.eval_block_size <= 0:
@@ -113,9 +147,38 @@ class TrainConfig:
             raise ValueError(f"train.device {self.device!r}: use cpu, cuda, cuda:N, mps or auto")
 
     def torch_device(self) -> torch.device:
+        """The torch device; a CUDA / MPS device this machine lacks raises :class:`DeviceError`."""
         if self.device == "auto":
             return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        return torch.device(self.device)
+        return check_device(self.device)
 
 
-__all__ = ["NEGATIVES", "PRECISIONS", "TrainConfig"]
+def check_device(name: str) -> torch.device:
+    """``torch.device(name)`` after checking that this machine has it.
+
+    Raises:
+        DeviceError: a malformed name, ``cuda`` without a usable GPU, ``cuda:N`` beyond the
+            GPUs present, ``mps`` without Apple's backend.
+    """
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if not re.fullmatch(r"cpu|cuda(:\d+)?|mps", name or ""):
+        raise DeviceError(f"device {name!r}: use cpu, cuda, cuda:N, mps or auto")
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise DeviceError(
+                f"device {name!r}: no CUDA GPU is usable here (torch {torch.__version__}, "
+                f"built with CUDA {torch.version.cuda}); use --device cpu (or auto)"
+            )
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            raise DeviceError(f"device {name!r}: this machine has {count} GPU(s), cuda:0..cuda:{count - 1}")
+    if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise DeviceError(f"device {name!r}: Apple's MPS backend is not available here; use --device cpu")
+    return device
+
+
+__all__ = ["MAX_LR", "NEGATIVES", "TrainConfig", "auto_batch_size", "check_device"]
+
+__all__ = ["AUTO_BATCH_MAX", "AUTO_BATCH_MIN", "AUTO_STEPS", "MAX_LR", "NEGATIVES", "PRECISIONS", "TrainConfig", "auto_batch_size", "check_device"]

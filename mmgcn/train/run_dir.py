@@ -4,6 +4,8 @@ Layout::
 
     RUN_DIR/
       config.yaml          resolved config (model, train, dataset, run sections)
+      dataset.json         the dataset fingerprint the run is bound to, and explicit overrides
+                           (mmgcn.train.binding)
       environment.json     python / torch / numpy versions, git commit, host, threads
       metrics.jsonl        one JSON object per epoch: loss, valid metrics, train / eval seconds,
                            peak_rss_mb (the process's peak so far), peak_gpu_mb (this epoch's)

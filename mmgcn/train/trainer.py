@@ -37,17 +37,23 @@ import torch
 
 from mmgcn.config import to_dict
 from mmgcn.data.dataset import Dataset
+from mmgcn.data.fingerprint import dataset_fingerprint
+from mmgcn.errors import RunMismatchError, TrainingDivergedError
 from mmgcn.eval.evaluator import EvalResult, evaluate
 from mmgcn.models.base import Recommender
+from mmgcn.train import binding
 from mmgcn.train import run_dir as rd
 from mmgcn.train.checkpoint import (
     capture_rng_state,
     load_checkpoint,
+    load_model_state,
+    require,
     restore_rng_state,
     save_checkpoint,
 )
-from mmgcn.train.config import TrainConfig
+from mmgcn.train.config import AUTO_BATCH_MIN, TrainConfig, auto_batch_size
 from mmgcn.train.distributed import DistributedContext
+from mmgcn.train.guards import check_epoch
 from mmgcn.train.sampling import BPRSampler
 from mmgcn.train.step import step_module
 from mmgcn.utils.io import atomic_write_json
@@ -110,7 +116,8 @@ def run_epoch(
     """One pass over the train interactions: ``{"loss": mean per triple, "seconds", "batches"}``.
 
     Raises:
-        FloatingPointError: the epoch's mean loss is NaN or infinite.
+        TrainingDivergedError: the epoch's mean loss or a parameter is NaN or infinite
+            (a ``FloatingPointError``).
     """
     from tqdm.auto import tqdm
 
@@ -137,8 +144,7 @@ def run_epoch(
         n_seen += users.numel()
         n_batches += 1
     mean_loss = (total / max(n_seen, 1)).item()
-    if not math.isfinite(mean_loss):
-        raise FloatingPointError(f"{description}: mean loss is {mean_loss}; lower the learning rate or check the model")
+    check_epoch(model, mean_loss, description, lr=optimizer.param_groups[0]["lr"] if optimizer.param_groups else None)
     return {"loss": mean_loss, "seconds": time.perf_counter() - started, "batches": n_batches}
 
 
@@ -197,6 +203,7 @@ class Trainer:
             "model": to_dict(model.config),
             "train": to_dict(self.config),
         }
+        self.dataset_fingerprint = dataset_fingerprint(dataset)  # what the run is bound to (binding.py)
         self.optimizer: torch.optim.Optimizer | None = None
         self.sampler: BPRSampler | None = None
         self._step_module: torch.nn.Module = self.model  # what run_epoch calls .loss on
@@ -208,6 +215,11 @@ class Trainer:
         self.stopped_early = False
         self.history: list[dict[str, Any]] = []
         self._best_model_state: dict[str, torch.Tensor] | None = None
+        #: the batch size in use: the config's, or auto_batch_size() of the train split
+        self.batch_size = self.config.batch_size or auto_batch_size(dataset.train.nnz)
+        if self.config.batch_size is None and self.batch_size != AUTO_BATCH_MIN:
+            log.info("batch size %d chosen for %d train interactions (train.batch_size=None; set it to override)",
+                     self.batch_size, dataset.train.nnz)
 
     # ------------------------------------------------------------------ public
     def fit(self, evaluate_test: bool = True) -> TrainResult:
@@ -273,6 +285,7 @@ class Trainer:
     def _write_run_files(self) -> None:
         if self.run_dir is not None:
             rd.write_yaml(self.run_dir / rd.CONFIG_FILE, self.run_config)
+            binding.record(self.run_dir, self.dataset_fingerprint)
             env_path = self.run_dir / rd.ENVIRONMENT_FILE
             environment = rd.environment_info()
             if self.resume and env_path.exists():
@@ -284,8 +297,12 @@ class Trainer:
 
     def _restore(self) -> None:
         # _start() built fresh optimizer / sampler objects; overwrite their state
-        state = load_checkpoint(self.run_dir / rd.LAST_CHECKPOINT) if self.run_dir is not None else None
-        if self.dist is not None:
+        path = self.run_dir / rd.LAST_CHECKPOINT if self.run_dir is not None else None
+        state = None
+        if path is not None:
+            state = load_checkpoint(path)
+            require(state, ("train_config", "model_name", "model_config", "model", "rng", "epoch", "history"), path)
+        if self.dist is not None:  # rank 0 read it: the other ranks need no shared file system
             state = self.dist.broadcast(state)
         saved = state["train_config"]
         current = to_dict(self.config)
@@ -293,14 +310,14 @@ class Trainer:
         changed = sorted(k for k in current
                          if k not in RESUMABLE_CHANGES and saved.get(k, defaults.get(k)) != current[k])
         if changed:
-            raise ValueError(
+            raise RunMismatchError(
                 f"{self.run_dir}: cannot resume with a different train config for {changed} "
                 f"(checkpoint: {[saved.get(k) for k in changed]}, now: {[current[k] for k in changed]})"
             )
         if state["model_name"] != self.model.name or state["model_config"] != to_dict(self.model.config):
-            raise ValueError(f"{self.run_dir}: the checkpoint is for model {state['model_name']!r} with config "
+            raise RunMismatchError(f"{self.run_dir}: the checkpoint is for model {state['model_name']!r} with config "
                              f"{state['model_config']}, not {self.model.name!r} with {to_dict(self.model.config)}")
-        self.model.load_state_dict(state["model"])
+        load_model_state(self.model, state["model"], path, self.dataset.name)
         if self.optimizer is not None:
             self.optimizer.load_state_dict(state["optimizer"])
         if self.sampler is not None:
@@ -329,9 +346,12 @@ class Trainer:
             self.epoch += 1
             if self.device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(self.device)
-            stats = run_epoch(self._step_module, self.optimizer, self.sampler, cfg.batch_size,
-                              progress=cfg.progress and self.is_main, device=self.device,
-                              description=f"epoch {self.epoch}")
+            try:
+                stats = run_epoch(self._step_module, self.optimizer, self.sampler, self.batch_size,
+                                  progress=cfg.progress and self.is_main, device=self.device,
+                                  description=f"epoch {self.epoch}")
+            except TrainingDivergedError as exc:
+                raise TrainingDivergedError(f"{exc}; {self._kept_checkpoints()}") from None
             if self.dist is not None:
                 stats["loss"] = self.dist.mean(stats["loss"])
             record: dict[str, Any] = {"epoch": self.epoch, "loss": stats["loss"], "train_seconds": stats["seconds"]}
@@ -442,12 +462,23 @@ class Trainer:
         """Whether this process evaluates and writes (always, unless a rank other than 0)."""
         return self.dist is None or self.dist.is_main
 
+    def _kept_checkpoints(self) -> str:
+        """What a diverged run leaves behind (nothing of the diverged epoch is saved)."""
+        if self.run_dir is None:
+            return "nothing was saved (no run directory)"
+        if self.epoch <= 1:
+            return f"no checkpoint was written in {self.run_dir}"
+        return (f"{self.run_dir / rd.LAST_CHECKPOINT} (epoch {self.epoch - 1}) and the best one "
+                f"(epoch {self.best_epoch}) are kept")
+
     def _checkpoint_state(self, record: Mapping[str, Any]) -> dict[str, Any]:
         return {
             "epoch": self.epoch,
             "model_name": self.model.name,
             "model_config": to_dict(self.model.config),
             "train_config": to_dict(self.config),
+            "run_config": self.run_config,
+            "dataset_fingerprint": self.dataset_fingerprint,
             "model": self.model.state_dict(),
             "optimizer": None if self.optimizer is None else self.optimizer.state_dict(),
             "sampler": None if self.sampler is None else self.sampler.state_dict(),

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from mmgcn.bench.aggregate import read_per_user
 from mmgcn.bench.cells import MARKER, CellOutput, CellRunner, CellTask, load_per_user
@@ -25,6 +26,24 @@ from mmgcn.data.dataset import Dataset
 from mmgcn.eval.significance import compare, holm
 
 N_USERS = 40
+
+
+@pytest.fixture
+def tiny_dataset() -> Dataset:
+    """40 users x 6 items with two modalities (every user is a test user of the fake runner);
+    user u has u % 4 + 1 train items, so the degree breakdown has four buckets."""
+    rows, cols = [], []
+    for user in range(N_USERS):
+        for item in range(user % 4 + 1):
+            rows.append(user)
+            cols.append((user + item) % 5)
+    train = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(N_USERS, 6))
+    valid = sp.csr_matrix((np.ones(N_USERS, np.float32), (np.arange(N_USERS), np.full(N_USERS, 5))), shape=(N_USERS, 6))
+    empty = sp.csr_matrix((N_USERS, 6), dtype=np.float32)
+    rng = np.random.default_rng(0)
+    return Dataset(name="tiny", n_users=N_USERS, n_items=6, train=train, valid=valid, test=empty,
+                   features={"visual": rng.normal(size=(6, 6)).astype(np.float32),
+                             "acoustic": rng.normal(size=(6, 3)).astype(np.float32)})
 
 
 def fake_metrics(model: str, seed: int) -> np.ndarray:
@@ -135,8 +154,8 @@ def test_crashed_cell_is_reported_and_leaves_no_marker(tmp_path: Path, tiny_data
     result = run(config, ScriptedRunner(fail={"bpr"}), tiny_dataset)
     assert result.failed == 2 and result.ran == 4
     cell_dir = result.folder / "cells" / "bpr" / "seed-0"
-    assert not (cell_dir / MARKER).exists()
-    assert "scripted crash of bpr" in (cell_dir / "error.txt").read_text()
+    assert not cell_dir.exists()  # a crashed attempt never reaches the cell's place
+    assert "scripted crash of bpr" in (cell_dir.parent / ".seed-0.partial" / "error.txt").read_text()
     bpr = next(s for s in result.results.summaries if s.model == "bpr")
     assert bpr.seeds == [] and bpr.failed_seeds == [0, 1]
     markdown = (result.folder / "results.md").read_text()
@@ -152,7 +171,8 @@ def test_interrupted_cell_resumes_but_crashed_cell_restarts(tmp_path: Path, tiny
     with pytest.raises(KeyboardInterrupt):
         run(config, ScriptedRunner(interrupt={"bpr"}), tiny_dataset)
     cell_dir = tmp_path / "results" / "tiny-quick" / "cells" / "bpr" / "seed-0"
-    assert (cell_dir / "run" / "checkpoints" / "last.pt").exists() and not (cell_dir / MARKER).exists()
+    assert not cell_dir.exists()  # the interrupted attempt stays in its staging directory
+    assert (cell_dir.parent / ".seed-0.partial" / "run" / "checkpoints" / "last.pt").exists()
     runner = ScriptedRunner()
     run(config, runner, tiny_dataset)
     # mmgcn finished before the interrupt; bpr seed 0 resumes, the rest start fresh
@@ -203,6 +223,14 @@ def test_seed_aware_comparisons_against_the_reference(tmp_path: Path, tiny_datas
     assert sorted(folder_file["bpr"]) == [0, 1]
     assert sorted(folder_file["bpr"][1]) == ["ndcg@20", "recall@20", "users"]
     np.testing.assert_allclose(folder_file["bpr"][1]["recall@20"], fake_metrics("bpr", 1))
+    # by user train degree (1-4 train items: user % 4 + 1), by hand
+    breakdown = res.breakdowns["user_degree"]
+    assert breakdown["buckets"] == ["1", "2", "3-4"] and breakdown["n_users"] == [10, 10, 20]
+    degree = np.arange(N_USERS) % 4 + 1
+    by_hand = [np.mean([fake_metrics("bpr", s)[(degree >= lo) & (degree <= hi)].mean() for s in (0, 1)])
+               for lo, hi in ((1, 1), (2, 2), (3, 4))]
+    assert breakdown["values"]["bpr"] == pytest.approx(by_hand)
+    assert "## By user train degree" in markdown
 
 
 def test_report_recomputes_comparisons_from_the_per_user_file(tmp_path: Path, tiny_dataset: Dataset) -> None:
@@ -336,7 +364,7 @@ def test_cli_report(tmp_path: Path, tiny_dataset: Dataset, capsys: pytest.Captur
     printed = capsys.readouterr().out
     assert markdown in printed and f"rebuilt {result.folder}" in printed
     assert (result.folder / "results.md").read_text() == markdown
-    assert main(["report", str(tmp_path / "nothing")]) == 1
+    assert main(["report", str(tmp_path / "nothing")]) == 2
     assert "no such results directory" in capsys.readouterr().err
 
 

@@ -74,7 +74,7 @@ def test_info_ml100k(capsys, data_root):
     assert "(total 100,000)" in out
     assert "content           titles 1,682 / texts 1,682 / image_paths 1,618 of 1,682 items" in out
     assert "split             temporal (ratios 0.8/0.1/0.1, seed 0" in out
-    assert "mmgcn extract --dataset ml-100k --modality text" in out
+    assert "mmgcn extract ml-100k --modality text" in out
 
 
 def test_info_json_and_split_flags(capsys, data_root):
@@ -90,13 +90,13 @@ def test_info_json_and_split_flags(capsys, data_root):
 
 def test_info_without_data_is_a_clear_error(capsys, tmp_path):
     code, _, err = _run(capsys, "datasets", "info", "tiktok", "--data-dir", str(tmp_path))
-    assert code == 1
+    assert code == 2
     assert "mmgcn: error:" in err and "mmgcn datasets download tiktok" in err
 
 
 def test_info_unknown_dataset(capsys):
     code, _, err = _run(capsys, "datasets", "info", "netflix")
-    assert code == 1
+    assert code == 2
     assert "unknown dataset 'netflix'" in err
 
 
@@ -114,7 +114,7 @@ def test_convert_to_mmrec(capsys, data_root, tmp_path):
     # a second run refuses to overwrite, --force overwrites
     code, _, err = _run(capsys, "datasets", "convert", "amazon-baby", "--to", "mmrec", str(out_dir),
                         "--data-dir", str(data_root))
-    assert code == 1 and "already exists" in err
+    assert code == 2 and "already exists" in err
     code, _, _ = _run(capsys, "datasets", "convert", "amazon-baby", "--to", "mmrec", str(out_dir),
                       "--data-dir", str(data_root), "--force")
     assert code == 0

@@ -106,7 +106,7 @@ def test_users_seen_items_are_left_out_unless_asked(trained, synthetic, capsys):
     assert main(["recommend", run_dir, "--user", str(user), "-k", str(synthetic.n_items)]) == 0
     header, rows = _rows(capsys.readouterr().out)
     assert set(synthetic.test[user].indices.tolist()) <= {int(r[1]) for r in rows}
-    assert main(["recommend", run_dir, "--user", str(user), "-k", "2", "--mask", "test"]) == 1
+    assert main(["recommend", run_dir, "--user", str(user), "-k", "2", "--mask", "test"]) == 2
     assert "may name train and valid" in capsys.readouterr().err
     assert main(["recommend", run_dir, "--user", str(user), "-k", "5", "--mask", "none"]) == 0
     header, rows = _rows(capsys.readouterr().out)
@@ -132,20 +132,20 @@ def test_id_only_model_has_one_id_part_and_refuses_new_items(trained, capsys):
     header, rows = _rows(capsys.readouterr().out)
     assert header == ["rank", "item", "score", "id"]
     assert all(r[3].endswith("(+100%)") or r[3].endswith("(-100%)") for r in rows)
-    assert main(["recommend", run_dir, "--text", "a new film"]) == 1
+    assert main(["recommend", run_dir, "--text", "a new film"]) == 2
     assert "reads no item content (ID only)" in capsys.readouterr().err
 
 
 def test_argument_errors(trained, capsys, tmp_path):
     run_dir = trained("vbpr")
-    assert main(["recommend", run_dir]) == 1
+    assert main(["recommend", run_dir]) == 2
     assert "give either --user" in capsys.readouterr().err
-    assert main(["recommend", run_dir, "--user", "999"]) == 1
+    assert main(["recommend", run_dir, "--user", "999"]) == 2
     assert "user ids 0..49" in capsys.readouterr().err
     # synthetic features were not made by our encoders: a new item cannot be embedded like them
-    assert main(["recommend", run_dir, "--text", "a new film"]) == 1
+    assert main(["recommend", run_dir, "--text", "a new film"]) == 2
     assert "were not produced by mmgcn's encoders" in capsys.readouterr().err
-    assert main(["recommend", str(tmp_path / "nothing"), "--user", "0"]) == 1
+    assert main(["recommend", str(tmp_path / "nothing"), "--user", "0"]) == 2
     assert "config.yaml: not found" in capsys.readouterr().err
 
 

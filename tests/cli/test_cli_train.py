@@ -104,7 +104,7 @@ def test_resume_continues_with_the_recorded_config(tmp_path, tiny_loader, capsys
     run_dir = tmp_path / "run"
     assert main(train_args(run_dir)) == 0
     # a second plain run into the same directory is refused
-    assert main(train_args(run_dir)) == 1
+    assert main(train_args(run_dir)) == 2
     assert "--resume" in capsys.readouterr().err
     # resume with more epochs: no --model / --dataset needed, they come from config.yaml
     assert main(["train", "--resume", "--run-dir", str(run_dir), "--set", "train.epochs=5"]) == 0
@@ -123,7 +123,7 @@ def test_resume_continues_with_the_recorded_config(tmp_path, tiny_loader, capsys
 )
 def test_unknown_or_bad_keys_exit_with_an_error(tmp_path, tiny_loader, capsys, extra, message):
     code = main(train_args(tmp_path / "run", *extra))
-    assert code == 1
+    assert code == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "run" / rd.LAST_CHECKPOINT).exists()
 
@@ -131,7 +131,7 @@ def test_unknown_or_bad_keys_exit_with_an_error(tmp_path, tiny_loader, capsys, e
 def test_config_file_errors_name_the_file(tmp_path, tiny_loader, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text("trainer: {epochs: 3}\n")
-    assert main(train_args(tmp_path / "run", "--config", str(bad))) == 1
+    assert main(train_args(tmp_path / "run", "--config", str(bad))) == 2
     err = capsys.readouterr().err
     assert "bad.yaml" in err and "unknown section(s) ['trainer']" in err
 
@@ -152,7 +152,7 @@ def test_dataset_keys_are_checked_against_the_loader(monkeypatch):
 
 
 def test_missing_model_name_and_missing_run(tmp_path, tiny_loader, capsys):
-    assert main(["train", "--dataset", "tiny", "--run-dir", str(tmp_path / "r")]) == 1
+    assert main(["train", "--dataset", "tiny", "--run-dir", str(tmp_path / "r")]) == 2
     assert "--model NAME" in capsys.readouterr().err
-    assert main(["evaluate", str(tmp_path / "nowhere")]) == 1
+    assert main(["evaluate", str(tmp_path / "nowhere")]) == 2
     assert "written by 'mmgcn train'" in capsys.readouterr().err

@@ -182,7 +182,7 @@ def test_cached_features_are_picked_up(data_root):
 
 def test_stale_cached_features(data_root):
     _write_cached("ml-100k", "text", np.zeros((1681, 8), dtype=np.float32))
-    with pytest.raises(DataError, match=r"field 'n_items' is 1681 but ml-100k has 1682 items.*stale.*mmgcn extract --dataset ml-100k --modality text"):
+    with pytest.raises(DataError, match=r"field 'n_items' is 1681 but ml-100k has 1682 items.*stale.*mmgcn extract ml-100k --modality text"):
         load_dataset("ml-100k", data_root)
 
 
@@ -211,7 +211,7 @@ def test_cached_features_without_manifest(data_root):
 
 
 def test_missing_modality_names_the_extract_command(data_root):
-    with pytest.raises(DataError, match=r"no features for modalities \['image'\].*`mmgcn extract --dataset ml-100k --modality image`"):
+    with pytest.raises(DataError, match=r"no features for modalities \['image'\].*`mmgcn extract ml-100k --modality image`"):
         load_dataset("ml-100k", data_root, modalities=["image"])
 
 

@@ -12,8 +12,11 @@ Split conventions (``convention=``):
 * ``"mmrec"`` -- valid = ``tstMat.pkl``, test = ``valMat.pkl``. The Amazon Baby files hold
   MMRec's split with valid and test swapped; this convention restores MMRec's.
 
-The convention is recorded as a sentence in ``Dataset.info["split_convention"]`` so that
-``stats()`` (and every reported figure) says which file is the test set.
+These two are built in; a dataset card names the files of its own conventions
+(``split.conventions.<name>: {train: ..., valid: ..., test: ..., note: ...}``), and the
+reader takes them through ``files=`` (see ``docs/cards.md``). The convention is recorded as
+a sentence in ``Dataset.info["split_convention"]`` so that ``stats()`` (and every reported
+figure) says which file is the test set.
 """
 
 from __future__ import annotations
@@ -46,12 +49,18 @@ CONVENTIONS: dict[str, tuple[str, str, str]] = {
 }
 
 
-def convention_sentence(convention: str, valid_nnz: int, test_nnz: int) -> str:
+def convention_sentence(
+    convention: str, valid_nnz: int, test_nnz: int, files: Mapping[str, str] | None = None, note: str | None = None
+) -> str:
     """The human sentence stored in ``info["split_convention"]``."""
-    valid_file, test_file, why = CONVENTIONS[convention]
+    if files is None:
+        valid_file, test_file, why = CONVENTIONS[convention]
+    else:
+        valid_file, test_file = files["valid"], files["test"]
+        why = note if note is not None else (CONVENTIONS[convention][2] if convention in CONVENTIONS else "")
     return (
         f"{convention}: valid = {valid_file} ({valid_nnz:,} interactions), "
-        f"test = {test_file} ({test_nnz:,}) -- {why}"
+        f"test = {test_file} ({test_nnz:,})" + (f" -- {why}" if why else "")
     )
 
 
@@ -60,6 +69,9 @@ def read_mmssl(
     *,
     name: str | None = None,
     convention: str = "files",
+    files: Mapping[str, str] | None = None,
+    note: str | None = None,
+    feature_names: Mapping[str, str] | None = None,
     modalities: Sequence[str] | None = None,
     pins: Mapping[str, str] | None = None,
     verify: bool = True,
@@ -71,7 +83,13 @@ def read_mmssl(
             ``<modality>_feat.npy``.
         name: dataset name (default: the folder name).
         convention: ``"files"`` (default; valid = ``valMat.pkl``, test = ``tstMat.pkl``) or
-            ``"mmrec"`` (valid = ``tstMat.pkl``, test = ``valMat.pkl``); see module docs.
+            ``"mmrec"`` (valid = ``tstMat.pkl``, test = ``valMat.pkl``); see module docs. With
+            ``files``, any name (it labels the split in ``info``).
+        files: ``{"train", "valid", "test"} -> file name`` (from the dataset card), instead of
+            the built-in convention's names.
+        note: why this convention, for ``info["split_convention"]`` (default: the built-in's).
+        feature_names: ``{modality: file name}`` of the feature files (from the card's
+            ``modalities.<m>.file``); default: every ``<modality>_feat.npy`` in the folder.
         modalities: feature modalities to load (default ``None``: every ``*_feat.npy``).
         pins: ``{file name: sha256}`` expected hashes (from the dataset card); files
             without a pin are not checked.
@@ -89,16 +107,29 @@ def read_mmssl(
     """
     directory = Path(directory)
     name = name or directory.name
-    if convention not in CONVENTIONS:
-        raise ValueError(f"unknown split convention {convention!r}; expected one of {sorted(CONVENTIONS)}")
-    valid_file, test_file, _ = CONVENTIONS[convention]
-    missing = [f for f in (TRAIN_FILE, valid_file, test_file) if not (directory / f).is_file()]
+    if files is None:
+        if convention not in CONVENTIONS:
+            raise ValueError(f"unknown split convention {convention!r}; expected one of {sorted(CONVENTIONS)}")
+        valid_file, test_file, _ = CONVENTIONS[convention]
+        train_file = TRAIN_FILE
+    else:
+        train_file, valid_file, test_file = files["train"], files["valid"], files["test"]
+    missing = [f for f in (train_file, valid_file, test_file) if not (directory / f).is_file()]
     if missing:
         raise DataError(
-            f"{directory}: missing {', '.join(missing)}; an MMSSL/DiffMM dataset folder needs "
-            f"trnMat.pkl, valMat.pkl and tstMat.pkl (download them with `mmgcn datasets download {name}`)"
+            f"{directory}: missing {', '.join(missing)}; this MMSSL/DiffMM dataset needs "
+            f"{train_file}, {valid_file} and {test_file} (download them with `mmgcn datasets download {name}`)"
         )
-    available = feature_files(directory)
+    if feature_names is None:
+        available = feature_files(directory)
+    else:
+        absent = {m: f for m, f in feature_names.items() if not (directory / f).is_file()}
+        if absent:
+            raise DataError(
+                f"{directory}: the card's feature files {absent} are missing (modalities.<m>.file); download "
+                f"them with `mmgcn datasets download {name}` or remove the entries"
+            )
+        available = {m: directory / f for m, f in feature_names.items()}
     if modalities is None:
         chosen = available
     else:
@@ -110,16 +141,16 @@ def read_mmssl(
             )
         chosen = {m: available[m] for m in modalities}
 
-    read = [TRAIN_FILE, valid_file, test_file] + [p.name for p in chosen.values()]
+    read = [train_file, valid_file, test_file] + [p.name for p in chosen.values()]
     hashes = file_hashes(directory, read)
     verify_pins(directory, hashes, pins, verify, name)
 
     matrices, collapsed = {}, {}
-    for split, fname in (("train", TRAIN_FILE), ("valid", valid_file), ("test", test_file)):
+    for split, fname in (("train", train_file), ("valid", valid_file), ("test", test_file)):
         matrices[split], collapsed[split] = _interactions(load_sparse_pickle(directory / fname), directory / fname)
     shapes = {matrices[s].shape for s in matrices}
     if len(shapes) != 1:
-        detail = ", ".join(f"{f}: {matrices[s].shape}" for s, f in zip(matrices, (TRAIN_FILE, valid_file, test_file)))
+        detail = ", ".join(f"{f}: {matrices[s].shape}" for s, f in zip(matrices, (train_file, valid_file, test_file)))
         raise DataError(
             f"{directory}: the split matrices disagree in shape ({detail}); all three must be "
             f"(n_users, n_items) of one dataset -- the files come from different datasets"
@@ -129,8 +160,11 @@ def read_mmssl(
     info = {
         "format": "mmssl",
         "convention": convention,
-        "split_convention": convention_sentence(convention, matrices["valid"].nnz, matrices["test"].nnz),
-        "split": {"method": "given by files", "train": TRAIN_FILE, "valid": valid_file, "test": test_file},
+        "split_convention": convention_sentence(
+            convention, matrices["valid"].nnz, matrices["test"].nnz,
+            None if files is None else {"valid": valid_file, "test": test_file}, note,
+        ),
+        "split": {"method": "given by files", "train": train_file, "valid": valid_file, "test": test_file},
         "files": hashes,
         "fingerprint": fingerprint(hashes),
     }
