@@ -16,7 +16,7 @@ from mmgcn.data.dataset import Dataset
 from mmgcn.models.base import Embeddings, ModelConfig, Recommender, register_model
 from mmgcn.nn.losses import bpr_loss, l2_reg
 from mmgcn.nn.propagation import BipartitePropagation
-from mmgcn.nn.subgraph import Subgraph
+from mmgcn.nn.subgraph import Subgraph, trimmed_layer_mean
 
 
 @dataclass(frozen=True)
@@ -101,7 +101,7 @@ class LightGCN(Recommender):
         if subgraph is None:
             emb, u, i = self.embed(), users, torch.cat([pos, neg])
         else:  # the same propagation over the batch's neighbourhood, in local ids
-            user_states, item_states = layer_mean_propagation(
+            user_states, item_states = trimmed_layer_mean(
                 subgraph.graph, self.user_embedding[subgraph.users], self.item_embedding[subgraph.items],
                 self.config.num_layers,
             )

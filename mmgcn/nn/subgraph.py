@@ -43,32 +43,60 @@ class SubgraphPropagation(nn.Module):
     r"""One hop over a sampled bipartite subgraph: :math:`U' = S_{UI} I,\; I' = S_{IU} U`.
 
     The drop-in of :class:`~mmgcn.nn.propagation.BipartitePropagation` for the subgraph's
-    local nodes (same ``forward(users, items)``), with the sampled, rescaled operators and
-    their transposes (for the backward pass) built by :class:`NeighborSampler`.
+    local nodes (same ``forward(users, items)``), with the sampled, rescaled operators built
+    by :class:`NeighborSampler`; their transposes (for the backward pass) are built on first
+    use.
+
+    Trimming (PyG's ``trim_to_layer``): the nodes are numbered by the hop that reached them,
+    so for layer ``k`` (from 0) of an ``L``-layer model only the nodes within ``L - 1 - k``
+    hops of the seeds need an output, and they read only nodes within ``L - k`` hops.
+    :meth:`layer` returns that trimmed hop: its outputs are the first rows of its inputs.
 
     Args:
         user_to_item: ``(n_users, n_items)`` sparse CSR, rows aggregate items into users.
         item_to_user: ``(n_items, n_users)`` sparse CSR, rows aggregate users into items.
+        hop_users: ``hop_users[h]`` = users within ``h`` hops (cumulative, ``L + 1`` entries;
+            default: none, no trimming).
+        hop_items: the same for items.
     """
 
-    def __init__(self, user_to_item: Tensor, item_to_user: Tensor) -> None:
+    def __init__(self, user_to_item: Tensor, item_to_user: Tensor, hop_users: Sequence[int] = (),
+                 hop_items: Sequence[int] = ()) -> None:
         super().__init__()
-        self.n_users, self.n_items = user_to_item.shape
+        self.n_users, self.n_items = item_to_user.shape[1], user_to_item.shape[1]
         self.user_to_item, self.item_to_user = user_to_item, item_to_user
+        self.hop_users, self.hop_items = tuple(hop_users), tuple(hop_items)
+        self._transposes: dict[str, Tensor] = {}
+        self._layers: dict[tuple[int, int], SubgraphPropagation] = {}
+
+    def _t(self, name: str) -> Tensor:
         # the sampled blocks are not each other's transposes: the backward needs both
-        self.user_to_item_t = _transpose(user_to_item)
-        self.item_to_user_t = _transpose(item_to_user)
+        if name not in self._transposes:
+            self._transposes[name] = _transpose(getattr(self, name))
+        return self._transposes[name]
 
     def to_users(self, item_states: Tensor) -> Tensor:
-        """``(n_items, d) -> (n_users, d)``."""
-        return sparse_mm(self.user_to_item, item_states, self.user_to_item_t)
+        """``(n_items, d) -> (rows of user_to_item, d)``."""
+        return sparse_mm(self.user_to_item, item_states, self._t("user_to_item") if item_states.requires_grad else None)
 
     def to_items(self, user_states: Tensor) -> Tensor:
-        """``(n_users, d) -> (n_items, d)``."""
-        return sparse_mm(self.item_to_user, user_states, self.item_to_user_t)
+        """``(n_users, d) -> (rows of item_to_user, d)``."""
+        return sparse_mm(self.item_to_user, user_states, self._t("item_to_user") if user_states.requires_grad else None)
 
     def forward(self, user_states: Tensor, item_states: Tensor) -> tuple[Tensor, Tensor]:
         return self.to_users(item_states), self.to_items(user_states)
+
+    def layer(self, k: int, num_layers: int) -> SubgraphPropagation:
+        """Layer ``k``'s trimmed hop (outputs: the nodes within ``num_layers - 1 - k`` hops)."""
+        if len(self.hop_users) != num_layers + 1:
+            return self
+        key = (k, num_layers)
+        if key not in self._layers:
+            out_users, out_items = self.hop_users[num_layers - 1 - k], self.hop_items[num_layers - 1 - k]
+            in_users, in_items = self.hop_users[num_layers - k], self.hop_items[num_layers - k]
+            self._layers[key] = SubgraphPropagation(
+                _first_rows(self.user_to_item, out_users, in_items), _first_rows(self.item_to_user, out_items, in_users))
+        return self._layers[key]
 
     @property
     def n_edges(self) -> int:
@@ -77,6 +105,21 @@ class SubgraphPropagation(nn.Module):
 
     def extra_repr(self) -> str:
         return f"n_users={self.n_users}, n_items={self.n_items}, edges={self.n_edges}"
+
+
+def for_layer(graph: nn.Module, k: int, num_layers: int) -> nn.Module:
+    """The hop layer ``k`` of ``num_layers`` propagates over: trimmed on a sampled subgraph,
+    ``graph`` itself otherwise."""
+    return graph.layer(k, num_layers) if isinstance(graph, SubgraphPropagation) else graph
+
+
+def _first_rows(matrix: Tensor, n_rows: int, n_cols: int) -> Tensor:
+    """The first ``n_rows`` rows of a CSR matrix whose entries there lie in the first ``n_cols`` columns."""
+    crow = matrix.crow_indices()[: n_rows + 1]
+    nnz = int(crow[-1])
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*[Ss]parse.*")
+        return torch.sparse_csr_tensor(crow, matrix.col_indices()[:nnz], matrix.values()[:nnz], (n_rows, n_cols))
 
 
 def _transpose(matrix: Tensor) -> Tensor:
@@ -161,6 +204,7 @@ class NeighborSampler:
         user_nodes = _NodeSet(seed_users, self._lookup("users", user_to_item.shape[0], device))
         item_nodes = _NodeSet(seed_items, self._lookup("items", user_to_item.shape[1], device))
         frontier_users, frontier_items = seed_users, seed_items
+        hop_users, hop_items = [user_nodes.size], [item_nodes.size]
         edges_ui, edges_iu = [], []  # (rows local, cols local, weights) per hop
         for k in self.num_neighbors:
             rows, cols, weights = self._draw(user_to_item, frontier_users, k)
@@ -170,10 +214,13 @@ class NeighborSampler:
             new_users = user_nodes.add(cols)
             edges_iu.append((item_nodes.local(rows), user_nodes.local(cols), weights))
             frontier_users, frontier_items = new_users, new_items
+            hop_users.append(user_nodes.size)
+            hop_items.append(item_nodes.size)
         n_users, n_items = user_nodes.size, item_nodes.size
         graph = SubgraphPropagation(
             _csr(*_stack(edges_ui), (n_users, n_items)),
             _csr(*_stack(edges_iu), (n_items, n_users)),
+            hop_users, hop_items,
         )
         all_users, all_items = user_nodes.ids(), item_nodes.ids()
         user_nodes.release()
@@ -201,6 +248,23 @@ class NeighborSampler:
 
     def __repr__(self) -> str:
         return f"NeighborSampler(num_neighbors={list(self.num_neighbors)}, graph={self.graph.extra_repr()})"
+
+
+def trimmed_layer_mean(graph: nn.Module, users: Tensor, items: Tensor, num_layers: int) -> tuple[Tensor, Tensor]:
+    r"""LightGCN's :math:`\frac{1}{K+1}\sum_{k=0}^{K} \hat A^k E` over a (sub)graph, trimmed per layer.
+
+    On a :class:`SubgraphPropagation` layer ``k`` outputs only the nodes within
+    ``K - 1 - k`` hops, so the sums keep the first rows; the seeds' means are exact
+    functions of their sampled neighbourhoods. Returns ``(users, items)`` with the rows of
+    the last layer's outputs (the seeds on a subgraph; every node otherwise).
+    """
+    user_sum, item_sum = users, items
+    for k in range(num_layers):
+        users, items = for_layer(graph, k, num_layers)(users, items)
+        user_sum = user_sum[: users.shape[0]] + users
+        item_sum = item_sum[: items.shape[0]] + items
+    scale = 1.0 / (num_layers + 1)
+    return user_sum * scale, item_sum * scale
 
 
 def _stack(edges: list[tuple[Tensor, Tensor, Tensor]]) -> tuple[Tensor, Tensor]:
@@ -240,4 +304,4 @@ class _NodeSet:
         self.lookup[self.ids()] = -1
 
 
-__all__ = ["NeighborSampler", "Subgraph", "SubgraphPropagation"]
+__all__ = ["NeighborSampler", "Subgraph", "SubgraphPropagation", "for_layer", "trimmed_layer_mean"]

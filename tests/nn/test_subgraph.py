@@ -41,6 +41,11 @@ def test_one_hop_numbering_and_weights_by_hand():
     assert i2u[local_item[2], local_user[0]] == i2u[local_item[2], local_user[1]] == 0.5
     # the last hop's nodes (user 0, user 2) have no rows of their own: not sampled
     assert u2i[local_user[0]].sum() == 0 and u2i[local_user[2]].sum() == 0
+    # trimmed for a 1-layer model: outputs for the seeds only, reading every node
+    only = sub.graph.layer(0, 1)
+    assert tuple(only.user_to_item.shape) == (1, sub.items.numel())
+    assert tuple(only.item_to_user.shape) == (3, sub.users.numel())
+    np.testing.assert_array_equal(_dense(only.item_to_user), i2u[:3])
 
 
 def test_drawn_neighbours_are_rescaled_by_degree_over_fanout():
