@@ -185,11 +185,11 @@ def main() -> None:
                            **cell, **evaluation}
                     rows.append(row)
                     print(json.dumps(row), flush=True)
-    print(f"\n{'dataset':<15}{'model':<17}{'prec.':<6}{'ranks':>6}{'epoch s':>10}{'train peak GiB':>16}"
+    print(f"\n{'dataset':<18}{'model':<17}{'prec.':<6}{'ranks':>6}{'epoch s':>10}{'train peak GiB':>16}"
           f"{'eval s':>8}{'eval peak GiB':>15}")
     for r in rows:
         epoch = f"{'~' if r['extrapolated'] else ''}{r['epoch_s']:.2f}"
-        print(f"{r['dataset']:<15}{r['model']:<17}{r['precision']:<6}{r['ranks']:>6}{epoch:>10}"
+        print(f"{r['dataset']:<18}{r['model']:<17}{r['precision']:<6}{r['ranks']:>6}{epoch:>10}"
               f"{r['train_peak_gib']:>16.2f}{r['eval_s']:>8.2f}{r['eval_peak_gib']:>15.2f}")
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
