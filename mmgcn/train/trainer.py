@@ -302,7 +302,7 @@ class Trainer:
         if path is not None:
             state = load_checkpoint(path)
             require(state, ("train_config", "model_name", "model_config", "model", "rng", "epoch", "history"), path)
-        if self.dist is not None:  # rank 0 read it: the other ranks need no shared file system
+        if self.dist is not None:  # rank 0 read and checked it; the others receive it
             state = self.dist.broadcast(state)
         saved = state["train_config"]
         current = to_dict(self.config)
