@@ -1,4 +1,4 @@
-"""MMGCN speed on TikTok: CSR propagation vs edge-wise PyG MessagePassing, side by side.
+"""MMGCN speed on TikTok: CSR propagation (PyG layer and bare) vs edge-wise MessagePassing, side by side.
 
     python benchmarks/speed.py                          # mmgcn, batch 2048, 64-d
     python benchmarks/speed.py --model mmgcn-faithful --repeats 3
@@ -7,13 +7,18 @@
 Prints, in one run on the same data, model, seed and sampler:
 
 * one training epoch (all train interactions, batch 2048, uniform negatives excluding
-  train positives, Adam) of the same MMGCN with our sparse CSR propagation and with an
-  edge-wise ``torch_geometric`` ``MessagePassing`` propagation (gather messages per edge,
-  scatter-reduce them: how the original code and MMRec's port propagate). The edge-wise
-  variant lives only here; both variants are checked to compute the same embeddings;
+  train positives, Adam) of the same MMGCN (and LightGCN) with three propagations:
+  our sparse CSR propagation as shipped (:class:`mmgcn.nn.SparseConv`, a PyG
+  ``MessagePassing`` layer whose ``message_and_aggregate`` is one CSR product), the same
+  CSR products called directly (the code before the PyG layer, kept here as the
+  reference: ``pyg_layer_epoch_ratio`` must stay near 1), and an edge-wise
+  ``torch_geometric`` ``MessagePassing`` propagation (gather messages per edge,
+  scatter-reduce them: how the original code and MMRec's port propagate). The reference
+  variants live only here; all are checked to compute the same embeddings;
 * a full-ranking evaluation of all test users (``mmgcn.eval.evaluate``);
 * propagation time as a multiple of one bare ``torch.sparse.mm`` over the same adjacency;
-* ``epoch_speedup_vs_edgewise=<ratio>`` as the last line.
+* ``pyg_layer_epoch_ratio=<ours / direct>`` and ``epoch_speedup_vs_edgewise=<ratio>`` as
+  the last lines.
 
 Epoch times are the minimum over ``--repeats`` interleaved runs (the least disturbed by
 other load on the machine; the load average is printed before and after).
@@ -45,12 +50,18 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.nn import MessagePassing
 
-from mmgcn.data.graph import edge_index, normalized_adjacency
 from mmgcn.data.registry import load_dataset
 from mmgcn.eval.evaluator import evaluate
+from mmgcn.graph import edge_index, normalized_adjacency
 from mmgcn.models import build_model
+from mmgcn.nn.propagation import BipartitePropagation
+from mmgcn.nn.sparse import sparse_mm
 from mmgcn.train.sampling import BPRSampler
 from mmgcn.train.trainer import run_epoch
+
+VARIANTS = ("csr", "direct", "edgewise")
+LABELS = {"csr": "CSR, PyG SparseConv (ours)", "direct": "CSR, direct products (before)",
+          "edgewise": "edge-wise MessagePassing"}
 
 
 def tune_malloc() -> bool:
@@ -101,6 +112,17 @@ class EdgewisePropagation(nn.Module):
         return out[: self.n_users], out[self.n_users :]
 
 
+class DirectCSRPropagation(BipartitePropagation):
+    """The same operators as :class:`BipartitePropagation`, multiplied by direct ``sparse_mm``
+    calls (the code before propagation went through the PyG ``SparseConv`` layer)."""
+
+    def to_users(self, item_states: Tensor) -> Tensor:
+        return sparse_mm(self.user_to_item, item_states, self._t("user_to_item"))
+
+    def to_items(self, user_states: Tensor) -> Tensor:
+        return sparse_mm(self.item_to_user, user_states, self._t("item_to_user"))
+
+
 def timed(fn, repeats: int = 20) -> float:
     """Minimum seconds of ``fn()`` over ``repeats`` calls after two warm-up calls."""
     fn(), fn()
@@ -112,11 +134,13 @@ def timed(fn, repeats: int = 20) -> float:
     return best
 
 
-def build(dataset, name: str, dim: int, seed: int, edgewise: bool):
+def build(dataset, name: str, dim: int, seed: int, variant: str):
     torch.manual_seed(seed)
     model = build_model(name, dataset, {"dim": dim})
-    if edgewise:
+    if variant == "edgewise":
         model.graph = EdgewisePropagation(dataset.train, model.graph.norm)
+    elif variant == "direct":
+        model.graph = DirectCSRPropagation(dataset.train, model.graph.norm)
     return model
 
 
@@ -149,36 +173,37 @@ def main() -> None:
         f"load average {os.getloadavg()[0]:.2f}"
     )
 
-    csr_model = build(dataset, args.model, args.dim, args.seed, edgewise=False)
-    edge_model = build(dataset, args.model, args.dim, args.seed, edgewise=True)
+    csr_model = build(dataset, args.model, args.dim, args.seed, "csr")
+    edge_model = build(dataset, args.model, args.dim, args.seed, "edgewise")
+    direct_model = build(dataset, args.model, args.dim, args.seed, "direct")
     with torch.no_grad():
-        a, b = csr_model.embed(), edge_model.embed()
+        a, b, c = csr_model.embed(), edge_model.embed(), direct_model.embed()
         gap = max((a.users - b.users).abs().max().item(), (a.items - b.items).abs().max().item())
+        same = torch.equal(a.users, c.users) and torch.equal(a.items, c.items)
     print(f"# {args.model} ({csr_model.num_parameters():,} trainable parameters); "
-          f"max |embedding difference| CSR vs edge-wise: {gap:.2e}")
+          f"max |embedding difference| CSR vs edge-wise: {gap:.2e}; PyG layer vs direct identical: {same}")
 
     # ---------------------------------------------------------------- training epochs
-    variants = {
-        args.model: lambda edgewise: build(dataset, args.model, args.dim, args.seed, edgewise),
-        "lightgcn": lambda edgewise: build(dataset, "lightgcn", args.dim, args.seed, edgewise),
-    }
-    times: dict[tuple[str, bool], list[float]] = {(m, e): [] for m in variants for e in (False, True)}
+    models = (args.model, "lightgcn")
+    times: dict[tuple[str, str], list[float]] = {(m, v): [] for m in models for v in VARIANTS}
     for _ in range(args.repeats):
-        for model_name, edgewise in times:
-            model = variants[model_name](edgewise)
-            times[model_name, edgewise].append(epoch_seconds(model, dataset, args.batch_size, args.seed))
-            if (model_name, edgewise) == (args.model, False):
+        for model_name, variant in times:
+            model = build(dataset, model_name, args.dim, args.seed, variant)
+            times[model_name, variant].append(epoch_seconds(model, dataset, args.batch_size, args.seed))
+            if (model_name, variant) == (args.model, "csr"):
                 trained = model
     n_batches = -(-dataset.train.nnz // args.batch_size)
     print(f"\ntraining epoch ({dataset.train.nnz:,} triples, {n_batches} batches of {args.batch_size})")
-    print(f"{'model / propagation':<44}{'epoch s':>9}{'ms/batch':>10}   all epochs")
-    for (model_name, edgewise), runs in times.items():
-        label = f"{model_name} / {'edge-wise MessagePassing' if edgewise else 'CSR (ours)'}"
+    print(f"{'model / propagation':<48}{'epoch s':>9}{'ms/batch':>10}   all epochs")
+    for (model_name, variant), runs in times.items():
+        label = f"{model_name} / {LABELS[variant]}"
         best = min(runs)
-        print(f"{label:<44}{best:>9.2f}{1e3 * best / n_batches:>10.1f}   [{', '.join(f'{t:.2f}' for t in runs)}]")
-    print(f"{'MMRec MMGCN (reference)':<44}{13.3:>9.2f}{'':>10}   PUBLISHED.md, 2 cores")
-    csr_epoch, edge_epoch = min(times[args.model, False]), min(times[args.model, True])
-    light_ratio = min(times["lightgcn", True]) / min(times["lightgcn", False])
+        print(f"{label:<48}{best:>9.2f}{1e3 * best / n_batches:>10.1f}   [{', '.join(f'{t:.2f}' for t in runs)}]")
+    print(f"{'MMRec MMGCN (reference)':<48}{13.3:>9.2f}{'':>10}   PUBLISHED.md, 2 cores")
+    csr_epoch, edge_epoch = min(times[args.model, "csr"]), min(times[args.model, "edgewise"])
+    layer_ratio = csr_epoch / min(times[args.model, "direct"])
+    light_layer_ratio = min(times["lightgcn", "csr"]) / min(times["lightgcn", "direct"])
+    light_ratio = min(times["lightgcn", "edgewise"]) / min(times["lightgcn", "csr"])
 
     # ---------------------------------------------------------------- evaluation
     start = time.perf_counter()
@@ -193,9 +218,10 @@ def main() -> None:
     states = torch.randn(n_nodes, args.dim)
     bare = timed(lambda: torch.sparse.mm(adjacency, states))
     users, items = states[: dataset.n_users].clone(), states[dataset.n_users :].clone()
-    graph, edge_graph = csr_model.graph, edge_model.graph
+    graph, edge_graph, direct_graph = csr_model.graph, edge_model.graph, direct_model.graph
     ours = timed(lambda: graph(users, items))
     edge = timed(lambda: edge_graph(users, items))
+    direct = timed(lambda: direct_graph(users, items))
     users_g, items_g = users.clone().requires_grad_(True), items.clone().requires_grad_(True)
 
     def forward_backward(g) -> None:
@@ -203,11 +229,13 @@ def main() -> None:
         (u.sum() + i.sum()).backward()
 
     ours_fb, edge_fb = timed(lambda: forward_backward(graph)), timed(lambda: forward_backward(edge_graph))
+    direct_fb = timed(lambda: forward_backward(direct_graph))
     print(f"\none hop over {adjacency.values().numel():,} directed edges, d={args.dim} "
           f"(bare torch.sparse.mm of the square adjacency: {1e3 * bare:.2f} ms)")
-    print(f"{'':<28}{'forward ms':>12}{'x bare':>8}{'fwd+bwd ms':>12}{'x bare':>8}")
-    for label, fwd, fb in (("CSR propagation (ours)", ours, ours_fb), ("edge-wise MessagePassing", edge, edge_fb)):
-        print(f"{label:<28}{1e3 * fwd:>12.2f}{fwd / bare:>8.2f}{1e3 * fb:>12.2f}{fb / bare:>8.2f}")
+    print(f"{'':<32}{'forward ms':>12}{'x bare':>8}{'fwd+bwd ms':>12}{'x bare':>8}")
+    rows = ((LABELS["csr"], ours, ours_fb), (LABELS["direct"], direct, direct_fb), (LABELS["edgewise"], edge, edge_fb))
+    for label, fwd, fb in rows:
+        print(f"{label:<32}{1e3 * fwd:>12.2f}{fwd / bare:>8.2f}{1e3 * fb:>12.2f}{fb / bare:>8.2f}")
     # one hop = both directions; MMGCN does num_layers hops per modality per batch, each
     # forward + backward (the last layer's hop runs on every node too)
     hops = csr_model.config.num_layers * len(csr_model.modalities)
@@ -217,8 +245,10 @@ def main() -> None:
           f"(hops timed at d={args.dim}; wider input layers cost more): CSR {100 * share_csr:.0f}%, "
           f"edge-wise {100 * share_edge:.0f}%. The rest (dense per-node transforms, optimiser) is the "
           f"same in both variants and bounds the epoch speed-up (Amdahl).")
-    print(f"lightgcn (propagation only): epoch speed-up vs edge-wise {light_ratio:.2f}x")
+    print(f"lightgcn (propagation only): epoch speed-up vs edge-wise {light_ratio:.2f}x; "
+          f"PyG layer / direct products {light_layer_ratio:.3f}")
     print(f"\n# load average after: {os.getloadavg()[0]:.2f}")
+    print(f"pyg_layer_epoch_ratio={layer_ratio:.3f}")
     print(f"epoch_speedup_vs_edgewise={edge_epoch / csr_epoch:.2f}")
 
 

@@ -167,8 +167,47 @@ def degree_breakdown(per_user: PerUser, metric: str, edges: Sequence[int] = DEGR
 
 
 # ---------------------------------------------------------------- comparisons
+def best_on_validation(candidates: Sequence[str], cells: Sequence[CellResult]) -> str | None:
+    """The candidate with the best mean validation value (``best_valid``) over its finished
+    seeds; ``None`` if none finished. Ties go to the earlier candidate."""
+    best: tuple[float, str] | None = None
+    for name in candidates:
+        values = [c.best_valid for c in cells if c.model == name and c.status == "ok" and c.best_valid is not None]
+        if values and (best is None or float(np.mean(values)) > best[0]):
+            best = (float(np.mean(values)), name)
+    return None if best is None else best[1]
+
+
+def resolve_selectors(extra: Sequence[Sequence[str]], cells: Sequence[CellResult]) -> tuple[list[tuple[str, str]], dict[str, str]]:
+    """Replace every ``"best:a,b"`` side of ``extra`` by the validation-selected model.
+
+    Returns the resolved pairs (a pair whose selector has no finished candidate is dropped)
+    and ``{selector: chosen model}``.
+    """
+    from mmgcn.bench.config import BEST_PREFIX, selector_candidates
+
+    chosen: dict[str, str] = {}
+    pairs = []
+    for pair in extra:
+        resolved = []
+        for side in pair:
+            if side.startswith(BEST_PREFIX):
+                pick = best_on_validation(selector_candidates(side), cells)
+                if pick is None:
+                    log.warning("%s: no candidate finished; comparison %s dropped", side, list(pair))
+                    break
+                chosen[side] = pick
+                resolved.append(pick)
+            else:
+                resolved.append(side)
+        else:
+            pairs.append((resolved[0], resolved[1]))
+    return pairs, chosen
+
+
 def comparison_pairs(models: Sequence[str], reference: str, extra: Sequence[Sequence[str]] = ()) -> list[tuple[str, str]]:
-    """Every model against ``reference``, then the extra ``(model, reference)`` pairs, without repeats."""
+    """Every model against ``reference``, then the extra ``(model, reference)`` pairs (already
+    resolved, see :func:`resolve_selectors`), without repeats."""
     pairs: list[tuple[str, str]] = [(m, reference) for m in models if m != reference]
     for pair in extra:
         model, ref = pair
@@ -215,9 +254,11 @@ __all__ = [
     "PerUser",
     "degree_breakdown",
     "compare_models",
+    "best_on_validation",
     "comparison_pairs",
     "keep_arrays",
     "read_per_user",
+    "resolve_selectors",
     "summarise_model",
     "write_per_user",
 ]

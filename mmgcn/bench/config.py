@@ -166,8 +166,11 @@ class BenchConfig:
             (adds warm / cold test breakdown) (default ``"standard"``).
         baseline: model spec every other model is compared with (default ``"mmgcn"``; when
             it is not in ``models``, the first model listed is the reference instead).
-        comparisons: extra ``[model, reference]`` pairs to compare (e.g. the best content
-            model against the best ID-only one); they join the Holm family of the table.
+        comparisons: extra ``[model, reference]`` pairs to compare; they join the Holm
+            family of the table. Either side may be a selector ``"best:a,b,c"``: the model
+            among ``a, b, c`` with the best mean *validation* value of the selection metric
+            over its seeds (e.g. ``["best:mmgcn-plus,freedom", "best:lightgcn,sgl,simgcl"]``:
+            the validation-selected best content model against the best ID-only one).
         significance_metrics: per-user test metrics of the comparisons
             (default ``("recall@20", "ndcg@20")``).
         train: trainer settings for every model (keys of ``mmgcn.train.trainer.TrainConfig``).
@@ -221,10 +224,14 @@ class BenchConfig:
         for pair in self.comparisons:
             if not isinstance(pair, (list, tuple)) or len(pair) != 2:
                 raise ConfigError(f"bench config: comparisons entries must be [model, reference] pairs, got {pair!r}")
-            unknown = [m for m in pair if ModelSpec.parse(str(m)).name not in names]
-            if unknown:
-                raise ConfigError(f"bench config: comparisons {list(pair)} name {unknown}, not in models {names}")
-            pairs.append((ModelSpec.parse(str(pair[0])).name, ModelSpec.parse(str(pair[1])).name))
+            sides = []
+            for side in pair:
+                candidates = selector_candidates(str(side))
+                unknown = [m for m in candidates if ModelSpec.parse(m).name not in names]
+                if unknown:
+                    raise ConfigError(f"bench config: comparisons {list(pair)} name {unknown}, not in models {names}")
+                sides.append(str(side) if str(side).startswith(BEST_PREFIX) else ModelSpec.parse(str(side)).name)
+            pairs.append(tuple(sides))
         object.__setattr__(self, "comparisons", tuple(pairs))
         if self.seeds < 1:
             raise ConfigError(f"bench config: seeds must be >= 1, got {self.seeds}")
@@ -318,6 +325,19 @@ def check_specs_against_registry(specs: Sequence[ModelSpec]) -> None:
                 f"subset [{'+'.join(spec.modalities)}] means nothing; write {spec.base!r}, or use a content "
                 f"model (e.g. mmgcn, vbpr, concat, attention) for a modality ablation"
             )
+
+
+BEST_PREFIX = "best:"
+
+
+def selector_candidates(side: str) -> list[str]:
+    """``"best:a,b"`` -> ``["a", "b"]``; a plain model name -> ``[name]``."""
+    if side.startswith(BEST_PREFIX):
+        names = [n.strip() for n in side[len(BEST_PREFIX):].split(",") if n.strip()]
+        if not names:
+            raise ConfigError(f"bench config: selector {side!r} names no model")
+        return names
+    return [side]
 
 
 def _layered(table: Mapping[str, Mapping[str, Any]], spec: ModelSpec) -> dict[str, Any]:

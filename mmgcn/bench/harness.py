@@ -53,6 +53,7 @@ from mmgcn.bench.aggregate import (
     comparison_pairs,
     degree_breakdown,
     keep_arrays,
+    resolve_selectors,
     summarise_model,
     write_per_user,
 )
@@ -403,11 +404,15 @@ def _run_benchmark_locked(
             per_user.setdefault(spec.name, {})[cell.seed] = keep_arrays(load_per_user(path), config.significance_metrics)
     per_user[DATASET_KEY] = {0: {"train_degree": np.diff(dataset.train.indptr).astype(np.int32)}}
     write_per_user(folder / PER_USER_NPZ, per_user)
-    pairs = comparison_pairs(config.models, config.reference, config.comparisons)
+    all_cells = [c for s in config.specs for c in cells_by_model.get(s.name, [])]
+    extra, chosen = resolve_selectors(config.comparisons, all_cells)
+    if chosen:
+        header["selected_for_comparison"] = {k: f"{v} (best mean validation {config.metric})" for k, v in chosen.items()}
+    pairs = comparison_pairs(config.models, config.reference, extra)
     results = BenchResults(
         header=header,
         summaries=summaries,
-        cells=[c for s in config.specs for c in cells_by_model.get(s.name, [])],
+        cells=all_cells,
         grids=grid_report,
         comparisons=compare_models(per_user, pairs, config.significance_metrics),
         breakdowns={"user_degree": degree_breakdown(per_user, config.significance_metrics[0])},

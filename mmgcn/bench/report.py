@@ -14,7 +14,13 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from mmgcn.bench.aggregate import compare_models, comparison_pairs, degree_breakdown, read_per_user
+from mmgcn.bench.aggregate import (
+    compare_models,
+    comparison_pairs,
+    degree_breakdown,
+    read_per_user,
+    resolve_selectors,
+)
 from mmgcn.bench.plots import write_plots
 from mmgcn.bench.results import (
     PER_USER_NPZ,
@@ -54,7 +60,8 @@ def recompute_comparisons(results: BenchResults, folder: Path) -> BenchResults:
         raise FileNotFoundError(f"{path}: no per-user metrics to recompute the comparisons from; re-run the benchmark")
     header = results.header
     models = [s.model for s in results.summaries]
-    pairs = comparison_pairs(models, header["baseline"], [tuple(p) for p in header.get("comparisons", [])])
+    extra, _ = resolve_selectors([tuple(p) for p in header.get("comparisons", [])], results.cells)
+    pairs = comparison_pairs(models, header["baseline"], extra)
     per_user = read_per_user(path)
     results.comparisons = compare_models(per_user, pairs, header["significance_metrics"])
     results.breakdowns = {"user_degree": degree_breakdown(per_user, header["significance_metrics"][0])}

@@ -86,6 +86,7 @@ def header_lines(header: dict[str, Any]) -> list[str]:
         ("seeds", "seeds"),
         ("modalities", "modalities"),
         ("significance", "significance"),
+        ("selected_for_comparison", "selected for comparison"),
         ("memory", "memory"),
         ("mode", "run"),
         ("budget_note", "budget"),
@@ -97,6 +98,8 @@ def header_lines(header: dict[str, Any]) -> list[str]:
             continue
         if isinstance(value, (list, tuple)):
             value = ", ".join(map(str, value))
+        elif isinstance(value, dict):
+            value = "; ".join(f"{k} -> {v}" for k, v in value.items())
         lines.append(f"{label}: {value}")
     return lines
 

@@ -21,6 +21,10 @@ train edge keep their own representation (``"own"``) or are represented from the
 alone, exactly as a new item (``"content"``). The policy is a field of every model config,
 so it is saved with the run (``config.yaml``, checkpoints) and restored with the model.
 
+Per-epoch work: ``on_epoch_start(epoch, rng)`` is called by the trainer before every
+training epoch (default: nothing); models declare there what changes between epochs (a
+re-drawn pruned graph, a learned graph to rebuild), drawing randomness from ``rng`` only.
+
 Cold start: ``represent_new_items(features)`` represents items the model never saw (no
 train edge, no trained ID embedding) from their content alone; it returns an
 :class:`Embeddings` whose ``users`` are the model's user representations and whose
@@ -152,6 +156,10 @@ class Recommender(nn.Module):
     uses_content: ClassVar[bool] = False
     # False for models with nothing to learn (e.g. most-popular): trainers skip the epoch loop
     trainable: ClassVar[bool] = True
+    # False for models whose loss uses some parameters in some steps only (LATTICE builds its
+    # learned graph with gradients at an epoch's first batch): data-parallel training then has
+    # DistributedDataParallel find the unused parameters at every step
+    same_parameters_every_step: ClassVar[bool] = True
 
     def __init__(self, config: ModelConfig, dataset: Dataset) -> None:
         super().__init__()
@@ -218,6 +226,20 @@ class Recommender(nn.Module):
         only (``train.num_neighbors``; :mod:`mmgcn.train.subgraph`).
         """
         return None
+
+    def on_epoch_start(self, epoch: int, rng: np.random.Generator) -> None:
+        """Per-epoch work, called by the trainer before epoch ``epoch``'s first batch (default: none).
+
+        Models declare here what changes between epochs (a re-drawn pruned graph, a flag to
+        rebuild a learned graph) instead of the trainer knowing about them. Draw all
+        randomness from ``rng``: the trainer seeds it from the run seed and ``epoch``
+        (:func:`mmgcn.utils.seed.epoch_generator`), so a resumed run redraws exactly what the
+        uninterrupted run drew, and the global random streams are left untouched.
+
+        Args:
+            epoch: the epoch about to run, from 1.
+            rng: this epoch's generator.
+        """
 
     # ------------------------------------------------------------ shared helpers
     @property
@@ -323,6 +345,23 @@ class Recommender(nn.Module):
             f"content (uses_content=False) and an unseen item has no trained ID embedding; use a "
             f"content model (e.g. mmgcn, vbpr, concat, attention) for cold-start items"
         )
+
+    # ------------------------------------------------------------ calibration
+    def calibration_candidates(self) -> list[dict[str, float]]:
+        """Settings of a post-training calibration to try on the VALIDATION split, the neutral
+        one first (default: none).
+
+        The trainer, once the best epoch is restored, applies each candidate, evaluates the
+        valid split, keeps the best (the first of equal values) and saves it with the model
+        (:meth:`apply_calibration` must store it in the model's state, e.g. a persistent
+        buffer), before the test split is evaluated once. Example: MMGCN+'s score offset for
+        items represented as new items (mixed ranking of new and known items).
+        """
+        return []
+
+    def apply_calibration(self, values: Mapping[str, float]) -> None:
+        """Set a calibration returned by :meth:`calibration_candidates`."""
+        raise NotImplementedError(f"model '{self.name}' has no calibration")
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad)

@@ -17,10 +17,9 @@ from torch import Tensor, nn
 from mmgcn.data.dataset import Dataset
 from mmgcn.features.transforms import fit_feature_transforms
 from mmgcn.models.base import Embeddings, ModelConfig, Recommender, check_new_item_features
-from mmgcn.models.lightgcn import layer_mean_propagation
 from mmgcn.nn.fusion import AttentionOutput, MLPScoreHead, check_modality_names
 from mmgcn.nn.losses import bpr_loss, l2_reg
-from mmgcn.nn.propagation import BipartitePropagation
+from mmgcn.nn.propagation import BipartitePropagation, layer_mean_propagation
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 from mmgcn.data.dataset import Dataset
 from mmgcn.models.base import Embeddings, ModelConfig, Recommender, register_model
 from mmgcn.nn.losses import bpr_loss, l2_reg
-from mmgcn.nn.propagation import BipartitePropagation
+from mmgcn.nn.propagation import BipartitePropagation, LayerMean, layer_mean_propagation
 from mmgcn.nn.subgraph import Subgraph, trimmed_layer_mean
 
 
@@ -34,26 +34,6 @@ class LightGCNConfig(ModelConfig):
             raise ValueError(f"num_layers must be >= 0, got {self.num_layers}")
         if self.reg_weight < 0:
             raise ValueError(f"reg_weight must be >= 0, got {self.reg_weight}")
-
-
-def layer_mean_propagation(graph: BipartitePropagation, users: Tensor, items: Tensor, num_layers: int) -> tuple[Tensor, Tensor]:
-    r"""LightGCN's propagation: :math:`\frac{1}{K+1}\sum_{k=0}^{K} \hat A^k E`, users and items apart.
-
-    Args:
-        graph: the (symmetric-normalised) bipartite operators.
-        users: ``(n_users, d)`` layer-0 user states.
-        items: ``(n_items, d)`` layer-0 item states.
-        num_layers: :math:`K` (``0`` returns the inputs).
-
-    Returns:
-        ``(users (n_users, d), items (n_items, d))``.
-    """
-    user_sum, item_sum = users, items
-    for _ in range(num_layers):
-        users, items = graph(users, items)
-        user_sum, item_sum = user_sum + users, item_sum + items
-    scale = 1.0 / (num_layers + 1)
-    return user_sum * scale, item_sum * scale
 
 
 @register_model
@@ -80,6 +60,7 @@ class LightGCN(Recommender):
     def __init__(self, config: LightGCNConfig, dataset: Dataset) -> None:
         super().__init__(config, dataset)
         self.graph = BipartitePropagation(dataset.train, "sym")
+        self.layer_mean = LayerMean(config.num_layers)
         self.user_embedding = nn.Parameter(torch.empty(self.n_users, config.dim))
         self.item_embedding = nn.Parameter(torch.empty(self.n_items, config.dim))
         self.reset_parameters()
@@ -89,9 +70,7 @@ class LightGCN(Recommender):
         nn.init.xavier_normal_(self.item_embedding)
 
     def embed(self) -> Embeddings:
-        users, items = layer_mean_propagation(
-            self.graph, self.user_embedding, self.item_embedding, self.config.num_layers
-        )
+        users, items = self.layer_mean(self.graph, self.user_embedding, self.item_embedding)
         return Embeddings(users, items, {"id": (users, items)})
 
     def subgraph_sampling(self) -> tuple[nn.Module, int]:
@@ -113,4 +92,5 @@ class LightGCN(Recommender):
         return bpr_loss(pos_scores, neg_scores) + self.config.reg_weight * reg
 
 
+# layer_mean_propagation lives in mmgcn.nn.propagation; re-exported for old imports
 __all__ = ["LightGCN", "LightGCNConfig", "layer_mean_propagation"]

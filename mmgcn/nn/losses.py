@@ -37,28 +37,54 @@ def l2_reg(*tensors: Tensor) -> Tensor:
     return total / (2.0 * batch)
 
 
-def info_nce(anchors: Tensor, positives: Tensor, temperature: float = 0.2) -> Tensor:
-    r"""InfoNCE with in-batch negatives (van den Oord et al. 2018; SGL, SimGCL's form).
+def info_nce(anchors: Tensor, positives: Tensor, temperature: float = 0.2, candidates: Tensor | None = None) -> Tensor:
+    r"""InfoNCE over cosine similarities (van den Oord et al., 2018), averaged over the anchors.
 
-    Row :math:`b` of ``anchors`` and of ``positives`` are two views of one node; every other
-    row of ``positives`` is a negative for it. With cosine similarity
-    :math:`s(a, p) = a^\top p / (\lVert a\rVert \lVert p\rVert)`:
+    Row :math:`b` of ``anchors`` and of ``positives`` are two views of one node. With cosine
+    similarity :math:`s(a, p) = a^\top p / (\lVert a\rVert \lVert p\rVert)`:
 
     .. math::
         \mathcal{L} = -\frac{1}{B}\sum_b \log
-        \frac{\exp(s(a_b, p_b)/\tau)}{\sum_{c} \exp(s(a_b, p_c)/\tau)}
+        \frac{\exp(s(a_b, p_b)/\tau)}{\sum_{c \in C} \exp(s(a_b, c)/\tau)}
+
+    The candidates :math:`C` are the rows of ``positives`` (in-batch negatives, as SimGCL)
+    unless ``candidates`` is given (e.g. every user's second view, as SGL); they must
+    contain each positive, so the denominator is a softmax over them.
 
     Args:
-        anchors: ``(B, d)``.
-        positives: ``(B, d)``, row-aligned with ``anchors``.
+        anchors: ``(B, d)`` first views.
+        positives: ``(B, d)`` second views, row-aligned with ``anchors``.
         temperature: :math:`\tau > 0` (default ``0.2``).
+        candidates: ``(N, d)`` second views the anchors are contrasted with (default:
+            ``positives``).
     """
     if anchors.shape != positives.shape or anchors.dim() != 2:
         raise ValueError(f"info_nce needs two (B, d) views of one shape, got {tuple(anchors.shape)} and {tuple(positives.shape)}")
-    if temperature <= 0:
+    if not temperature > 0:
         raise ValueError(f"temperature must be positive, got {temperature}")
-    logits = F.normalize(anchors, dim=1) @ F.normalize(positives, dim=1).T / temperature
-    return F.cross_entropy(logits, torch.arange(anchors.shape[0], device=anchors.device))
+    anchors = F.normalize(anchors, dim=1)
+    positives = F.normalize(positives, dim=1)
+    if candidates is None:
+        logits = anchors @ positives.T / temperature
+        return F.cross_entropy(logits, torch.arange(anchors.shape[0], device=anchors.device))
+    logits = anchors @ F.normalize(candidates, dim=1).T / temperature
+    return (torch.logsumexp(logits, dim=1) - (anchors * positives).sum(1) / temperature).mean()
 
 
-__all__ = ["bpr_loss", "info_nce", "l2_reg"]
+def cosine_alignment(online: Tensor, target: Tensor) -> Tensor:
+    r"""Mean negative cosine similarity, shifted to be non-negative (BYOL / BM3's :math:`C`).
+
+    .. math:: \mathcal{L} = \frac{1}{B}\sum_b \Bigl(1 - \frac{o_b^\top t_b}{\lVert o_b\rVert\,\lVert t_b\rVert}\Bigr)
+
+    Gradients flow into both arguments; bootstrapping objectives pass a detached ``target``.
+
+    Args:
+        online: ``(B, d)`` predictions.
+        target: ``(B, d)`` targets, row-aligned.
+    """
+    if online.shape != target.shape:
+        raise ValueError(f"online {tuple(online.shape)} and target {tuple(target.shape)} differ")
+    return (1.0 - F.cosine_similarity(online, target, dim=-1)).mean()
+
+
+__all__ = ["bpr_loss", "cosine_alignment", "info_nce", "l2_reg"]

@@ -1,126 +1,93 @@
-r"""Graph propagation as sparse CSR x dense products, with a fast backward.
+r"""Graph propagation modules: the user-item graph, square graphs and LightGCN's layer mean.
 
-All graph models in the toolkit propagate node states with a precomputed, normalised
-sparse operator :math:`\hat A` (see :mod:`mmgcn.data.graph`):
+Every hop is a :class:`~mmgcn.nn.conv.SparseConv` (a PyG ``MessagePassing`` layer whose
+``message_and_aggregate`` is one CSR product, see :mod:`mmgcn.nn.sparse`) over an operator
+built once from the train split (:mod:`mmgcn.graph`):
 
-.. math:: X' = \hat A X
+* :class:`BipartitePropagation`: one hop over the user-item graph as two half-size
+  products (users <- items, items <- users), optionally with self-loops;
+* :class:`GraphPropagation`: one hop :math:`X' = \hat A X` over any square operator (an
+  item-item kNN graph, the square user-item adjacency);
+* :class:`LayerMean` / :func:`layer_mean_propagation`: LightGCN's combination
+  :math:`\frac{1}{K+1}\sum_{k=0}^{K} \hat A^k E` over any such hop.
 
-Why CSR products and not edge-wise messages: an edge-wise ``gather -> scale -> scatter``
-materialises an ``(n_edges, d)`` message tensor and scatters it back with atomics; a CSR
-sparse-dense product streams each row's neighbours once and writes each output row once.
-On 2 CPU cores over TikTok's train graph (119k directed edges, d = 64) the product takes
-about 1 ms against about 10 ms for gather/scatter (``benchmarks/speed.py`` prints both).
-
-Why a custom autograd function: the built-in backward of ``csr @ dense`` w.r.t. the dense
-operand transposes the CSR matrix (a sort plus a conversion) on every call, which makes
-it several times slower than the forward. The operators here are constants, so their
-transposes are built once and the backward is one more CSR product,
-:math:`\partial L / \partial X = \hat A^\top\, \partial L / \partial X'`. No gradient flows
-to the operator's values (they are not parameters).
+Operators are non-persistent buffers: they follow ``.to(device)`` but are not written to
+checkpoints, since they are derived from the train split. Models that redraw their graph
+(e.g. degree-sensitive pruning every epoch) call :meth:`BipartitePropagation.set_graph`.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 
+import numpy as np
 import scipy.sparse as sp
 import torch
 from torch import Tensor, nn
 
-from mmgcn.data.graph import bipartite_blocks_scipy, scipy_to_torch_csr
-
-
-def transpose_csr(matrix: Tensor) -> Tensor:
-    """The transpose of a 2-D torch sparse CSR tensor, as sparse CSR (built on CPU via scipy)."""
-    if matrix.layout != torch.sparse_csr:
-        raise ValueError(f"expected a sparse CSR tensor, got layout {matrix.layout}")
-    device, dtype = matrix.device, matrix.dtype
-    csr = sp.csr_matrix(
-        (
-            matrix.values().detach().cpu().numpy(),
-            matrix.col_indices().cpu().numpy(),
-            matrix.crow_indices().cpu().numpy(),
-        ),
-        shape=tuple(matrix.shape),
-    )
-    return scipy_to_torch_csr(csr.T.tocsr(), dtype=dtype).to(device)
-
-
-class _SparseDenseMM(torch.autograd.Function):
-    """``matrix @ dense`` whose backward w.r.t. ``dense`` is ``matrix_t @ grad``."""
-
-    @staticmethod
-    def forward(ctx, matrix: Tensor, matrix_t: Tensor, dense: Tensor) -> Tensor:  # type: ignore[override]
-        ctx.matrix_t = matrix_t
-        return torch.mm(matrix, dense)
-
-    @staticmethod
-    def backward(ctx, grad_out: Tensor) -> tuple[None, None, Tensor]:  # type: ignore[override]
-        return None, None, torch.mm(ctx.matrix_t, grad_out.contiguous())
-
-
-def sparse_mm(matrix: Tensor, dense: Tensor, matrix_t: Tensor | None = None) -> Tensor:
-    """``matrix @ dense`` for a constant sparse CSR ``matrix`` ``(n, m)`` and dense ``(m, d)``.
-
-    Args:
-        matrix: ``(n, m)`` sparse CSR operator (no gradient flows to its values).
-        dense: ``(m, d)`` dense tensor.
-        matrix_t: the precomputed ``(m, n)`` transpose of ``matrix`` as sparse CSR; needed
-            only when ``dense`` requires grad (built on the fly, slowly, when omitted).
-
-    Returns:
-        ``(n, d)`` dense tensor.
-    """
-    if dense.dim() != 2 or dense.shape[0] != matrix.shape[1]:
-        raise ValueError(f"cannot multiply operator {tuple(matrix.shape)} with dense {tuple(dense.shape)}")
-    if torch.is_autocast_enabled(dense.device.type):
-        # under autocast the product stays in the operator's precision (sparse kernels have
-        # no bfloat16 variant on CPU); the dense layers around it still run in low precision
-        with torch.autocast(dense.device.type, enabled=False):
-            return sparse_mm(matrix, dense.to(matrix.dtype), matrix_t)
-    if not (torch.is_grad_enabled() and dense.requires_grad):
-        return torch.mm(matrix, dense)
-    if matrix_t is None:
-        matrix_t = transpose_csr(matrix)
-    return _SparseDenseMM.apply(matrix, matrix_t, dense)
+from mmgcn.graph.bipartite import bipartite_blocks_scipy, scipy_to_torch_csr, self_loop_weights
+from mmgcn.nn.conv import SparseConv
+from mmgcn.nn.sparse import sparse_mm, transpose_csr
 
 
 class BipartitePropagation(nn.Module):
     r"""One hop over the user-item train graph, as two sparse CSR products.
 
     .. math::
-        U' = \hat A_{UI}\, I, \qquad I' = \hat A_{IU}\, U
+        U' = \hat A_{UI}\, I + s_U \odot U, \qquad I' = \hat A_{IU}\, U + s_I \odot I
 
     where :math:`\hat A_{UI}` ``(n_users, n_items)`` and :math:`\hat A_{IU}`
     ``(n_items, n_users)`` are the off-diagonal blocks of the normalised adjacency
-    (:func:`mmgcn.data.graph.bipartite_operators`). The operators (and, where they differ,
-    their transposes for the backward pass) are built once and held as non-persistent
-    buffers: they follow ``.to(device)`` but are not written to checkpoints, since they are
-    derived from the train split.
+    (:func:`mmgcn.graph.bipartite_operators`) and :math:`s` its diagonal, zero unless
+    ``self_loops`` (then :math:`\hat A` normalises :math:`A + I`, as LATTICE's
+    :math:`D^{-1}(A+I)`; :func:`mmgcn.graph.self_loop_weights`). The operators (and, where
+    they differ, their transposes for the backward pass) are built once.
 
     Args:
         train: ``(n_users, n_items)`` train interactions (``dataset.train``).
         norm: ``"sym"`` (default), ``"left"``/``"mean"`` (average of neighbours) or
             ``"none"`` (sum of neighbours).
+        self_loops: normalise :math:`A + I` and keep each node's own state with its weight
+            (default ``False``).
     """
 
-    def __init__(self, train: sp.spmatrix, norm: str = "sym") -> None:
+    def __init__(self, train: sp.spmatrix, norm: str = "sym", self_loops: bool = False) -> None:
         super().__init__()
-        user_to_item, item_to_user = bipartite_blocks_scipy(train, norm)  # validates norm
+        self.conv = SparseConv()
         self.norm = "left" if norm == "mean" else norm
+        self.self_loops = bool(self_loops)
+        self.set_graph(train)
+
+    def set_graph(self, train: sp.spmatrix) -> None:
+        """Rebuild the operators from ``train`` (same shape; e.g. a re-drawn pruned graph).
+
+        The new operators go to the device of the current ones.
+        """
+        user_to_item, item_to_user = bipartite_blocks_scipy(train, self.norm, self.self_loops)
+        previous = getattr(self, "user_to_item", None)
+        if previous is not None and tuple(previous.shape) != user_to_item.shape:
+            raise ValueError(f"set_graph: shape {user_to_item.shape} differs from the graph's {tuple(previous.shape)}")
+        device = previous.device if previous is not None else torch.device("cpu")
         self.n_users, self.n_items = user_to_item.shape
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*[Ss]parse.*")
-            self.register_buffer("user_to_item", scipy_to_torch_csr(user_to_item), persistent=False)
-            self.register_buffer("item_to_user", scipy_to_torch_csr(item_to_user), persistent=False)
+            buffers = {"user_to_item": scipy_to_torch_csr(user_to_item), "item_to_user": scipy_to_torch_csr(item_to_user)}
             if self.norm == "left":
                 # D_u^-1 R is not the transpose of D_i^-1 R^T: the backward needs its own pair
-                self.register_buffer("user_to_item_t", scipy_to_torch_csr(user_to_item.T), persistent=False)
-                self.register_buffer("item_to_user_t", scipy_to_torch_csr(item_to_user.T), persistent=False)
+                buffers["user_to_item_t"] = scipy_to_torch_csr(user_to_item.T)
+                buffers["item_to_user_t"] = scipy_to_torch_csr(item_to_user.T)
             else:
                 # sym and none: each block is exactly the other's transpose
-                self.user_to_item_t = None
-                self.item_to_user_t = None
+                buffers["user_to_item_t"] = buffers["item_to_user_t"] = None
+            if self.self_loops:
+                user_self, item_self = self_loop_weights(train, self.norm)
+                buffers["user_self"] = torch.from_numpy(user_self.astype(np.float32)).unsqueeze(1)
+                buffers["item_self"] = torch.from_numpy(item_self.astype(np.float32)).unsqueeze(1)
+            else:
+                buffers["user_self"] = buffers["item_self"] = None
+            for name, value in buffers.items():
+                self.register_buffer(name, None if value is None else value.to(device), persistent=False)
 
     def _t(self, name: str) -> Tensor:
         pair = {"user_to_item": "item_to_user", "item_to_user": "user_to_item"}[name]
@@ -128,31 +95,38 @@ class BipartitePropagation(nn.Module):
         return explicit if explicit is not None else getattr(self, pair)
 
     def to_users(self, item_states: Tensor) -> Tensor:
-        """Aggregate item states into their users: ``(n_items, d) -> (n_users, d)``."""
-        return sparse_mm(self.user_to_item, item_states, self._t("user_to_item"))
+        """Aggregate item states into their users: ``(n_items, d) -> (n_users, d)`` (no self-loop term)."""
+        return self.conv(item_states, self.user_to_item, self._t("user_to_item"))
 
     def to_items(self, user_states: Tensor) -> Tensor:
-        """Aggregate user states into their items: ``(n_users, d) -> (n_items, d)``."""
-        return sparse_mm(self.item_to_user, user_states, self._t("item_to_user"))
+        """Aggregate user states into their items: ``(n_users, d) -> (n_items, d)`` (no self-loop term)."""
+        return self.conv(user_states, self.item_to_user, self._t("item_to_user"))
 
     def forward(self, user_states: Tensor, item_states: Tensor) -> tuple[Tensor, Tensor]:
         """One hop: ``(users (n_users, d), items (n_items, d))`` -> same shapes."""
-        return self.to_users(item_states), self.to_items(user_states)
+        users, items = self.to_users(item_states), self.to_items(user_states)
+        if self.self_loops:
+            users = users + self.user_self * user_states
+            items = items + self.item_self * item_states
+        return users, items
 
     def extra_repr(self) -> str:
         nnz = self.user_to_item.values().numel()
-        return f"n_users={self.n_users}, n_items={self.n_items}, edges={nnz}, norm={self.norm!r}"
+        return (f"n_users={self.n_users}, n_items={self.n_items}, edges={nnz}, norm={self.norm!r}"
+                + (", self_loops=True" if self.self_loops else ""))
 
 
 class GraphPropagation(nn.Module):
-    r"""One hop :math:`X' = \hat A X` over a square normalised adjacency (users then items).
+    r"""One hop :math:`X' = \hat A X` over a square sparse operator.
 
-    Equivalent to :class:`BipartitePropagation` on the stacked states; use this form for
-    operators that are not bipartite (self-loops, item-item graphs).
+    Equivalent to :class:`BipartitePropagation` on the stacked states for the square
+    user-item adjacency; use this form for operators that are not bipartite (item-item kNN
+    graphs, self-loops).
 
     Args:
         adjacency: ``(n, n)`` sparse CSR operator (e.g.
-            :func:`mmgcn.data.graph.normalized_adjacency`).
+            :func:`mmgcn.graph.normalized_adjacency` or a scipy kNN graph converted with
+            :func:`mmgcn.graph.scipy_to_torch_csr`).
         symmetric: whether ``adjacency`` equals its transpose (default ``False``: the
             transpose is built once for the backward pass; pass ``True`` to reuse it).
     """
@@ -163,6 +137,7 @@ class GraphPropagation(nn.Module):
             raise ValueError(f"adjacency must be a 2-D sparse CSR tensor, got layout {adjacency.layout}")
         if adjacency.shape[0] != adjacency.shape[1]:
             raise ValueError(f"adjacency must be square, got {tuple(adjacency.shape)}")
+        self.conv = SparseConv()
         self.register_buffer("adjacency", adjacency, persistent=False)
         if symmetric:
             self.adjacency_t = None
@@ -172,10 +147,69 @@ class GraphPropagation(nn.Module):
     def forward(self, states: Tensor) -> Tensor:
         """``(n, d) -> (n, d)``."""
         transposed = self.adjacency if self.adjacency_t is None else self.adjacency_t
-        return sparse_mm(self.adjacency, states, transposed)
+        return self.conv(states, self.adjacency, transposed)
 
     def extra_repr(self) -> str:
         return f"nodes={self.adjacency.shape[0]}, edges={self.adjacency.values().numel()}"
 
 
-__all__ = ["BipartitePropagation", "GraphPropagation", "sparse_mm", "transpose_csr"]
+def layer_mean_propagation(
+    graph: Callable[[Tensor, Tensor], tuple[Tensor, Tensor]], users: Tensor, items: Tensor, num_layers: int
+) -> tuple[Tensor, Tensor]:
+    r"""LightGCN's propagation: :math:`\frac{1}{K+1}\sum_{k=0}^{K} \hat A^k E`, users and items apart.
+
+    Args:
+        graph: one hop ``(users, items) -> (users', items')``, e.g. a
+            :class:`BipartitePropagation` (symmetric-normalised for LightGCN).
+        users: ``(n_users, d)`` layer-0 user states.
+        items: ``(n_items, d)`` layer-0 item states.
+        num_layers: :math:`K` (``0`` returns the inputs).
+
+    Returns:
+        ``(users (n_users, d), items (n_items, d))``.
+    """
+    if num_layers < 0:
+        raise ValueError(f"num_layers must be >= 0, got {num_layers}")
+    user_sum, item_sum = users, items
+    for _ in range(num_layers):
+        users, items = graph(users, items)
+        user_sum, item_sum = user_sum + users, item_sum + items
+    scale = 1.0 / (num_layers + 1)
+    return user_sum * scale, item_sum * scale
+
+
+class LayerMean(nn.Module):
+    r"""LightGCN's layer combination as a layer (He et al., SIGIR 2020, arXiv 2002.02126).
+
+    .. math:: E = \frac{1}{K+1}\sum_{k=0}^{K} E^{(k)}, \qquad E^{(k+1)} = \hat A E^{(k)}
+
+    Args:
+        num_layers: :math:`K` (``0``: the identity).
+
+    ``forward(graph, users, items)`` takes the hop ``graph`` (a :class:`BipartitePropagation`)
+    and layer-0 ``users (n_users, d)``, ``items (n_items, d)``; returns the means, same shapes.
+    """
+
+    def __init__(self, num_layers: int) -> None:
+        super().__init__()
+        if num_layers < 0:
+            raise ValueError(f"num_layers must be >= 0, got {num_layers}")
+        self.num_layers = num_layers
+
+    def forward(
+        self, graph: Callable[[Tensor, Tensor], tuple[Tensor, Tensor]], users: Tensor, items: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        return layer_mean_propagation(graph, users, items, self.num_layers)
+
+    def extra_repr(self) -> str:
+        return f"num_layers={self.num_layers}"
+
+
+__all__ = [
+    "BipartitePropagation",
+    "GraphPropagation",
+    "LayerMean",
+    "layer_mean_propagation",
+    "sparse_mm",
+    "transpose_csr",
+]

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from mmgcn.nn.propagation import sparse_mm
+from mmgcn.nn.sparse import sparse_mm
 
 
 class SubgraphPropagation(nn.Module):

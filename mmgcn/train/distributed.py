@@ -285,17 +285,24 @@ class DataParallelLoss(nn.Module):
     ``backward`` of the returned loss averages the gradients of all ranks (bucketed
     all-reduce, overlapped with the backward pass). Buffers (graph operators, features,
     masks) are constants every rank builds from the dataset: they are never broadcast.
-    Parameters a model leaves unused in some step (e.g. a modality absent from a batch)
-    are allowed (``find_unused_parameters``).
+    A model whose loss uses some parameters in some steps only declares it
+    (``same_parameters_every_step = False``, e.g. LATTICE, whose learned item graph takes
+    gradients at an epoch's first batch only); DDP then finds the unused parameters at every
+    step (an extra pass over the autograd graph), which the other models skip.
 
     Args:
         model: the recommender (or a wrapper with a ``loss`` method, e.g. sampled-subgraph
             training), already on ``device``.
         device: this rank's device.
+        find_unused_parameters: force DDP's unused-parameter search on or off (default
+            ``None``: on when a module inside ``model`` declares
+            ``same_parameters_every_step = False``).
     """
 
-    def __init__(self, model: nn.Module, device: torch.device, find_unused_parameters: bool = False) -> None:
+    def __init__(self, model: nn.Module, device: torch.device, find_unused_parameters: bool | None = None) -> None:
         super().__init__()
+        if find_unused_parameters is None:
+            find_unused_parameters = any(not getattr(m, "same_parameters_every_step", True) for m in model.modules())
         inner = _LossForward(model)
         buffers = [f"model.{name}" for name, _ in model.named_buffers()]
         nn.parallel.DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(inner, buffers)

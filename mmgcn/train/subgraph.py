@@ -20,6 +20,7 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
+from mmgcn.errors import ConfigError
 from mmgcn.models.base import Recommender
 from mmgcn.nn.subgraph import NeighborSampler
 
@@ -28,13 +29,13 @@ def resolve_fanouts(num_neighbors: Sequence[int], hops: int, model: str) -> tupl
     """``num_neighbors`` as one fan-out per hop: one value repeats, otherwise ``hops`` values.
 
     Raises:
-        ValueError: a length that is neither 1 nor ``hops``.
+        ConfigError: a length that is neither 1 nor ``hops``.
     """
     fanouts = tuple(int(k) for k in num_neighbors)
     if len(fanouts) == 1:
         return fanouts * hops
     if len(fanouts) != hops:
-        raise ValueError(f"train.num_neighbors {list(fanouts)}: model '{model}' propagates over {hops} hops; "
+        raise ConfigError(f"train.num_neighbors {list(fanouts)}: model '{model}' propagates over {hops} hops; "
                          f"give {hops} values (one per hop) or a single one for all")
     return fanouts
 
@@ -47,14 +48,14 @@ class SubgraphTraining(nn.Module):
         num_neighbors: neighbours drawn per node at each hop (one value per hop or one for all).
 
     Raises:
-        ValueError: the model cannot train on subgraphs, or the fan-outs do not match its depth.
+        ConfigError: the model cannot train on subgraphs, or the fan-outs do not match its depth.
     """
 
     def __init__(self, model: Recommender, num_neighbors: Sequence[int]) -> None:
         super().__init__()
         spec = model.subgraph_sampling()
         if spec is None:
-            raise ValueError(
+            raise ConfigError(
                 f"model '{model.name}' cannot train on sampled subgraphs (train.num_neighbors); models that "
                 f"can: mmgcn, mmgcn-faithful, lightgcn. Remove train.num_neighbors to train on the full graph"
             )

@@ -10,14 +10,18 @@ after the loop; selection never sees it. With ``cold_only_test`` it also ranks t
 split among the cold test items only (items without train edges), the cold-start
 protocol's second ranking.
 
+Every epoch starts with the model's :meth:`~mmgcn.models.base.Recommender.on_epoch_start`
+hook (per-epoch work a model declares, e.g. a re-drawn pruned graph), given a generator
+seeded from the run seed and the epoch.
+
 Data-parallel runs (torchrun, ``distributed=``): see :mod:`mmgcn.train.distributed`; the
 trainer shards the sampler, runs the loss through DistributedDataParallel, and leaves
 evaluation, selection and every file to rank 0.
 
 Resume: ``checkpoints/last.pt`` holds everything the next epoch depends on (model and
 optimizer state, the sampler's and the global random states, the early-stopping counters
-and the metric history), so on CPU a resumed run reproduces the uninterrupted one bit for
-bit.
+and the metric history; the epoch hook's generator depends only on the seed and the
+epoch), so on CPU a resumed run reproduces the uninterrupted one bit for bit.
 """
 
 from __future__ import annotations
@@ -57,7 +61,7 @@ from mmgcn.train.guards import check_epoch
 from mmgcn.train.sampling import BPRSampler
 from mmgcn.train.step import step_module
 from mmgcn.utils.io import atomic_write_json
-from mmgcn.utils.seed import seed_everything
+from mmgcn.utils.seed import epoch_generator, seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -215,6 +219,7 @@ class Trainer:
         self.stopped_early = False
         self.history: list[dict[str, Any]] = []
         self._best_model_state: dict[str, torch.Tensor] | None = None
+        self.calibration: dict[str, Any] | None = None
         #: the batch size in use: the config's, or auto_batch_size() of the train split
         self.batch_size = self.config.batch_size or auto_batch_size(dataset.train.nnz)
         if self.config.batch_size is None and self.batch_size != AUTO_BATCH_MIN:
@@ -237,6 +242,7 @@ class Trainer:
                 best_state = self.dist.broadcast(best_state)  # every rank ends with the selected model
             if best_state is not None:
                 self.model.load_state_dict(best_state)
+            self._calibrate()
             test, test_cold_only = self._final_test() if evaluate_test and self.is_main else (None, None)
         best_record = next((r for r in self.history if r["epoch"] == self.best_epoch and "valid" in r), {})
         return TrainResult(
@@ -346,6 +352,9 @@ class Trainer:
             self.epoch += 1
             if self.device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(self.device)
+            hook_started = time.perf_counter()
+            self.model.on_epoch_start(self.epoch, epoch_generator(cfg.seed, self.epoch))
+            hook_seconds = time.perf_counter() - hook_started
             try:
                 stats = run_epoch(self._step_module, self.optimizer, self.sampler, self.batch_size,
                                   progress=cfg.progress and self.is_main, device=self.device,
@@ -354,7 +363,8 @@ class Trainer:
                 raise TrainingDivergedError(f"{exc}; {self._kept_checkpoints()}") from None
             if self.dist is not None:
                 stats["loss"] = self.dist.mean(stats["loss"])
-            record: dict[str, Any] = {"epoch": self.epoch, "loss": stats["loss"], "train_seconds": stats["seconds"]}
+            record: dict[str, Any] = {"epoch": self.epoch, "loss": stats["loss"],
+                                      "train_seconds": hook_seconds + stats["seconds"]}
             if self.epoch % cfg.eval_every == 0 or self.epoch == cfg.epochs:
                 self._validate_into(record)
             self._end_epoch(record)
@@ -418,6 +428,45 @@ class Trainer:
         for callback in self.callbacks if self.is_main else ():
             callback(record)
 
+    def _calibrate(self) -> None:
+        """The model's post-training calibration, chosen on the VALID split (never test).
+
+        Each candidate of ``model.calibration_candidates()`` is applied to the restored best
+        state and the valid split evaluated; the best value wins (the neutral first candidate
+        on ties) and is kept in the model's state -- and in ``best.pt``, so that every later
+        path (``mmgcn evaluate``, ``recommend``) ranks with it -- and ``calibration.json``.
+        In a data-parallel run rank 0 evaluates the candidates and every rank applies its choice.
+        """
+        candidates = self.model.calibration_candidates()
+        if not candidates:
+            return
+        cfg = self.config
+        tried = []
+        if self.is_main:
+            for values in candidates:
+                self.model.apply_calibration(values)
+                result = evaluate(self.model, self.dataset, split="valid", ks=cfg.ks, mask=cfg.valid_mask,
+                                  block_size=cfg.eval_block_size)
+                tried.append({"values": dict(values), "valid": result.metrics[cfg.metric]})
+        if self.dist is not None:
+            tried = self.dist.broadcast(tried)
+        best = tried[0]
+        for entry in tried[1:]:
+            if entry["valid"] > best["valid"] + cfg.min_delta:
+                best = entry
+        self.model.apply_calibration(best["values"])
+        log.info("calibration chosen on valid %s: %s (%.4f; tried %s)", cfg.metric, best["values"], best["valid"],
+                 ", ".join(f"{t['values']}: {t['valid']:.4f}" for t in tried))
+        self.calibration = {"metric": f"valid {cfg.metric}", "chosen": best, "tried": tried}
+        self._best_model_state = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
+        if self.run_dir is not None:
+            atomic_write_json(self.run_dir / "calibration.json", self.calibration)
+            best_path = self.run_dir / rd.BEST_CHECKPOINT
+            if best_path.exists():
+                state = load_checkpoint(best_path)
+                state["model"] = self.model.state_dict()
+                save_checkpoint(best_path, state)
+
     def _final_test(self) -> tuple[EvalResult, EvalResult | None]:
         """The one place that reads the test split: after selection, on the best state.
 
@@ -425,8 +474,13 @@ class Trainer:
         the cold test items only (``None`` when the test split has no cold item).
         """
         cfg = self.config
-        # one forward pass for both rankings, with the model's item-representation policy
-        emb = self.model.ranking_embed() if self.cold_only_test else None
+        # one forward pass for both rankings, with the model's item-representation policy, in
+        # eval mode (models such as FREEDOM propagate over another graph while training)
+        self.model.eval()
+        emb = None
+        if self.cold_only_test:
+            with torch.no_grad():
+                emb = self.model.ranking_embed()
         result = evaluate(self.model, self.dataset, split="test", ks=cfg.ks, mask=cfg.test_mask,
                           block_size=cfg.eval_block_size, warm_cold=cfg.warm_cold, emb=emb)
         log.info("test of the epoch-%d model (selected by valid %s = %.4f): %s",

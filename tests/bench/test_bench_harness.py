@@ -404,3 +404,21 @@ def test_readme_blocks_are_generated_from_the_json(tmp_path: Path, tiny_dataset:
     assert f"{c.diff:+.4f} [{c.ci_low:+.4f}, {c.ci_high:+.4f}]" in row
     assert check_readme(readme, tmp_path / "results", published) == []
     assert not update_readme(readme, tmp_path / "results", published)  # idempotent
+
+
+def test_best_on_validation_selectors_in_comparisons(tmp_path: Path, tiny_dataset: Dataset) -> None:
+    # the scripted validation value is dim / 100 (+ 0.001 x seed): bpr (dim 32) beats popular (8)
+    config = make_config(tmp_path, model_configs={"bpr": {"dim": 32}},
+                         comparisons=[["best:bpr,popular", "mmgcn"], ["popular", "best:mmgcn,bpr"]])
+    result = run(config, ScriptedRunner(), tiny_dataset)
+    res = result.results
+    assert res.header["selected_for_comparison"] == {
+        "best:bpr,popular": "bpr (best mean validation recall@20)",
+        "best:mmgcn,bpr": "bpr (best mean validation recall@20)",
+    }
+    # bpr vs mmgcn is already in the family; popular vs bpr is added
+    assert res.comparison("popular", "recall@20", reference="bpr") is not None
+    assert len(res.comparisons) == (2 + 1) * 2
+    assert "selected for comparison: best:bpr,popular -> bpr" in (result.folder / "results.md").read_text()
+    with pytest.raises(ConfigError, match="not in models"):
+        make_config(tmp_path, comparisons=[["best:bpr,lightgcn", "mmgcn"]])

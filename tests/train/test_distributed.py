@@ -26,7 +26,7 @@ from mmgcn.train.distributed import DistributedContext, ShardedBPRSampler, launc
 from mmgcn.train.sampling import BPRSampler
 from mmgcn.train.subgraph import SubgraphTraining
 from mmgcn.train.trainer import TrainConfig, Trainer, run_epoch
-from mmgcn.utils.seed import seed_everything
+from mmgcn.utils.seed import epoch_generator, seed_everything
 
 REPO = Path(__file__).resolve().parents[2]
 #: |valid recall@20 (2 ranks) - valid recall@20 (1 rank)| allowed at every epoch: the two runs
@@ -116,6 +116,7 @@ def _steps_worker(context, data, names):
         optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
         sampler = context.shard(BPRSampler(data.train, seed=0))
         step = SubgraphTraining(model, [3]) if name.endswith("+sampled") else model
+        model.on_epoch_start(1, epoch_generator(0, 1))  # the trainer's per-epoch hook, same draw on every rank
         run_epoch(context.wrap(step, torch.device("cpu")), optimizer, sampler, 32)
         moments = {f"{i}.{k}": v.clone() for i, state in optimizer.state_dict()["state"].items()
                    for k, v in state.items()}

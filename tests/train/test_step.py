@@ -37,7 +37,7 @@ def test_wrappers_compose_in_order(data, monkeypatch):
     assert torch.isfinite(step.loss(users, pos, neg))
 
 
-@pytest.mark.parametrize("name", ["mmgcn", "lightgcn"])
+@pytest.mark.parametrize("name", ["mmgcn", "lightgcn", "lattice"])  # lattice: learned sparse products
 def test_bf16_autocast_step_is_close_to_fp32_and_keeps_fp32_gradients(data, name):
     torch.manual_seed(0)
     model = build_model(name, data, {})

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from mmgcn.data.synthetic import make_synthetic
+from mmgcn.errors import ConfigError
 from mmgcn.models.base import build_model
 from mmgcn.train import run_dir as rd
 from mmgcn.train.subgraph import SubgraphTraining, resolve_fanouts
@@ -16,10 +17,10 @@ from mmgcn.utils.seed import seed_everything
 def test_fanouts_and_unsupported_models():
     assert resolve_fanouts([7], 3, "m") == (7, 7, 7)
     assert resolve_fanouts([7, 3], 2, "m") == (7, 3)
-    with pytest.raises(ValueError, match="3 hops"):
+    with pytest.raises(ConfigError, match="3 hops"):
         resolve_fanouts([7, 3], 3, "m")
     data = make_synthetic(30, 20, interactions_per_user=5, cold_item_fraction=0.0, seed=0, progress=False)
-    with pytest.raises(ValueError, match="cannot train on sampled subgraphs"):
+    with pytest.raises(ConfigError, match="cannot train on sampled subgraphs"):
         SubgraphTraining(build_model("bpr", data, {}), [5])
     with pytest.raises(ValueError, match="num_neighbors"):
         TrainConfig(num_neighbors=(5, 0))

@@ -17,7 +17,9 @@ import mmgcn.train.trainer as trainer_module
 from mmgcn.config import ConfigError, from_dict
 from mmgcn.data.dataset import Dataset
 from mmgcn.eval.evaluator import EvalResult
+from mmgcn.graph import degree_sensitive_prune
 from mmgcn.models.base import Embeddings, ModelConfig, Recommender
+from mmgcn.nn import BipartitePropagation, LayerMean
 from mmgcn.nn.losses import bpr_loss, l2_reg
 from mmgcn.train import run_dir as rd
 from mmgcn.train.checkpoint import load_checkpoint
@@ -53,6 +55,38 @@ class TinyMF(Recommender):
         u = self.dropout(self.users(users))
         p, n = self.items(pos), self.items(neg)
         return bpr_loss((u * p).sum(1), (u * n).sum(1)) + self.config.reg_weight * l2_reg(u, p, n)
+
+
+class TinyPruned(Recommender):
+    """LightGCN on a degree-pruned graph redrawn at every epoch start (FREEDOM's denoising)."""
+
+    name = "tiny-pruned-trainer-test"
+    Config = TinyMFConfig
+
+    def __init__(self, config: TinyMFConfig, dataset: Dataset) -> None:
+        super().__init__(config, dataset)
+        self.users = nn.Parameter(torch.randn(self.n_users, config.dim) * 0.1)
+        self.items = nn.Parameter(torch.randn(self.n_items, config.dim) * 0.1)
+        self.full_graph = BipartitePropagation(dataset.train, "sym")
+        self.pruned_graph = BipartitePropagation(dataset.train, "sym")
+        self.layer_mean = LayerMean(2)
+        self.drawn: list[tuple[int, bytes]] = []
+
+    def on_epoch_start(self, epoch, rng):
+        pruned = degree_sensitive_prune(self._train_csr, 0.5, rng)
+        self.pruned_graph.set_graph(pruned)
+        self.drawn.append((epoch, pruned.indptr.tobytes() + pruned.indices.tobytes()))
+
+    def embed(self) -> Embeddings:
+        graph = self.pruned_graph if self.training else self.full_graph
+        users, items = self.layer_mean(graph, self.users, self.items)
+        return Embeddings(users, items)
+
+    def loss(self, users, pos, neg):
+        emb = self.embed()
+        u = emb.users[users]
+        return bpr_loss((u * emb.items[pos]).sum(1), (u * emb.items[neg]).sum(1)) + self.config.reg_weight * l2_reg(
+            self.users[users], self.items[pos], self.items[neg])
 
 
 class Popularity(Recommender):
@@ -240,6 +274,36 @@ def test_resume_reaches_the_uninterrupted_result(tmp_path):
     assert len(rd.read_jsonl(tmp_path / "resumed" / rd.METRICS_FILE)) == 7
     env = json.loads((tmp_path / "resumed" / rd.ENVIRONMENT_FILE).read_text())
     assert len(env["resumes"]) == 1
+
+
+def test_epoch_hook_redraws_per_epoch_and_resume_redraws_the_same_graphs(tmp_path):
+    dataset = synthetic()
+    cfg = config(epochs=6, patience=100)
+    seed_everything(0)
+    model = TinyPruned(TinyMFConfig(), dataset)
+    straight = Trainer(model, dataset, cfg, tmp_path / "straight").fit()
+    assert [epoch for epoch, _ in model.drawn] == [1, 2, 3, 4, 5, 6]
+    assert len({graph for _, graph in model.drawn}) == 6  # a new pruned graph every epoch
+
+    seed_everything(0)
+    with pytest.raises(Crash):
+        Trainer(TinyPruned(TinyMFConfig(), dataset), dataset, cfg, tmp_path / "resumed",
+                callbacks=[crash_after(2)]).fit()
+    seed_everything(5)  # a fresh process: another init and other global random states
+    again = TinyPruned(TinyMFConfig(), dataset)
+    resumed = Trainer(again, dataset, cfg, tmp_path / "resumed", resume=True).fit()
+    assert again.drawn == model.drawn[2:]  # epochs 3..6 drew the uninterrupted run's graphs
+    assert [r["loss"] for r in resumed.history] == [r["loss"] for r in straight.history]
+    assert [r["valid"] for r in resumed.history] == [r["valid"] for r in straight.history]
+    assert resumed.test.metrics == straight.test.metrics
+    a = load_checkpoint(tmp_path / "straight" / rd.LAST_CHECKPOINT)["model"]
+    b = load_checkpoint(tmp_path / "resumed" / rd.LAST_CHECKPOINT)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    # the hook's generator depends on the run seed: another seed draws other graphs
+    seed_everything(0)
+    other = TinyPruned(TinyMFConfig(), dataset)
+    Trainer(other, dataset, config(epochs=1, seed=4), None).fit(evaluate_test=False)
+    assert other.drawn[0][1] != model.drawn[0][1]
 
 
 def test_resume_of_early_stopped_run_only_reports(tmp_path, monkeypatch):

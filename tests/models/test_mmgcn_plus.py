@@ -1,0 +1,181 @@
+"""MMGCN+: hand-checked branches, the item graph's construction, items without train edges
+scored exactly as new items, content-only dropout, alignment, missing content, calibration."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from mmgcn.data.synthetic import make_synthetic
+from mmgcn.models import build_model
+from mmgcn.nn.losses import bpr_loss, info_nce, l2_reg
+from mmgcn.train.trainer import TrainConfig, Trainer
+
+COLD = 4  # tiny_dataset: item 4 has no train edge
+
+
+def _model(dataset, **config):
+    torch.manual_seed(0)
+    return build_model("mmgcn-plus", dataset, config)
+
+
+def _features(model, m):
+    return model.features(m)
+
+
+def test_branches_one_layer_by_hand(tiny_dataset):
+    """item_graph_k=0, one layer, no preferences: the ID branch is LightGCN over (e_u, e_i);
+    a modality branch propagates c^m_i = W_m x_i from users at zero; the score is the sum
+    of the branches' dot products (the 'bias' part is zero for catalogue items)."""
+    model = _model(tiny_dataset, item_graph_k=0, num_layers=1)
+    with torch.no_grad():
+        emb = model.embed()
+        a = model.graph.user_to_item.to_dense()  # (users, items), symmetric-normalised
+        expected = {"id": ((model.user_id + a @ model.item_id) / 2, (model.item_id + a.T @ model.user_id) / 2)}
+        for m in model.modalities:
+            c = _features(model, m) @ model.projections[m].weight.T
+            expected[m] = ((a @ c) / 2, c / 2)
+    for branch, (u, i) in expected.items():
+        torch.testing.assert_close(emb.parts[branch][0], u)
+        torch.testing.assert_close(emb.parts[branch][1], i)
+    assert (emb.parts["bias"][1] == 0).all()
+    scores = emb.users @ emb.items.T
+    torch.testing.assert_close(sum(u @ i.T for u, i in expected.values()), scores)
+
+
+def test_user_preference_starts_modality_users_from_parameters(tiny_dataset):
+    model = _model(tiny_dataset, item_graph_k=0, num_layers=0, user_preference=True)
+    with torch.no_grad():
+        emb = model.embed()
+    for m in model.modalities:
+        torch.testing.assert_close(emb.parts[m][0], model.preferences[m])
+
+
+def test_item_graph_links_warm_items_and_queries_edgeless_ones(tiny_dataset):
+    model = _model(tiny_dataset, item_graph_k=2)
+    warm = set(np.flatnonzero(tiny_dataset.items_in_train).tolist())
+    for m in model.modalities:
+        knn = torch.from_numpy(model._catalogue[m][1].toarray())
+        assert (torch.diagonal(knn) == 0).all()  # neighbours are other items
+        assert (knn[:, COLD] == 0).all() and (knn[COLD] == 0).all()  # built over warm items only
+        assert ((knn[sorted(warm)] > 0).sum(dim=1) >= 2).all()
+    mean = model.item_graph.adjacency.to_dense()
+    assert (mean[:, COLD] == 0).all()  # nobody aggregates the item without train edges
+    row = set(torch.nonzero(mean[COLD]).flatten().tolist())
+    assert 2 <= len(row) <= 4 and row <= warm  # its row: a query against the warm items
+
+
+@pytest.mark.parametrize("graph_k", [0, 2])
+def test_cold_items_are_scored_as_new_items(tiny_dataset, graph_k):
+    """An item without train edges: with edgeless_items='content' its ranking row is exactly
+    represent_new_items of its own features; its own row differs only by e_i / (L + 1)."""
+    model = _model(tiny_dataset, item_graph_k=graph_k, num_layers=2, edgeless_items="content")
+    with torch.no_grad():
+        new = model.represent_new_items({m: torch.as_tensor(f[[COLD]]) for m, f in tiny_dataset.features.items()})
+        ranking, own = model.ranking_embed(), model.embed()
+    torch.testing.assert_close(ranking.items[COLD], new.items[0])
+    torch.testing.assert_close(ranking.items[:COLD], own.items[:COLD])
+    d = model.config.dim
+    diff = own.items[COLD] - new.items[0]
+    torch.testing.assert_close(diff[:d], model.item_id[COLD].detach() / 3)
+    assert diff[d:].abs().max() < 1e-6
+
+
+def test_new_items_borrow_their_neighbours_states(tiny_dataset):
+    """With the item graph, a new item's representation moves with the trained IDs of the
+    items it resembles; without it, it does not."""
+    for k, moves in ((0, False), (2, True)):
+        model = _model(tiny_dataset, item_graph_k=k)
+        feats = {m: torch.as_tensor(f[[COLD]]) for m, f in tiny_dataset.features.items()}
+        before = model.represent_new_items(feats).items.clone()
+        with torch.no_grad():
+            model.item_id[:COLD] += 1.0
+        after = model.represent_new_items(feats).items
+        assert (not torch.allclose(before, after)) == moves
+
+
+def test_content_dropout_scores_dropped_items_from_content(tiny_dataset):
+    """With (almost) every item dropped, the loss is BPR over the items' new-item vectors
+    (layer 0 of each branch, no ID) plus the L2 term."""
+    model = _model(tiny_dataset, item_graph_k=2, content_dropout=0.999999)
+    assert model.new_bias is not None and model.new_bias.item() == 0.0
+    users, pos, neg = torch.tensor([0, 1, 2]), torch.tensor([1, 2, 3]), torch.tensor([4, 0, 0])
+    loss = model.loss(users, pos, neg)
+    with torch.no_grad():
+        branches, neighbours, contents = model._branches()
+        alone = model._as_new(neighbours, contents, {b: u for b, (u, _) in branches.items()})
+        u = model._assemble(branches).users[users]
+        expected = bpr_loss((u * alone.items[pos]).sum(1), (u * alone.items[neg]).sum(1))
+        expected = expected + model.config.reg_weight * l2_reg(model.user_id[users], model.item_id[pos],
+                                                               model.item_id[neg])
+        # the item without train edges: its dropped vector is its new-item representation
+        new = model.represent_new_items({m: torch.as_tensor(f[[COLD]]) for m, f in tiny_dataset.features.items()})
+    torch.testing.assert_close(alone.items[COLD], new.items[0])
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    loss.backward()
+    assert model.new_bias.grad is not None  # the offset learns from the dropped items' pairs
+
+
+def test_alignment_term_by_hand(tiny_dataset):
+    plain = _model(tiny_dataset, item_graph_k=0)
+    aligned = _model(tiny_dataset, item_graph_k=0, align_weight=0.5, align_temperature=0.3)
+    users, pos, neg = torch.tensor([0, 1]), torch.tensor([1, 2]), torch.tensor([3, 0])
+    items = torch.tensor([0, 1, 2, 3])
+    with torch.no_grad():
+        branches, _, contents = aligned._branches()
+        ids = branches["id"][1][items]
+        align = torch.stack([info_nce(contents[m][items], ids, 0.3) for m in aligned.modalities]).mean()
+    assert aligned.loss(users, pos, neg).item() == pytest.approx(plain.loss(users, pos, neg).item() + 0.5 * align.item(),
+                                                                 rel=1e-5)
+    aligned.loss(users, pos, neg).backward()
+    assert all(p.weight.grad is not None and p.weight.grad.abs().sum() > 0 for p in aligned.projections.values())
+
+
+def test_an_item_without_content_of_a_modality_leaves_it_out(tiny_dataset):
+    masks = {"visual": np.array([True, True, False, True, True]), "acoustic": np.ones(5, dtype=bool)}
+    data = dataclasses.replace(tiny_dataset, content_masks=masks)
+    model = _model(data, item_graph_k=2, num_layers=0)
+    with torch.no_grad():
+        emb = model.embed()
+    assert emb.parts["visual"][1][2].abs().max() == 0  # no content, no visual vector
+    assert emb.parts["acoustic"][1][2].abs().max() > 0
+    knn = model._catalogue["visual"][1].toarray()
+    assert (knn[:, 2] == 0).all() and (knn[2] == 0).all()  # nor visual neighbours
+
+
+def test_calibration_offsets_new_items_only(tiny_dataset):
+    """Candidates are multiples of the mean top-1/top-k score gap, the neutral 0 first; an
+    applied offset moves only the rows of items represented as new items, and is saved."""
+    model = _model(tiny_dataset, item_graph_k=2, edgeless_items="content", calibrate_new_items=(0.0, 0.5, 1.0))
+    candidates = model.calibration_candidates()
+    assert [c["new_item_offset"] for c in candidates][0] == 0.0
+    gap = candidates[2]["new_item_offset"]
+    assert gap > 0 and candidates[1]["new_item_offset"] == pytest.approx(gap / 2)
+    with torch.no_grad():
+        before = model.score(torch.arange(4), emb=model.ranking_embed())
+        model.apply_calibration(candidates[1])
+        after = model.score(torch.arange(4), emb=model.ranking_embed())
+    torch.testing.assert_close(after[:, COLD] - before[:, COLD], torch.full((4,), gap / 2))
+    torch.testing.assert_close(after[:, :COLD], before[:, :COLD])
+    assert float(model.state_dict()["new_item_offset"]) == pytest.approx(gap / 2)
+    assert _model(tiny_dataset, edgeless_items="own").calibration_candidates() == []
+
+
+def test_trains_and_beats_chance_on_synthetic_data():
+    data = make_synthetic(120, 80, modalities={"image": 8}, interactions_per_user=10, seed=0, progress=False)
+    torch.manual_seed(0)
+    model = build_model("mmgcn-plus", data, {"align_weight": 0.1, "content_dropout": 0.2})
+    result = Trainer(model, data, TrainConfig(epochs=15, batch_size=128, lr=5e-3, progress=False,
+                                              ks=(10,), metric="recall@10")).fit()
+    chance = 10 / data.n_items
+    assert result.test.metrics["recall@10"] > 2 * chance
+
+
+def test_config_validation(tiny_dataset):
+    for bad in ({"content_dropout": 1.0}, {"align_temperature": 0.0}, {"item_graph_k": -1},
+                {"feature_transform": "minmax"}, {"calibrate_new_items": (-1.0,)}, {"align_weight": -0.1}):
+        with pytest.raises(ValueError):
+            _model(tiny_dataset, **bad)
