@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mmgcn.errors import DataError
 from mmgcn.eval.significance import SeedComparison
 from mmgcn.utils.io import atomic_write, atomic_write_json
 
@@ -248,8 +249,8 @@ def read_results(path: str | Path) -> BenchResults:
         with open(path, encoding="utf-8") as handle:
             data = json.load(handle)
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not valid JSON ({exc}); re-run the benchmark to rewrite it") from exc
+        raise DataError(f"{path}: not valid JSON ({exc}); re-run the benchmark to rewrite it") from exc
     try:
         return BenchResults.from_dict(data)
     except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"{path}: malformed results ({exc})") from exc
+        raise DataError(f"{path}: malformed results ({exc})") from exc
