@@ -25,6 +25,11 @@ other load on the machine; the load average is printed before and after).
 Reference: MMRec's MMGCN takes about 13-14 s per epoch on TikTok on 2 CPU cores
 (``shared/datasets/PUBLISHED.md``).
 
+Not the headline: the speed figures to quote are the achieved fraction of this machine's
+own kernels for an MMGCN epoch (``benchmarks/roofline.py``) and the speed-ups against
+MMRec's own code run side by side (``benchmarks/peers/mmrec.py --speed-only``). The
+edge-wise variant here is a detail: what CSR products buy over per-edge messages.
+
 Allocator note: every step allocates tensors of a few MB (the edge-wise variant tens of
 MB of per-edge messages); glibc may return such blocks to the OS on free and page-fault
 them in again on the next allocation. ``--malloc-tuning`` asks glibc to keep freed

@@ -10,12 +10,21 @@ A Markdown file marks each generated block with an opening and a closing comment
     ...
     <!-- /mmgcn:cold-start -->
 
+    <!-- mmgcn:comparisons tiktok -->       the comparisons beyond the reference column
+    <!-- /mmgcn:comparisons -->
+    <!-- mmgcn:degrees tiktok -->           test metric by user train-degree bucket
+    <!-- /mmgcn:degrees -->
+
 ``mmgcn report benchmarks/results --readme README.md`` rewrites every block from
 ``<results root>/<folder>/results.json``: the main table (test Recall@20 / NDCG@20 mean ±
 std over seeds, the seed-aware difference to the reference with its 95% interval, a star
 where the Holm-adjusted p is below 0.05) with a column of published figures on the same
 files where ``benchmarks/published.yaml`` has them; the cold-start block shows each
-model's cold-only, warm and cold (all-items ranking) Recall@20. ``check_readme`` tells
+model's cold-only, warm and cold (all-items ranking) Recall@20; the comparisons block lists
+the configured pairs beyond the reference (the ``best:`` choices resolved on validation)
+with their seed-aware interval, Holm-adjusted p and a verdict that says "unresolved" unless
+the interval excludes zero; the degrees block the breakdown by user train degree.
+``check_readme`` tells
 whether a file's blocks are what the JSON gives (a test keeps the README honest with it).
 """
 
@@ -29,10 +38,10 @@ from typing import Any
 import yaml
 
 from mmgcn.bench.results import BenchResults, read_results
-from mmgcn.bench.tables import UNABLE, _mean_std, difference_cell, metric_label
+from mmgcn.bench.tables import UNABLE, _mean_std, _p_value, degree_rows, difference_cell, metric_label
 
 _BLOCK = re.compile(
-    r"(?P<open><!-- mmgcn:(?P<kind>results|cold-start) (?P<folder>[A-Za-z0-9_.-]+) -->\n)"
+    r"(?P<open><!-- mmgcn:(?P<kind>results|cold-start|comparisons|degrees) (?P<folder>[A-Za-z0-9_.-]+) -->\n)"
     r"(?P<body>.*?)"
     r"(?P<close><!-- /mmgcn:(?P=kind) -->)",
     re.DOTALL,
@@ -85,6 +94,43 @@ def cold_start_table(results: BenchResults) -> str:
     return "\n".join("| " + " | ".join(r) + " |" for r in rows) + "\n"
 
 
+def verdict(c: Any) -> str:
+    """``"model better"`` / ``"reference better"`` where the Holm-adjusted p is below 0.05,
+    else ``"unresolved"`` (the interval includes zero, or the family correction keeps it)."""
+    if not c.significant:
+        return "unresolved"
+    return f"`{c.model}` better" if c.diff > 0 else f"`{c.reference}` better"
+
+
+def comparisons_table(results: BenchResults) -> str:
+    """The comparisons whose reference is not the table's reference model."""
+    baseline = results.header.get("baseline")
+    chosen = results.header.get("selected_for_comparison") or {}
+    head = ["model", "reference", "metric", "model mean", "reference mean", "Δ [95% CI]", "p Holm", "verdict"]
+    rows = [head, ["---"] * len(head)]
+    for c in results.comparisons:
+        if c.reference == baseline:
+            continue
+        rows.append([f"`{c.model}`", f"`{c.reference}`", metric_label(c.metric), f"{c.mean_model:.4f}",
+                     f"{c.mean_reference:.4f}", difference_cell(c), _p_value(c.p_holm, c.n_boot), verdict(c)])
+    text = "\n".join("| " + " | ".join(r) + " |" for r in rows) + "\n"
+    if chosen:
+        text += "\n" + "; ".join(f"`{k}` -> {v}" for k, v in sorted(chosen.items())) + "\n"
+    return text
+
+
+def degrees_table(results: BenchResults) -> str:
+    """Test metric per user train-degree bucket (descriptive)."""
+    rows = degree_rows(results)
+    if not rows:
+        return "(no per-user breakdown in this results folder)\n"
+    table = [rows[0], ["---"] * len(rows[0])] + [[f"`{r[0]}`", *r[1:]] for r in rows[1:]]
+    return "\n".join("| " + " | ".join(r) + " |" for r in table) + "\n"
+
+
+_RENDER = {"results": None, "cold-start": cold_start_table, "comparisons": comparisons_table, "degrees": degrees_table}
+
+
 def render_blocks(text: str, results_root: str | Path, published: Mapping[str, Mapping[str, str]]) -> str:
     """``text`` with every marked block regenerated from ``results_root``."""
     root = Path(results_root)
@@ -92,7 +138,8 @@ def render_blocks(text: str, results_root: str | Path, published: Mapping[str, M
     def replace(match: re.Match[str]) -> str:
         folder = match["folder"]
         results = read_results(root / folder)
-        body = results_table(results, published.get(folder)) if match["kind"] == "results" else cold_start_table(results)
+        kind = match["kind"]
+        body = results_table(results, published.get(folder)) if kind == "results" else _RENDER[kind](results)
         return match["open"] + body + match["close"]
 
     return _BLOCK.sub(replace, text)
@@ -120,4 +167,5 @@ def check_readme(path: str | Path, results_root: str | Path, published: str | Pa
     return stale
 
 
-__all__ = ["check_readme", "cold_start_table", "load_published", "render_blocks", "results_table", "update_readme"]
+__all__ = ["check_readme", "cold_start_table", "comparisons_table", "degrees_table", "load_published",
+           "render_blocks", "results_table", "update_readme", "verdict"]

@@ -15,10 +15,18 @@ Under the cold-start protocol the test split is ranked twice: over all items (wi
 content, among the cold test items only (``cold-only/...``). ID-only models get no
 cold-only ranking: they cannot represent an item without interactions, and the tables mark
 them unable instead of showing chance-level figures.
+
+With ``nproc > 1`` (``mmgcn bench --nproc N``) each cell trains data-parallel: the runner
+starts ``N`` ranks on this machine through :func:`mmgcn.train.distributed.launch` (the
+elastic launcher torchrun uses, gloo on CPU, NCCL on GPUs), the dataset is pickled to them,
+and rank 0's outcome becomes the cell's. The number of ranks is recorded in the cell's
+``run/config.yaml`` but is not part of its config hash: a cell finished with one number of
+ranks counts as finished for another.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 from typing import Any
 
@@ -31,6 +39,7 @@ from mmgcn.config import ConfigError, from_dict, to_dict
 from mmgcn.data.dataset import Dataset
 from mmgcn.models.base import build_config, build_model, model_class
 from mmgcn.train.config import TrainConfig
+from mmgcn.train.distributed import DistributedContext, launch
 from mmgcn.train.run_dir import LAST_CHECKPOINT
 from mmgcn.train.trainer import Trainer
 from mmgcn.utils.seed import seed_everything
@@ -40,7 +49,7 @@ BENCH_OWNED_KEYS = ("metric", "ks", "seed", "device")
 # trainer settings that cannot change a cell's results (left out of its config hash)
 NOT_HASHED = ("progress", "eval_block_size")
 # trainer keys added after results existed: hashed only when set, so finished cells stay valid
-HASHED_UNLESS_DEFAULT = {"negatives": "all"}
+HASHED_UNLESS_DEFAULT = {"negatives": "all", "num_neighbors": None, "precision": "fp32", "compile": False}
 
 
 class TrainerRunner(CellRunner):
@@ -50,11 +59,15 @@ class TrainerRunner(CellRunner):
         progress: let the trainer draw its per-epoch batch bars (default ``True``).
         keep_checkpoints: keep ``run/checkpoints/`` of finished cells (default ``False``:
             they are only needed to resume an interrupted cell).
+        nproc: data-parallel ranks per cell on this machine (default ``1``: in this process).
     """
 
-    def __init__(self, progress: bool = True, keep_checkpoints: bool = False) -> None:
+    def __init__(self, progress: bool = True, keep_checkpoints: bool = False, nproc: int = 1) -> None:
+        if nproc < 1:
+            raise ConfigError(f"--nproc must be >= 1, got {nproc}")
         self.progress = progress
         self.keep_checkpoints = keep_checkpoints
+        self.nproc = nproc
 
     def train_config(self, values: dict[str, Any], config: BenchConfig, seed: int = 0) -> TrainConfig:
         """The :class:`TrainConfig` of a cell: the config's trainer keys plus the benchmark's own."""
@@ -107,6 +120,14 @@ class TrainerRunner(CellRunner):
         return (task.directory / "run" / LAST_CHECKPOINT).is_file()
 
     def run(self, task: CellTask, dataset: Dataset, config: BenchConfig, resume: bool = False) -> CellOutput:
+        if self.nproc == 1:
+            return self.run_rank(None, task, dataset, config, resume)
+        return launch(_run_rank, self.nproc, self, task, dataset, config, resume, device=config.device)[0]
+
+    def run_rank(self, context: DistributedContext | None, task: CellTask, dataset: Dataset, config: BenchConfig,
+                 resume: bool = False) -> CellOutput | None:
+        """Train and test the cell as this rank of ``context`` (``None``: alone); ``None`` on
+        ranks other than 0."""
         spec = task.spec
         data = dataset.select_modalities(spec.modalities) if spec.modalities is not None else dataset
         train_config = self.train_config(task.train_config, config, task.seed)
@@ -117,13 +138,17 @@ class TrainerRunner(CellRunner):
         trainer = Trainer(
             model, data, train_config, run_dir, resume=resume,
             run_config={"bench": {"spec": spec.name, "seed": task.seed, "config_hash": task.config_hash,
-                                  "grid_point": task.grid_point}},
+                                  "grid_point": task.grid_point,
+                                  **({"ranks": context.world_size} if context is not None else {})}},
             cold_only_test=config.protocol == "cold-start" and uses_content,
+            distributed=context,
         )
         trial = task.grid_point is not None
         # a grid trial never evaluates test; it keeps its checkpoints until the benchmark has
         # reused the selected one (mmgcn.bench.grid)
         outcome = trainer.fit(evaluate_test=not trial)
+        if context is not None and not context.is_main:
+            return None
         if not self.keep_checkpoints and not trial:
             shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
         curve = [[r["epoch"], r["valid"][config.metric]] for r in outcome.history if "valid" in r]
@@ -157,3 +182,13 @@ class TrainerRunner(CellRunner):
             n_test_users["cold-only"] = outcome.test_cold_only.n_users
         result.test, result.eval_s, result.n_test_users = metrics, float(test.seconds), n_test_users
         return CellOutput(result, per_user)
+
+
+def _run_rank(context: DistributedContext | None, runner: TrainerRunner, task: CellTask, dataset: Dataset,
+              config: BenchConfig, resume: bool) -> CellOutput | None:
+    """What each rank of a ``--nproc`` cell runs (module level: it is pickled to the ranks)."""
+    import torch
+
+    if "OMP_NUM_THREADS" not in os.environ:  # torchrun's default is 1; share the cores instead
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // runner.nproc))
+    return runner.run_rank(context, task, dataset, config, resume)

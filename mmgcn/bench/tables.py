@@ -175,7 +175,8 @@ def to_markdown(results: BenchResults) -> str:
     return "\n".join(lines)
 
 
-def _degree_section(results: BenchResults) -> list[str]:
+def degree_rows(results: BenchResults) -> list[list[str]]:
+    """Header and one row per model of the user train-degree breakdown (``[]`` if none)."""
     breakdown = results.breakdowns.get("user_degree") or {}
     if not breakdown.get("values"):
         return []
@@ -184,6 +185,14 @@ def _degree_section(results: BenchResults) -> list[str]:
     order = [s.model for s in results.summaries if s.model in breakdown["values"]]
     for model in order:
         rows.append([model] + ["–" if v is None else f"{v:.4f}" for v in breakdown["values"][model]])
+    return rows
+
+
+def _degree_section(results: BenchResults) -> list[str]:
+    rows = degree_rows(results)
+    if not rows:
+        return []
+    breakdown = results.breakdowns["user_degree"]
     note = (f"Test {metric_label(breakdown['metric'])} by the user's number of train interactions (mean over "
             f"each bucket's users, then over seeds): where a model gains or loses. Descriptive; the "
             f"comparisons above carry the intervals.")

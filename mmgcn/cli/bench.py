@@ -44,6 +44,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     bench.add_argument("--protocol", choices=("standard", "cold-start"), help="evaluation protocol")
     bench.add_argument("--data-dir", help="raw data root (default $MMGCN_DATA)")
     bench.add_argument("--device", help="torch device: cpu, cuda, cuda:N, auto")
+    bench.add_argument("--nproc", type=int, default=1,
+                       help="data-parallel ranks per cell on this machine (DistributedDataParallel; gloo on CPU, "
+                            "NCCL on GPUs); default 1")
     bench.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override any config key (repeatable), e.g. --set train.epochs=5")
     bench.add_argument("--no-grids", action="store_true", help="ignore the config's grids (model configs as given)")
@@ -117,7 +120,7 @@ def run_bench(args: argparse.Namespace) -> int:
         config = dataclasses.replace(config, grids={})
     print(f"mmgcn bench: {config.dataset}, {len(config.models)} models x {config.seeds} seeds "
           f"({config.mode} run; config: {path or 'built-in defaults'})", flush=True)
-    runner = TrainerRunner(progress=not args.no_progress, keep_checkpoints=args.keep_checkpoints)
+    runner = TrainerRunner(progress=not args.no_progress, keep_checkpoints=args.keep_checkpoints, nproc=args.nproc)
     _resolve_every_cell(config, runner)  # bad model / trainer keys fail before the dataset loads
     if args.dry_run:
         from collections import Counter

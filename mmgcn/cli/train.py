@@ -17,6 +17,10 @@ The run directory's ``config.yaml`` is such a file, fully resolved, so
 ``mmgcn train --config RUN/config.yaml`` repeats a run. ``--resume --run-dir RUN`` continues
 an interrupted run from its last checkpoint with its recorded config.
 
+Data-parallel training: ``torchrun --nproc-per-node N -m mmgcn train ...`` (the same
+arguments) trains with DistributedDataParallel, one rank per process; rank 0 validates,
+writes the run directory and prints (see :mod:`mmgcn.train.distributed`).
+
 ``mmgcn evaluate RUN_DIR [--split test] [--checkpoint best]`` re-evaluates a run's
 checkpoint, by default the selected (best validation) one on the test split.
 """
@@ -134,6 +138,21 @@ def format_metrics(result: Any, names: tuple[str, ...] = ("recall", "ndcg", "pre
 
 
 # ---------------------------------------------------------------------- commands
+def distributed_context(device: str) -> Any:
+    """The rank's :class:`~mmgcn.train.distributed.DistributedContext` under torchrun (the
+    process group joined now, left at exit), ``None`` in a plain process."""
+    import atexit
+
+    import torch.distributed
+
+    from mmgcn.train.distributed import DistributedContext
+
+    context = DistributedContext.from_env(device)
+    if context is not None:
+        atexit.register(lambda: torch.distributed.is_initialized() and torch.distributed.destroy_process_group())
+    return context
+
+
 def run_train(args: argparse.Namespace) -> int:
     from mmgcn.data.fingerprint import dataset_fingerprint
     from mmgcn.models.base import build_config, build_model
@@ -156,6 +175,7 @@ def run_train(args: argparse.Namespace) -> int:
     train_config = from_dict(TrainConfig, layers["train"], where="train")
     model_config = build_config(run["model"], layers["model"])
     check_device(train_config.device)  # validate before loading data or training
+    context = distributed_context(train_config.device)
     resolved = {"run": run, "model": to_dict(model_config), "train": to_dict(train_config), "dataset": layers["dataset"]}
     if args.resume:
         _check_resume_config(Path(args.run_dir), base or {}, resolved, args.allow_data_change)
@@ -167,10 +187,14 @@ def run_train(args: argparse.Namespace) -> int:
     model = build_model(run["model"], dataset, model_config)
     run_dir = Path(args.run_dir) if args.run_dir else rd.default_run_dir(run["model"], dataset.name)
     try:
-        trainer = Trainer(model, dataset, train_config, run_dir, resume=args.resume, run_config=resolved)
+        trainer = Trainer(model, dataset, train_config, run_dir, resume=args.resume, run_config=resolved,
+                          distributed=context)
     except FileExistsError as exc:
         raise ConfigError(str(exc)) from exc
-    print(f"run directory: {run_dir}")
+    if context is not None and not context.is_main:
+        trainer.fit()  # rank 0 validates, writes and prints
+        return 0
+    print(f"run directory: {run_dir}" + (f" ({context.world_size} ranks, {context.backend})" if context else ""))
     result = trainer.fit()
     print(
         f"{run['model']} on {dataset.name}: best epoch {result.best_epoch} of {result.epochs_run}"

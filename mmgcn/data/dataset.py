@@ -431,6 +431,24 @@ class Dataset:
                 out[key] = self.info[key]
         return out
 
+    # ------------------------------------------------------------------ pickling
+    def __getstate__(self) -> dict[str, Any]:
+        """Fields as plain values (read-only mappings become dicts; restored by
+        :meth:`__setstate__` without validating again): a dataset travels to the ranks of a
+        data-parallel run (:func:`mmgcn.train.distributed.launch`) by pickling."""
+        state = dict(self.__dict__)
+        proxied = [key for key, value in state.items() if isinstance(value, types.MappingProxyType)]
+        for key in proxied:
+            state[key] = dict(state[key])
+        state["__read_only__"] = proxied
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        read_only = set(state.pop("__read_only__", ()))
+        for key, value in state.items():
+            object.__setattr__(self, key, types.MappingProxyType(value) if key in read_only else value)
+
     def __repr__(self) -> str:
         mods = ", ".join(f"{m}:{d}" for m, d in self.features.dims.items()) or "none"
         return (

@@ -156,6 +156,10 @@ class Recommender(nn.Module):
     uses_content: ClassVar[bool] = False
     # False for models with nothing to learn (e.g. most-popular): trainers skip the epoch loop
     trainable: ClassVar[bool] = True
+    # False for models whose loss uses some parameters in some steps only (LATTICE builds its
+    # learned graph with gradients at an epoch's first batch): data-parallel training then has
+    # DistributedDataParallel find the unused parameters at every step
+    same_parameters_every_step: ClassVar[bool] = True
 
     def __init__(self, config: ModelConfig, dataset: Dataset) -> None:
         super().__init__()
@@ -211,6 +215,17 @@ class Recommender(nn.Module):
             raise ValueError(f"model '{self.name}' has no additive per-part representations to attribute scores to")
         select = slice(None) if items is None else items
         return {p: u[users] @ i[select].T for p, (u, i) in emb.parts.items()}
+
+    def subgraph_sampling(self) -> tuple[nn.Module, int] | None:
+        """``(graph, hops)`` for models that can train on sampled subgraphs, else ``None``.
+
+        ``graph`` is the user-item :class:`~mmgcn.nn.propagation.BipartitePropagation` the
+        model propagates over and ``hops`` how many hops of it a representation depends on
+        (its number of layers). Such a model's ``loss(users, pos, neg, subgraph=...)``
+        propagates over a :class:`~mmgcn.nn.subgraph.Subgraph` of the batch's neighbourhood
+        only (``train.num_neighbors``; :mod:`mmgcn.train.subgraph`).
+        """
+        return None
 
     def on_epoch_start(self, epoch: int, rng: np.random.Generator) -> None:
         """Per-epoch work, called by the trainer before epoch ``epoch``'s first batch (default: none).

@@ -137,6 +137,8 @@ class LATTICE(Recommender):
     name: ClassVar[str] = "lattice"
     Config: ClassVar[type[ModelConfig]] = LATTICEConfig
     uses_content: ClassVar[bool] = True
+    # the projections and modality weights get gradients at an epoch's first batch only
+    same_parameters_every_step: ClassVar[bool] = False
 
     def __init__(self, config: LATTICEConfig, dataset: Dataset) -> None:
         super().__init__(config, dataset)

@@ -16,6 +16,7 @@ from mmgcn.data.dataset import Dataset
 from mmgcn.models.base import Embeddings, ModelConfig, Recommender, register_model
 from mmgcn.nn.losses import bpr_loss, l2_reg
 from mmgcn.nn.propagation import BipartitePropagation, LayerMean, layer_mean_propagation
+from mmgcn.nn.subgraph import Subgraph, trimmed_layer_mean
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,8 @@ class LightGCN(Recommender):
         E = \frac{1}{K+1}\sum_{k=0}^{K} E^{(k)}, \qquad \hat y_{ui} = e_u^\top e_i
 
     Loss: BPR plus ``reg_weight`` times the L2 of the batch's *ego* (layer-0) embeddings,
-    as in the paper.
+    as in the paper. With a sampled ``subgraph`` (``train.num_neighbors``) the propagation
+    runs over the batch's K-hop neighbourhood only.
 
     Args (:class:`LightGCNConfig`):
         dim: embedding width (default ``64``).
@@ -71,11 +73,21 @@ class LightGCN(Recommender):
         users, items = self.layer_mean(self.graph, self.user_embedding, self.item_embedding)
         return Embeddings(users, items, {"id": (users, items)})
 
-    def loss(self, users: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
-        emb = self.embed()
-        user_vecs = emb.users[users]
-        pos_scores = (user_vecs * emb.items[pos]).sum(1)
-        neg_scores = (user_vecs * emb.items[neg]).sum(1)
+    def subgraph_sampling(self) -> tuple[nn.Module, int]:
+        return self.graph, self.config.num_layers
+
+    def loss(self, users: Tensor, pos: Tensor, neg: Tensor, subgraph: Subgraph | None = None) -> Tensor:
+        if subgraph is None:
+            emb, u, i = self.embed(), users, torch.cat([pos, neg])
+        else:  # the same propagation over the batch's neighbourhood, in local ids
+            user_states, item_states = trimmed_layer_mean(
+                subgraph.graph, self.user_embedding[subgraph.users], self.item_embedding[subgraph.items],
+                self.config.num_layers,
+            )
+            emb, u, i = Embeddings(user_states, item_states), subgraph.user_index, subgraph.item_index
+        user_vecs = emb.users[u]
+        pos_scores = (user_vecs * emb.items[i[: pos.numel()]]).sum(1)
+        neg_scores = (user_vecs * emb.items[i[pos.numel():]]).sum(1)
         reg = l2_reg(self.user_embedding[users], self.item_embedding[pos], self.item_embedding[neg])
         return bpr_loss(pos_scores, neg_scores) + self.config.reg_weight * reg
 

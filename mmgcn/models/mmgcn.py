@@ -43,6 +43,7 @@ from mmgcn.models.base import (
 from mmgcn.nn.losses import bpr_loss, l2_reg
 from mmgcn.nn.mmgcn_conv import ModalityGCN
 from mmgcn.nn.propagation import BipartitePropagation
+from mmgcn.nn.subgraph import Subgraph
 
 logger = logging.getLogger(__name__)
 
@@ -172,6 +173,8 @@ class MMGCN(Recommender):
     sum, the attention weight otherwise).
 
     Items without train edges are still represented from their content (``uses_content``).
+    With a sampled ``subgraph`` (``train.num_neighbors``) a training step propagates over
+    the batch's ``num_layers``-hop neighbourhood only.
 
     Args (:class:`MMGCNConfig`):
         dim: ID embedding / output width (default ``64``).
@@ -302,15 +305,24 @@ class MMGCN(Recommender):
             weights = weights / weights.sum(dim=0, keepdim=True)
         return weights
 
-    def _fused(self, user_rows: Tensor | None = None, item_rows: Tensor | None = None) -> Embeddings:
-        """Fused representations of all nodes, or of ``user_rows`` / ``item_rows`` only."""
+    def _fused(self, user_rows: Tensor | None = None, item_rows: Tensor | None = None,
+               subgraph: Subgraph | None = None) -> Embeddings:
+        """Fused representations of all nodes, or of ``user_rows`` / ``item_rows`` only
+        (local positions when propagating over ``subgraph``)."""
+        if subgraph is None:
+            graph, users, items, present = self.graph, None, None, self.content_present
+            user_id, item_id = self.user_id, self.item_id
+        else:
+            graph, users, items = subgraph.graph, subgraph.users, subgraph.items
+            user_id, item_id, present = self.user_id[users], self.item_id[items], self.content_present[:, items]
         outputs = {
-            m: gcn(self.features(m), self.graph, self.user_id, self.item_id, user_rows, item_rows)
+            m: gcn(self.features(m) if items is None else self.features(m)[items], graph, user_id, item_id,
+                   user_rows, item_rows, users=users)
             for m, gcn in self.gcns.items()
         }
         user_stack = torch.stack([u for u, _ in outputs.values()])
         item_stack = torch.stack([i for _, i in outputs.values()])
-        present = self.content_present if item_rows is None else self.content_present[:, item_rows]
+        present = present if item_rows is None else present[:, item_rows]
         users = (self._fusion_weights(user_stack, None) * user_stack).sum(0)
         weighted_items = self._fusion_weights(item_stack, present) * item_stack
         items = weighted_items.sum(0)
@@ -320,12 +332,18 @@ class MMGCN(Recommender):
     def embed(self) -> Embeddings:
         return self._fused()
 
-    def loss(self, users: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
+    def subgraph_sampling(self) -> tuple[nn.Module, int]:
+        return self.graph, self.config.num_layers
+
+    def loss(self, users: Tensor, pos: Tensor, neg: Tensor, subgraph: Subgraph | None = None) -> Tensor:
         # the last layer and the fusion only run for the batch's distinct users and items
         # (the same values as slicing embed(), at a fraction of the dense work)
         batch_users, user_index = torch.unique(users, return_inverse=True)
         batch_items, item_index = torch.unique(torch.cat([pos, neg]), return_inverse=True)
-        emb = self._fused(batch_users, batch_items)
+        if subgraph is not None:  # a subgraph's seeds are its first nodes, in this very order
+            batch_users = torch.arange(subgraph.n_seed_users, device=users.device)
+            batch_items = torch.arange(subgraph.n_seed_items, device=users.device)
+        emb = self._fused(batch_users, batch_items, subgraph)
         user_vecs = emb.users[user_index]
         pos_scores = (user_vecs * emb.items[item_index[: pos.numel()]]).sum(1)
         neg_scores = (user_vecs * emb.items[item_index[pos.numel() :]]).sum(1)

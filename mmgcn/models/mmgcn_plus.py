@@ -69,7 +69,13 @@ from torch import Tensor, nn
 from mmgcn.data.dataset import Dataset
 from mmgcn.features.transforms import check_mode, fit_feature_transforms
 from mmgcn.graph import knn_adjacency, knn_query_graph, normalize_csr, scipy_to_torch_csr
-from mmgcn.models.base import Embeddings, ModelConfig, Recommender, check_new_item_features, register_model
+from mmgcn.models.base import (
+    Embeddings,
+    ModelConfig,
+    Recommender,
+    check_new_item_features,
+    register_model,
+)
 from mmgcn.nn.losses import bpr_loss, info_nce, l2_reg
 from mmgcn.nn.propagation import BipartitePropagation, GraphPropagation, layer_mean_propagation
 

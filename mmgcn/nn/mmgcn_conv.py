@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmgcn.nn.propagation import BipartitePropagation
+from mmgcn.nn.subgraph import for_layer
 
 COMBINES = ("concat", "ele")
 LAYER_COMBINATIONS = ("last", "mean")
@@ -116,6 +117,12 @@ class MMGCNConv(nn.Module):
         if self.use_id and (user_id is None or item_id is None):
             raise ValueError("MMGCNConv(use_id=True) needs user_id and item_id embeddings")
         user_neighbours, item_neighbours = graph(user_x, item_x)
+        # a trimmed subgraph layer outputs only its first nodes (those the next layer reads)
+        n_users, n_items = user_neighbours.shape[0], item_neighbours.shape[0]
+        if n_users < user_x.shape[0]:
+            user_x, user_id = user_x[:n_users], None if user_id is None else user_id[:n_users]
+        if n_items < item_x.shape[0]:
+            item_x, item_id = item_x[:n_items], None if item_id is None else item_id[:n_items]
         if user_rows is not None:
             user_neighbours, user_x = user_neighbours[user_rows], user_x[user_rows]
             user_id = user_id[user_rows] if user_id is not None else None
@@ -230,14 +237,18 @@ class ModalityGCN(nn.Module):
         item_id: Tensor | None = None,
         user_rows: Tensor | None = None,
         item_rows: Tensor | None = None,
+        users: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         """``features (n_items, feature_dim)`` -> ``(users (n_users, out_dim), items (n_items, out_dim))``.
 
         ``user_rows`` / ``item_rows`` restrict the output (and the last layer's work) to
         those nodes; earlier layers still run on every node, since they feed neighbours.
+        On a subgraph, ``graph`` spans only some users: ``users`` are their global ids
+        (whose preferences start the user states), and ``features`` / ``user_id`` /
+        ``item_id`` hold the subgraph's rows.
         """
         item_x = self.projection(features) if self.projection is not None else features
-        user_x = self.preference
+        user_x = self.preference if users is None else self.preference[users]
         if self.normalize_input:
             user_x, item_x = F.normalize(user_x, dim=1), F.normalize(item_x, dim=1)
         last = len(self.layers) - 1
@@ -247,7 +258,7 @@ class ModalityGCN(nn.Module):
             if self.dropout > 0.0:
                 user_x = F.dropout(user_x, self.dropout, self.training)
                 item_x = F.dropout(item_x, self.dropout, self.training)
-            user_x, item_x = layer(user_x, item_x, graph, user_id, item_id, *rows)
+            user_x, item_x = layer(user_x, item_x, for_layer(graph, k, len(self.layers)), user_id, item_id, *rows)
             if self.layer_combination == "mean":
                 user_k = user_x if k == last or user_rows is None else user_x[user_rows]
                 item_k = item_x if k == last or item_rows is None else item_x[item_rows]

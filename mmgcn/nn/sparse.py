@@ -102,6 +102,11 @@ def sparse_mm(matrix: Tensor, dense: Tensor, matrix_t: Tensor | None = None) -> 
     """
     if dense.dim() != 2 or dense.shape[0] != matrix.shape[1]:
         raise ValueError(f"cannot multiply operator {tuple(matrix.shape)} with dense {tuple(dense.shape)}")
+    if torch.is_autocast_enabled(dense.device.type):
+        # under autocast the product stays in the operator's precision (sparse kernels have
+        # no bfloat16 variant on CPU); the dense layers around it still run in low precision
+        with torch.autocast(dense.device.type, enabled=False):
+            return sparse_mm(matrix, dense.to(matrix.dtype), matrix_t)
     if not (torch.is_grad_enabled() and dense.requires_grad):
         return torch.mm(matrix, dense)
     if matrix_t is None:
@@ -161,6 +166,9 @@ def learned_sparse_mm(matrix: Tensor, values: Tensor, dense: Tensor) -> Tensor:
         raise ValueError(f"expected a sparse CSR operator, got layout {matrix.layout}")
     if dense.dim() != 2 or dense.shape[0] != matrix.shape[1]:
         raise ValueError(f"cannot multiply operator {tuple(matrix.shape)} with dense {tuple(dense.shape)}")
+    if torch.is_autocast_enabled(dense.device.type):  # as in sparse_mm: the product stays fp32
+        with torch.autocast(dense.device.type, enabled=False):
+            return learned_sparse_mm(matrix, values.float(), dense.float())
     crow, col = matrix.crow_indices(), matrix.col_indices()
     if values.shape != col.shape:
         raise ValueError(f"values must be ({col.numel()},), one per stored entry, got {tuple(values.shape)}")
@@ -185,6 +193,9 @@ def edge_dot(edge_index: Tensor, left: Tensor, right: Tensor) -> Tensor:
     """
     if left.shape[1] != right.shape[1]:
         raise ValueError(f"left {tuple(left.shape)} and right {tuple(right.shape)} differ in width")
+    if torch.is_autocast_enabled(left.device.type):  # SDDMM has no bfloat16 kernel on CPU: score in fp32
+        with torch.autocast(left.device.type, enabled=False):
+            return edge_dot(edge_index, left.float(), right.float())
     pattern = csr_from_edges(edge_index, torch.zeros(edge_index.shape[1], dtype=left.dtype, device=left.device),
                              (left.shape[0], right.shape[0]))
     with warnings.catch_warnings():

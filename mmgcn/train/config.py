@@ -13,6 +13,8 @@ from mmgcn.errors import DeviceError
 from mmgcn.eval.metrics import METRIC_NAMES
 
 NEGATIVES = ("all", "train-items")
+#: train.precision values: fp32, or the forward pass under bfloat16 autocast
+PRECISIONS = ("fp32", "bf16")
 #: the largest learning rate accepted: Adam steps of this size already blow any embedding up
 MAX_LR = 10.0
 
@@ -65,6 +67,17 @@ class TrainConfig:
             original code) or ``"train-items"``, the items with at least one train
             interaction, so that items held out entirely (a cold-start split) never enter
             training, not even as negatives.
+        num_neighbors: sampled-subgraph training (default ``None``: every step propagates
+            over the whole train graph). Neighbours drawn per node at each hop, one value per
+            layer of the model or one for all (PyG's ``num_neighbors``); each step then
+            propagates over the batch's sampled neighbourhood only
+            (:mod:`mmgcn.train.subgraph`; models whose ``subgraph_sampling()`` says they can:
+            MMGCN, LightGCN). Validation and test always use the full graph.
+        precision: ``"fp32"`` (default) or ``"bf16"``: the training forward pass under
+            bfloat16 autocast (parameters, gradients and Adam stay fp32; evaluation is fp32).
+            Worth it on GPUs (tensor cores) and CPUs with bf16 matrix units.
+        compile: ``torch.compile`` the training loss (default ``False``; compiled on the
+            first step).
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or ``"auto"`` (default ``"cpu"``).
         deterministic: ask torch for deterministic kernels (default ``True``).
         progress: tqdm bar over each epoch's batches (default ``True``).
@@ -85,6 +98,9 @@ class TrainConfig:
     test_mask: tuple[str, ...] = ("train", "valid")
     warm_cold: bool = True
     negatives: str = "all"
+    num_neighbors: tuple[int, ...] | None = None
+    precision: str = "fp32"
+    compile: bool = False
     device: str = "cpu"
     deterministic: bool = True
     progress: bool = True
@@ -120,6 +136,11 @@ class TrainConfig:
                 raise ValueError(f"train.{name} names unknown split(s) {bad}; use names from {list(SPLITS)}")
         if "valid" in self.valid_mask or "test" in self.valid_mask or "test" in self.test_mask:
             raise ValueError("train.valid_mask may hold only 'train'; train.test_mask only 'train'/'valid'")
+        if self.num_neighbors is not None and (not self.num_neighbors or min(self.num_neighbors) <= 0):
+            raise ValueError(f"train.num_neighbors must be positive integers (one per hop, or one for all), "
+                             f"got {list(self.num_neighbors)}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"train.precision {self.precision!r} must be one of {list(PRECISIONS)}")
         if self.negatives not in NEGATIVES:
             raise ValueError(f"train.negatives {self.negatives!r} must be one of {list(NEGATIVES)}")
         if not re.fullmatch(r"cpu|auto|cuda(:\d+)?|mps", self.device):
@@ -159,3 +180,5 @@ def check_device(name: str) -> torch.device:
 
 
 __all__ = ["MAX_LR", "NEGATIVES", "TrainConfig", "auto_batch_size", "check_device"]
+
+__all__ = ["AUTO_BATCH_MAX", "AUTO_BATCH_MIN", "AUTO_STEPS", "MAX_LR", "NEGATIVES", "PRECISIONS", "TrainConfig", "auto_batch_size", "check_device"]

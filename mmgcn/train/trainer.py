@@ -14,6 +14,10 @@ Every epoch starts with the model's :meth:`~mmgcn.models.base.Recommender.on_epo
 hook (per-epoch work a model declares, e.g. a re-drawn pruned graph), given a generator
 seeded from the run seed and the epoch.
 
+Data-parallel runs (torchrun, ``distributed=``): see :mod:`mmgcn.train.distributed`; the
+trainer shards the sampler, runs the loss through DistributedDataParallel, and leaves
+evaluation, selection and every file to rank 0.
+
 Resume: ``checkpoints/last.pt`` holds everything the next epoch depends on (model and
 optimizer state, the sampler's and the global random states, the early-stopping counters
 and the metric history; the epoch hook's generator depends only on the seed and the
@@ -52,15 +56,17 @@ from mmgcn.train.checkpoint import (
     save_checkpoint,
 )
 from mmgcn.train.config import AUTO_BATCH_MIN, TrainConfig, auto_batch_size
+from mmgcn.train.distributed import DistributedContext
 from mmgcn.train.guards import check_epoch
 from mmgcn.train.sampling import BPRSampler
+from mmgcn.train.step import step_module
 from mmgcn.utils.io import atomic_write_json
 from mmgcn.utils.seed import epoch_generator, seed_everything
 
 log = logging.getLogger(__name__)
 
 #: TrainConfig fields that may change between an interrupted run and its resume
-RESUMABLE_CHANGES = frozenset({"epochs", "progress", "device", "eval_block_size"})
+RESUMABLE_CHANGES = frozenset({"epochs", "progress", "device", "eval_block_size", "compile"})
 
 
 @dataclass
@@ -162,6 +168,8 @@ class Trainer:
         cold_only_test: also rank the test split among the cold test items only
             (``dataset.cold_items("test")``), in ``test_metrics.json`` under ``"cold_only"``
             and in ``test_per_user.npz`` under ``"cold-only/..."``.
+        distributed: this process's rank in a data-parallel run (default ``None``: a
+            single process); ranks other than 0 write nothing and return no test result.
     """
 
     def __init__(
@@ -175,13 +183,19 @@ class Trainer:
         callbacks: Sequence[Callable[[dict[str, Any]], None]] = (),
         run_config: Mapping[str, Any] | None = None,
         cold_only_test: bool = False,
+        distributed: DistributedContext | None = None,
     ) -> None:
         self.config = config or TrainConfig()
         self.dataset = dataset
+        self.dist = distributed
         self.device = self.config.torch_device()
+        if distributed is not None:
+            self.device = distributed.device(self.device)
         self.model = model.to(self.device)
         if resume and run_dir is None:
             raise ValueError("resume needs a run_dir")
+        if distributed is not None and not distributed.is_main:
+            run_dir = None  # rank 0 owns the run directory; resume state arrives by broadcast
         self.run_dir = None if run_dir is None else rd.check_run_dir(run_dir, resume)
         self.resume = resume
         self.callbacks = list(callbacks)
@@ -196,6 +210,8 @@ class Trainer:
         self.dataset_fingerprint = dataset_fingerprint(dataset)  # what the run is bound to (binding.py)
         self.optimizer: torch.optim.Optimizer | None = None
         self.sampler: BPRSampler | None = None
+        self._step_module: torch.nn.Module = self.model  # what run_epoch calls .loss on
+        self._rng_ranks: list[dict[str, Any]] | None = None
         self.epoch = 0
         self.best_value = -math.inf
         self.best_epoch = 0
@@ -221,10 +237,13 @@ class Trainer:
                 self._train_loop()
             elif not self.history:
                 self._select_untrained()
-            if self._best_model_state is not None:
-                self.model.load_state_dict(self._best_model_state)
+            best_state = self._best_model_state
+            if self.dist is not None and self.trainable and self.history:
+                best_state = self.dist.broadcast(best_state)  # every rank ends with the selected model
+            if best_state is not None:
+                self.model.load_state_dict(best_state)
             self._calibrate()
-            test, test_cold_only = self._final_test() if evaluate_test else (None, None)
+            test, test_cold_only = self._final_test() if evaluate_test and self.is_main else (None, None)
         best_record = next((r for r in self.history if r["epoch"] == self.best_epoch and "valid" in r), {})
         return TrainResult(
             metric=self.config.metric,
@@ -262,6 +281,10 @@ class Trainer:
                 log.info("negatives drawn from the %d of %d items with train interactions",
                          pool.size, self.dataset.n_items)
             self.sampler = BPRSampler(self.dataset.train, seed=cfg.seed, negative_items=pool)
+            self._step_module = step_module(self.model, cfg, self.device, self.dist)
+            if self.dist is not None:
+                self.dist.seed(cfg.seed)
+                self.sampler = self.dist.shard(self.sampler)
         if not self.resume:
             self._write_run_files()
 
@@ -279,11 +302,14 @@ class Trainer:
             atomic_write_json(env_path, environment)
 
     def _restore(self) -> None:
-        assert self.run_dir is not None
         # _start() built fresh optimizer / sampler objects; overwrite their state
-        path = self.run_dir / rd.LAST_CHECKPOINT
-        state = load_checkpoint(path)
-        require(state, ("train_config", "model_name", "model_config", "model", "rng", "epoch", "history"), path)
+        path = self.run_dir / rd.LAST_CHECKPOINT if self.run_dir is not None else None
+        state = None
+        if path is not None:
+            state = load_checkpoint(path)
+            require(state, ("train_config", "model_name", "model_config", "model", "rng", "epoch", "history"), path)
+        if self.dist is not None:  # rank 0 read and checked it; the others receive it
+            state = self.dist.broadcast(state)
         saved = state["train_config"]
         current = to_dict(self.config)
         defaults = to_dict(TrainConfig())  # keys added after the checkpoint was written: their defaults
@@ -302,10 +328,15 @@ class Trainer:
             self.optimizer.load_state_dict(state["optimizer"])
         if self.sampler is not None:
             self.sampler.load_state_dict(state["sampler"])
-        restore_rng_state(state["rng"])
+        if self.dist is not None:
+            self.dist.restore_rng(state)
+        else:
+            restore_rng_state(state["rng"])
         self.epoch, self.best_value, self.best_epoch = state["epoch"], state["best_value"], state["best_epoch"]
         self.bad_evals, self.stopped_early = state["bad_evals"], state["stopped_early"]
         self.history = list(state["history"])
+        if self.run_dir is None:
+            return
         self._write_run_files()  # only now: a refused resume must not rewrite the run's config
         best_path = self.run_dir / rd.BEST_CHECKPOINT
         if best_path.exists():
@@ -325,10 +356,13 @@ class Trainer:
             self.model.on_epoch_start(self.epoch, epoch_generator(cfg.seed, self.epoch))
             hook_seconds = time.perf_counter() - hook_started
             try:
-                stats = run_epoch(self.model, self.optimizer, self.sampler, self.batch_size,
-                                  progress=cfg.progress, device=self.device, description=f"epoch {self.epoch}")
+                stats = run_epoch(self._step_module, self.optimizer, self.sampler, self.batch_size,
+                                  progress=cfg.progress and self.is_main, device=self.device,
+                                  description=f"epoch {self.epoch}")
             except TrainingDivergedError as exc:
                 raise TrainingDivergedError(f"{exc}; {self._kept_checkpoints()}") from None
+            if self.dist is not None:
+                stats["loss"] = self.dist.mean(stats["loss"])
             record: dict[str, Any] = {"epoch": self.epoch, "loss": stats["loss"],
                                       "train_seconds": hook_seconds + stats["seconds"]}
             if self.epoch % cfg.eval_every == 0 or self.epoch == cfg.epochs:
@@ -343,17 +377,25 @@ class Trainer:
     def _validate_into(self, record: dict[str, Any]) -> None:
         """Evaluate the valid split, update the early-stopping state, save the best model."""
         cfg = self.config
-        result = evaluate(self.model, self.dataset, split="valid", ks=cfg.ks, mask=cfg.valid_mask,
-                          block_size=cfg.eval_block_size)
-        value = result.metrics[cfg.metric]
+        outcome = None
+        if self.is_main:
+            result = evaluate(self.model, self.dataset, split="valid", ks=cfg.ks, mask=cfg.valid_mask,
+                              block_size=cfg.eval_block_size)
+            outcome = (result.metrics, result.seconds)
+        if self.dist is not None:  # every rank applies the same rule to rank 0's outcome
+            outcome = self.dist.broadcast(outcome)
+        metrics, seconds = outcome
+        value = metrics[cfg.metric]
         improved = value > self.best_value + cfg.min_delta
         if improved:
             self.best_value, self.best_epoch, self.bad_evals = value, self.epoch, 0
-            self._best_model_state = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
+            if self.is_main:
+                self._best_model_state = {k: v.detach().to("cpu", copy=True)
+                                          for k, v in self.model.state_dict().items()}
         else:
             self.bad_evals += 1
             self.stopped_early = self.bad_evals >= cfg.patience
-        record.update(valid=result.metrics, eval_seconds=result.seconds, improved=improved)
+        record.update(valid=metrics, eval_seconds=seconds, improved=improved)
         if improved and self.run_dir is not None:
             save_checkpoint(self.run_dir / rd.BEST_CHECKPOINT, self._checkpoint_state(record))
 
@@ -366,8 +408,11 @@ class Trainer:
             peak_gpu_mb=torch.cuda.max_memory_allocated(self.device) / 2**20 if self.device.type == "cuda" else None,
         )
         self.history.append(record)
+        if self.dist is not None:
+            self._rng_ranks = self.dist.capture_rng()  # a collective: every rank's state, on rank 0
         metric = record.get("valid", {}).get(self.config.metric)
-        log.info(
+        log.log(
+            logging.INFO if self.is_main else logging.DEBUG,
             "epoch %d: loss %s  valid %s %s (best %.4f @ %d)  train %.2fs  eval %.2fs  peak RSS %.0f MB%s",
             record["epoch"], "-" if record["loss"] is None else f"{record['loss']:.5f}", self.config.metric,
             "-" if metric is None else f"{metric:.4f}", self.best_value, self.best_epoch,
@@ -377,10 +422,10 @@ class Trainer:
         if self.run_dir is not None:
             rd.write_jsonl(self.run_dir / rd.METRICS_FILE, self.history)
             save_checkpoint(self.run_dir / rd.LAST_CHECKPOINT, self._checkpoint_state(record))
-        if self.stopped_early:
+        if self.stopped_early and self.is_main:
             log.info("early stop after epoch %d: no %s improvement in %d evaluations",
                      self.epoch, self.config.metric, self.config.patience)
-        for callback in self.callbacks:
+        for callback in self.callbacks if self.is_main else ():
             callback(record)
 
     def _calibrate(self) -> None:
@@ -390,17 +435,21 @@ class Trainer:
         state and the valid split evaluated; the best value wins (the neutral first candidate
         on ties) and is kept in the model's state -- and in ``best.pt``, so that every later
         path (``mmgcn evaluate``, ``recommend``) ranks with it -- and ``calibration.json``.
+        In a data-parallel run rank 0 evaluates the candidates and every rank applies its choice.
         """
         candidates = self.model.calibration_candidates()
         if not candidates:
             return
         cfg = self.config
         tried = []
-        for values in candidates:
-            self.model.apply_calibration(values)
-            result = evaluate(self.model, self.dataset, split="valid", ks=cfg.ks, mask=cfg.valid_mask,
-                              block_size=cfg.eval_block_size)
-            tried.append({"values": dict(values), "valid": result.metrics[cfg.metric]})
+        if self.is_main:
+            for values in candidates:
+                self.model.apply_calibration(values)
+                result = evaluate(self.model, self.dataset, split="valid", ks=cfg.ks, mask=cfg.valid_mask,
+                                  block_size=cfg.eval_block_size)
+                tried.append({"values": dict(values), "valid": result.metrics[cfg.metric]})
+        if self.dist is not None:
+            tried = self.dist.broadcast(tried)
         best = tried[0]
         for entry in tried[1:]:
             if entry["valid"] > best["valid"] + cfg.min_delta:
@@ -462,6 +511,11 @@ class Trainer:
         return result, cold_only
 
     # ------------------------------------------------------------------ helpers
+    @property
+    def is_main(self) -> bool:
+        """Whether this process evaluates and writes (always, unless a rank other than 0)."""
+        return self.dist is None or self.dist.is_main
+
     def _kept_checkpoints(self) -> str:
         """What a diverged run leaves behind (nothing of the diverged epoch is saved)."""
         if self.run_dir is None:
@@ -483,6 +537,7 @@ class Trainer:
             "optimizer": None if self.optimizer is None else self.optimizer.state_dict(),
             "sampler": None if self.sampler is None else self.sampler.state_dict(),
             "rng": capture_rng_state(),
+            **({"rng_ranks": self._rng_ranks} if self._rng_ranks is not None else {}),
             "best_value": self.best_value,
             "best_epoch": self.best_epoch,
             "bad_evals": self.bad_evals,

@@ -16,6 +16,7 @@ from mmgcn.bench.config import (
     parse_model_list,
 )
 from mmgcn.bench.grid import split_point
+from mmgcn.bench.runner import TrainerRunner
 from mmgcn.config import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -175,3 +176,11 @@ def test_variant_specs_layer_their_own_settings():
     assert config.grid_for(specs["mmgcn[image]:linear"]) is not None  # the registry name's
     with pytest.raises(ConfigError, match="variant label after a colon"):
         ModelSpec.parse("mmgcn:Bad Label")
+
+
+def test_num_neighbors_leaves_existing_bench_cells_unchanged():
+    runner, config = TrainerRunner(progress=False), BenchConfig()
+    default = runner.resolve(ModelSpec.parse("lightgcn"), {}, {}, config)
+    assert "num_neighbors" not in default["train"]  # finished cells keep their hash
+    sampled = runner.resolve(ModelSpec.parse("lightgcn"), {}, {"num_neighbors": [10, 5]}, config)
+    assert sampled["train"]["num_neighbors"] == [10, 5]

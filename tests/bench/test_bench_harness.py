@@ -424,5 +424,19 @@ def test_best_on_validation_selectors_in_comparisons(tmp_path: Path, tiny_datase
     assert res.comparison("popular", "recall@20", reference="bpr") is not None
     assert len(res.comparisons) == (2 + 1) * 2
     assert "selected for comparison: best:bpr,popular -> bpr" in (result.folder / "results.md").read_text()
+
+    # the README blocks of the further comparisons and of the degree breakdown
+    from mmgcn.bench.readme import render_blocks, verdict
+    text = render_blocks("<!-- mmgcn:comparisons tiny-quick -->\n<!-- /mmgcn:comparisons -->\n"
+                         "<!-- mmgcn:degrees tiny-quick -->\n<!-- /mmgcn:degrees -->\n", tmp_path / "results", {})
+    c = res.comparison("popular", "recall@20", reference="bpr")
+    row = next(line for line in text.splitlines() if line.startswith("| `popular` | `bpr` | Recall@20"))
+    assert f"{c.diff:+.4f} [{c.ci_low:+.4f}, {c.ci_high:+.4f}]" in row and row.endswith(f"| {verdict(c)} |")
+    block = text.split("<!-- mmgcn:degrees")[0]
+    pairs = [line.split(" | ")[:2] for line in block.splitlines() if line.startswith("| `")]
+    assert pairs and all(ref != "`mmgcn`" for _, ref in pairs)  # the reference column is in the main table
+    assert "`best:bpr,popular` -> bpr (best mean validation recall@20)" in text
+    degree_lines = [line for line in text.split("<!-- mmgcn:degrees tiny-quick -->")[1].splitlines() if line.startswith("| `")]
+    assert [line.split(" | ")[0] for line in degree_lines] == ["| `" + s.model + "`" for s in res.summaries]
     with pytest.raises(ConfigError, match="not in models"):
         make_config(tmp_path, comparisons=[["best:bpr,lightgcn", "mmgcn"]])

@@ -193,3 +193,14 @@ def test_paired_test_dict_round_trip_with_nan() -> None:
     assert data["t_stat"] is None
     back = PairedTest.from_dict(data)
     assert math.isnan(back.t_stat) and back.wilcoxon_p == 1.0
+
+
+def test_readme_verdict_says_unresolved_unless_significant() -> None:
+    from mmgcn.bench.readme import verdict
+
+    base = dict(model="a", reference="b", metric="recall@20", n_users=10, seeds_model=3, seeds_reference=3,
+                mean_model=0.2, mean_reference=0.1, diff=0.1, ci_low=-0.01, ci_high=0.2, p=0.06, n_boot=1000,
+                boot_seed=0)
+    assert verdict(SeedComparison(**base, p_holm=0.06)) == "unresolved"
+    assert verdict(SeedComparison(**base, p_holm=0.01)) == "`a` better"
+    assert verdict(SeedComparison(**{**base, "diff": -0.1}, p_holm=0.01)) == "`b` better"
