@@ -146,14 +146,18 @@ class GRCN(Recommender):
             {m: nn.Parameter(torch.empty(self.n_users, config.content_dim)) for m in self.modalities})
         self.user_embedding = nn.Parameter(torch.empty(self.n_users, config.dim))
         self.item_embedding = nn.Parameter(torch.empty(self.n_items, config.dim))
-        self.user_confidence = nn.Parameter(torch.empty(self.n_users, n_mod))
-        self.item_confidence = nn.Parameter(torch.empty(self.n_items, n_mod))
+        # confidences exist in "confid" mode only (a parameter no step uses would stall
+        # data-parallel training)
+        confid = config.weight_mode == "confid"
+        self.user_confidence = nn.Parameter(torch.empty(self.n_users, n_mod)) if confid else None
+        self.item_confidence = nn.Parameter(torch.empty(self.n_items, n_mod)) if confid else None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         for param in (self.user_embedding, self.item_embedding, self.user_confidence, self.item_confidence,
                       *self.preferences.values()):
-            nn.init.xavier_normal_(param)
+            if param is not None:
+                nn.init.xavier_normal_(param)
         for projection in self.projections.values():
             nn.init.xavier_normal_(projection.weight)
             nn.init.zeros_(projection.bias)
@@ -184,11 +188,12 @@ class GRCN(Recommender):
         to_item = self._softmax(scores, edges.items, keep, self.n_items)
         return p + edges.to_users(to_user, f), f + edges.to_items(to_item, p), to_user, to_item
 
-    def _edge_weights(self, attention: list[Tensor], confidence: Tensor) -> Tensor:
+    def _edge_weights(self, attention: list[Tensor], confidence: Tensor | None) -> Tensor:
         """One weight per edge ``(E,)`` from the modalities' attention ``[(E,)]`` and the
-        sources' confidences ``(E, M)``; modalities the edge's item lacks are left out."""
+        sources' confidences ``(E, M)`` (``None`` unless ``weight_mode="confid"``); modalities
+        the edge's item lacks are left out."""
         stacked = torch.stack(attention, dim=1)
-        if self.config.weight_mode == "confid":
+        if confidence is not None:
             stacked = stacked * confidence
         counted = self.edge_has_content
         if self.config.weight_mode == "mean":
@@ -208,8 +213,9 @@ class GRCN(Recommender):
             to_user.append(a_u)
             to_item.append(a_i)
         # the message i -> u is scaled by the item's confidence, u -> i by the user's
-        w_to_user = self._edge_weights(to_user, self.item_confidence[edges.items])
-        w_to_item = self._edge_weights(to_item, self.user_confidence[edges.users])
+        confid = self.user_confidence is not None
+        w_to_user = self._edge_weights(to_user, self.item_confidence[edges.items] if confid else None)
+        w_to_item = self._edge_weights(to_item, self.user_confidence[edges.users] if confid else None)
         x_u, x_i = F.normalize(self.user_embedding, dim=1), F.normalize(self.item_embedding, dim=1)
         id_u, id_i = x_u, x_i
         for _ in range(self.config.num_layers):

@@ -64,12 +64,16 @@ def _reference(model, dataset):
         w = torch.stack(values).mean() if cfg.weight_mode == "mean" else torch.stack(values).max()
         return torch.relu(w) if cfg.prune else w
 
+    # confidences exist in "confid" mode only
+    assert (model.item_confidence is not None) == (model.user_confidence is not None) == (cfg.weight_mode == "confid")
+    item_conf = model.item_confidence if model.item_confidence is not None else [None] * dataset.n_items
+    user_conf = model.user_confidence if model.user_confidence is not None else [None] * dataset.n_users
     x_u, x_i = F.normalize(model.user_embedding, dim=1), F.normalize(model.item_embedding, dim=1)
     sum_u, sum_i = x_u, x_i
     for _ in range(cfg.num_layers):
-        new_u = torch.stack([sum((weight(to_user, model.item_confidence[i], u, i) * x_i[i] for i in by_user[u]),
+        new_u = torch.stack([sum((weight(to_user, item_conf[i], u, i) * x_i[i] for i in by_user[u]),
                                  torch.zeros(cfg.dim)) for u in range(dataset.n_users)])
-        new_i = torch.stack([sum((weight(to_item, model.user_confidence[u], u, i) * x_u[u] for u in by_item[i]),
+        new_i = torch.stack([sum((weight(to_item, user_conf[u], u, i) * x_u[u] for u in by_item[i]),
                                  torch.zeros(cfg.dim)) for i in range(dataset.n_items)])
         x_u, x_i = new_u, new_i
         sum_u, sum_i = sum_u + x_u, sum_i + x_i
