@@ -38,7 +38,14 @@ from typing import Any
 import yaml
 
 from mmgcn.bench.results import BenchResults, read_results
-from mmgcn.bench.tables import UNABLE, _mean_std, _p_value, degree_rows, difference_cell, metric_label
+from mmgcn.bench.tables import (
+    UNABLE,
+    _mean_std,
+    _p_value,
+    degree_rows,
+    difference_cell,
+    metric_label,
+)
 
 _BLOCK = re.compile(
     r"(?P<open><!-- mmgcn:(?P<kind>results|cold-start|comparisons|degrees) (?P<folder>[A-Za-z0-9_.-]+) -->\n)"

@@ -15,7 +15,6 @@ import scipy.sparse as sp
 from mmgcn.bench.aggregate import read_per_user
 from mmgcn.bench.cells import MARKER, CellOutput, CellRunner, CellTask, load_per_user
 from mmgcn.bench.config import BenchConfig
-from mmgcn.errors import DataError
 from mmgcn.bench.harness import run_benchmark
 from mmgcn.bench.header import build_header
 from mmgcn.bench.report import rebuild
@@ -24,6 +23,7 @@ from mmgcn.bench.runner import TrainerRunner
 from mmgcn.bench.tables import header_lines, to_csv, to_markdown
 from mmgcn.config import ConfigError
 from mmgcn.data.dataset import Dataset
+from mmgcn.errors import DataError
 from mmgcn.eval.significance import compare, holm
 
 N_USERS = 40
