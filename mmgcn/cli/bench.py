@@ -176,7 +176,9 @@ def run_report(args: argparse.Namespace) -> int:
     if args.readme is not None:
         from mmgcn.bench.readme import update_readme
 
-        changed = update_readme(args.readme, args.directory, args.published)
+        # blocks name folders under the results root: DIR itself, or DIR's parent when DIR is one folder
+        root = args.directory.parent if (args.directory / "results.json").is_file() else args.directory
+        changed = update_readme(args.readme, root, args.published)
         print(f"{args.readme}: generated blocks {'rewritten' if changed else 'already up to date'}")
     for report in reports:
         if not args.quiet:
