@@ -71,7 +71,8 @@ def comparisons_note(results: BenchResults) -> str:
         f"Δ = model minus reference, mean over seeds and users, with its 95% seed-aware bootstrap "
         f"interval (training runs resampled per model, then users, paired); p: two-sided, "
         f"Holm-adjusted over the {n} comparisons of this page; * = significant (Holm p < 0.05). "
-        f"With 3 seeds an interval rests on 3 training runs per model: read it as provisional."
+        f"An interval rests on as many training runs per model as its seeds column shows: one "
+        f"resting on 3 or fewer is provisional."
     )
 
 
