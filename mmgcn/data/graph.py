@@ -4,35 +4,8 @@ New code imports from :mod:`mmgcn.graph` (the graph toolkit: bipartite operators
 kNN graphs, user-user co-interaction graphs, degree-sensitive pruning).
 """
 
-from mmgcn.graph.bipartite import (  # noqa: F401
-    ModalityGraph,
-    Norm,
-    bipartite_adjacency,
-    bipartite_blocks_scipy,
-    bipartite_operators,
-    connected_components,
-    degree_summary,
-    edge_index,
-    modality_graphs,
-    normalize_scipy,
-    normalized_adjacency,
-    scipy_to_torch_csr,
-    self_loop_weights,
-    to_networkx,
-)
+from mmgcn.graph import bipartite as _bipartite
+from mmgcn.graph.bipartite import *  # noqa: F401,F403  (the old names, one list: bipartite.__all__)
+from mmgcn.graph.bipartite import Norm  # noqa: F401
 
-__all__ = [
-    "ModalityGraph",
-    "bipartite_adjacency",
-    "bipartite_blocks_scipy",
-    "bipartite_operators",
-    "connected_components",
-    "degree_summary",
-    "edge_index",
-    "modality_graphs",
-    "normalize_scipy",
-    "normalized_adjacency",
-    "scipy_to_torch_csr",
-    "self_loop_weights",
-    "to_networkx",
-]
+__all__ = list(_bipartite.__all__)
