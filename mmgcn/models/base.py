@@ -248,22 +248,28 @@ class Recommender(nn.Module):
         return self._edgeless_ids
 
     def ranking_embed(self) -> Embeddings:
-        """The representations every ranking path scores with: :meth:`embed`, with the
-        ``edgeless_items`` policy applied.
+        """The representations every ranking path scores with: :meth:`embed` in eval mode
+        (the module's mode is restored after), with the ``edgeless_items`` policy applied.
 
         With ``"content"`` the rows of items without a train edge (and their part rows) are
         replaced by :meth:`represent_new_items` of their own raw features (and content
         masks): they are scored exactly as new items would be.
         """
-        emb = self.embed()
-        if getattr(self.config, "edgeless_items", "own") != "content" or self._edgeless_ids.size == 0:
-            return emb
-        modalities = tuple(getattr(self, "modalities", None) or self._edgeless_features)
-        device = emb.items.device
-        features = {m: self._edgeless_features[m].to(device) for m in modalities}
-        present = {m: torch.from_numpy(self._edgeless_present[m]).to(device) for m in modalities}
-        new = self.represent_new_items(features, present=present)
-        return emb.with_item_rows(torch.from_numpy(self._edgeless_ids).to(device), new)
+        # always in eval mode: a model may propagate over another graph while training (FREEDOM)
+        was_training = self.training
+        self.eval()
+        try:
+            emb = self.embed()
+            if getattr(self.config, "edgeless_items", "own") != "content" or self._edgeless_ids.size == 0:
+                return emb
+            modalities = tuple(getattr(self, "modalities", None) or self._edgeless_features)
+            device = emb.items.device
+            features = {m: self._edgeless_features[m].to(device) for m in modalities}
+            present = {m: torch.from_numpy(self._edgeless_present[m]).to(device) for m in modalities}
+            new = self.represent_new_items(features, present=present)
+            return emb.with_item_rows(torch.from_numpy(self._edgeless_ids).to(device), new)
+        finally:
+            self.train(was_training)
 
     @torch.no_grad()
     def recommend(

@@ -474,9 +474,7 @@ class Trainer:
         the cold test items only (``None`` when the test split has no cold item).
         """
         cfg = self.config
-        # one forward pass for both rankings, with the model's item-representation policy, in
-        # eval mode (models such as FREEDOM propagate over another graph while training)
-        self.model.eval()
+        # one forward pass for both rankings, with the model's item-representation policy
         emb = None
         if self.cold_only_test:
             with torch.no_grad():
