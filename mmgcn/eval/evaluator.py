@@ -37,6 +37,7 @@ from torch import Tensor
 from mmgcn.data.dataset import SPLITS, Dataset
 from mmgcn.eval.metrics import mark_covered_, ranking_metrics
 from mmgcn.models.base import Embeddings, Recommender
+from mmgcn.utils.modes import eval_mode
 from mmgcn.utils.ranking import binary_union, mask_rows_, top_k_items
 
 log = logging.getLogger(__name__)
@@ -206,9 +207,7 @@ def evaluate(
             f"nothing to evaluate"
         )
 
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         if emb is None:
             emb = model.ranking_embed()
         device = emb.items.device
@@ -269,8 +268,6 @@ def evaluate(
                         keep_np = keep.cpu().numpy()
                         group_users[name].append(block[keep_np])
                         group_npos[name].append(group_n[keep].cpu().numpy())
-    finally:
-        model.train(was_training)
 
     def collect(chunks: list[dict[str, Tensor]]) -> dict[str, np.ndarray]:
         return {name: torch.cat([c[name] for c in chunks]).cpu().numpy() for name in chunks[0]}

@@ -33,6 +33,7 @@ from torch import Tensor
 from mmgcn.data.dataset import SPLITS, Dataset
 from mmgcn.eval.metrics import top_k_items
 from mmgcn.models.base import Embeddings, NewItemsUnsupportedError, Recommender
+from mmgcn.utils.modes import eval_mode
 from mmgcn.utils.ranking import binary_union, mask_rows_
 
 #: relative tolerance of the check that contributions add up to the score
@@ -134,9 +135,7 @@ def explain_user(
         raise IndexError(f"user {user} is not in {dataset.name} (ids 0..{dataset.n_users - 1})")
     if k < 1:
         raise ValueError(f"k must be positive, got {k}")
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         emb = model.ranking_embed() if emb is None else emb
         device = emb.users.device
         users = torch.tensor([user], device=device)
@@ -159,8 +158,6 @@ def explain_user(
                 content_only = model.score(users, emb=new)[0].cpu().numpy()
             except NewItemsUnsupportedError:
                 content_only = None
-    finally:
-        model.train(was_training)
     out = []
     for pos, (value, item) in enumerate(zip(values.tolist(), items.tolist())):
         out.append(Explanation(
@@ -194,9 +191,7 @@ def explain_new_item(
     """
     if k < 1:
         raise ValueError(f"k must be positive, got {k}")
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         new = model.represent_new_items(features)
         if new.items.shape[0] != 1:
             raise ValueError(f"explain_new_item explains one item, got {new.items.shape[0]}")
@@ -211,8 +206,6 @@ def explain_new_item(
         if seen is not None:
             mask_rows_(catalogue, seen, users.cpu(), float("-inf"))
         above = (catalogue > values.unsqueeze(1)).sum(dim=1).cpu().numpy()
-    finally:
-        model.train(was_training)
     out = []
     for pos, (value, user) in enumerate(zip(values.tolist(), users.tolist())):
         out.append(Explanation(

@@ -46,6 +46,7 @@ from torch import Tensor, nn
 
 from mmgcn.config import ConfigError, from_dict
 from mmgcn.data.dataset import Dataset
+from mmgcn.utils.modes import eval_mode
 from mmgcn.utils.ranking import binary_union, mask_rows_, top_k_items
 
 
@@ -256,9 +257,7 @@ class Recommender(nn.Module):
         masks): they are scored exactly as new items would be.
         """
         # always in eval mode: a model may propagate over another graph while training (FREEDOM)
-        was_training = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             emb = self.embed()
             if getattr(self.config, "edgeless_items", "own") != "content" or self._edgeless_ids.size == 0:
                 return emb
@@ -268,8 +267,6 @@ class Recommender(nn.Module):
             present = {m: torch.from_numpy(self._edgeless_present[m]).to(device) for m in modalities}
             new = self.represent_new_items(features, present=present)
             return emb.with_item_rows(torch.from_numpy(self._edgeless_ids).to(device), new)
-        finally:
-            self.train(was_training)
 
     @torch.no_grad()
     def recommend(
@@ -292,9 +289,7 @@ class Recommender(nn.Module):
         bad = [m for m in mask if m not in self._seen]
         if bad:
             raise ValueError(f"recommend: mask may name {sorted(self._seen)}, got {bad}")
-        was_training = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             users = torch.as_tensor(users, dtype=torch.long)
             if users.numel() and (users.min() < 0 or users.max() >= self.n_users):
                 raise IndexError(f"user ids must be in [0, {self.n_users}), got {users.min()}..{users.max()}")
@@ -315,8 +310,6 @@ class Recommender(nn.Module):
             if not top_scores:
                 return torch.empty(0, k), torch.empty(0, k, dtype=torch.long)
             return torch.cat(top_scores), torch.cat(top_items)
-        finally:
-            self.train(was_training)
 
     def represent_new_items(
         self, features: Mapping[str, Tensor], present: Mapping[str, Tensor] | None = None

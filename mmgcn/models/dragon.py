@@ -82,6 +82,7 @@ from mmgcn.models.base import (
 from mmgcn.nn import BipartitePropagation, GraphPropagation, sparse_mm
 from mmgcn.nn.content import ItemContent
 from mmgcn.nn.losses import bpr_loss
+from mmgcn.utils.modes import eval_mode
 
 
 @dataclass(frozen=True)
@@ -227,9 +228,7 @@ class DRAGON(Recommender):
         """New items from their content and their rows of the frozen item graph (module docstring)."""
         checked = check_new_item_features(features, self.content.raw_dims, self.name)
         feats, masks = self.content.new_items(checked, present)
-        was_training = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             emb, catalogue = self._embed()
             items = torch.cat([self._item_layer0(m, feats[m], masks[m]) for m in self.modalities], dim=1)
             if self.config.item_layers > 0:
@@ -242,8 +241,6 @@ class DRAGON(Recommender):
                 neighbours = self._item_graph_states(catalogue, self.config.item_layers - 1)
                 items = items + sparse_mm(scipy_to_torch_csr(rows).to(items.device), neighbours)
             return Embeddings(emb.users, items, self._parts(emb.users, items))
-        finally:
-            self.train(was_training)
 
     def extra_repr(self) -> str:
         weights = ", ".join(f"{m}:{w:.2f}" for m, w in self.weights.items())

@@ -72,6 +72,7 @@ from mmgcn.models.base import (
 from mmgcn.nn import BipartitePropagation, GraphPropagation, LayerMean, sparse_mm
 from mmgcn.nn.content import ItemContent
 from mmgcn.nn.losses import bpr_loss, l2_reg
+from mmgcn.utils.modes import eval_mode
 
 
 @dataclass(frozen=True)
@@ -204,9 +205,7 @@ class FREEDOM(Recommender):
         checked = check_new_item_features(features, self.content.raw_dims, self.name)
         feats, masks = self.content.new_items(checked, present)
         n_new = next(iter(feats.values())).shape[0]
-        was_training = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             emb = self.embed()
             device = self.item_embedding.device
             content = self.item_embedding.new_zeros(n_new, self.config.dim)
@@ -221,8 +220,6 @@ class FREEDOM(Recommender):
                                     self._item_graph_states(self.config.item_layers - 1))
             zeros = torch.zeros_like(content)
             return Embeddings(emb.users, content, {"interactions": (emb.users, zeros), "item_graph": (emb.users, content)})
-        finally:
-            self.train(was_training)
 
     def extra_repr(self) -> str:
         weights = ", ".join(f"{m}:{w:.2f}" for m, w in self.weights.items())

@@ -61,6 +61,7 @@ from mmgcn.models.fusion_base import (
     FusionRecommender,
 )
 from mmgcn.nn.fusion import AttentionFusion, ConcatFusion
+from mmgcn.utils.modes import eval_mode
 
 
 # ---------------------------------------------------------------------- configs
@@ -186,9 +187,7 @@ class AttentionFusionModel(FusionRecommender):
         Column ``k`` belongs to ``self.part_names[k]`` (``"id"`` first); rows sum to 1. In
         the ``-graph`` variant these are the layer-0 weights, before propagation.
         """
-        was_training = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             id_emb, present = self._item_ids()
             att = self._fuse(id_emb, present, with_parts=False).attention
             if users is None:
@@ -197,8 +196,6 @@ class AttentionFusionModel(FusionRecommender):
                 raise ValueError("per-user attention weights need user_conditioned=True")
             user_vecs = self.user_emb.weight[torch.as_tensor(users, dtype=torch.long, device=id_emb.device)]
             return self.fusion.user_weights(user_vecs, att.keys, att.mask)
-        finally:
-            self.train(was_training)
 
 
 @register_model

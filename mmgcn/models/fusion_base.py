@@ -20,6 +20,7 @@ from mmgcn.models.base import Embeddings, ModelConfig, Recommender, check_new_it
 from mmgcn.nn.fusion import AttentionOutput, MLPScoreHead, check_modality_names
 from mmgcn.nn.losses import bpr_loss, l2_reg
 from mmgcn.nn.propagation import BipartitePropagation, layer_mean_propagation
+from mmgcn.utils.modes import eval_mode
 
 
 @dataclass(frozen=True)
@@ -305,9 +306,7 @@ class FusionRecommender(Recommender):
             content_present = torch.stack(
                 [torch.as_tensor(present[m], dtype=torch.bool, device=device).reshape(n_new) for m in self.modalities],
                 dim=1)
-        was_training = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             emb = self.embed()
             id_emb = self.item_emb.weight.new_zeros(n_new, self.config.dim)
             id_present = torch.zeros(n_new, dtype=torch.bool, device=device)
@@ -322,8 +321,6 @@ class FusionRecommender(Recommender):
                 items = torch.stack([i for _, i in parts.values()], dim=1).sum(dim=1)
                 return Embeddings(emb.users, items, parts)
             return Embeddings(emb.users, fused.fused * scale, {})
-        finally:
-            self.train(was_training)
 
     def extra_repr(self) -> str:
         dims = ", ".join(f"{m}:{getattr(self, f'_feat{k}').shape[1]}" for k, m in enumerate(self.modalities))

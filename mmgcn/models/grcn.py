@@ -81,6 +81,7 @@ from mmgcn.models.base import (
 from mmgcn.nn.bipartite_edges import BipartiteEdges
 from mmgcn.nn.content import ItemContent
 from mmgcn.nn.losses import bpr_loss
+from mmgcn.utils.modes import eval_mode
 
 
 @dataclass(frozen=True)
@@ -244,17 +245,13 @@ class GRCN(Recommender):
         """New items: zero ID part, their features as content parts (see the module docstring)."""
         checked = check_new_item_features(features, self.content.raw_dims, self.name)
         feats, masks = self.content.new_items(checked, present)
-        was_training = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             emb = self.embed()
             n_new = next(iter(feats.values())).shape[0]
             parts = {"id": (emb.parts["id"][0], emb.users.new_zeros(n_new, self.config.dim))}
             for m in self.modalities:
                 parts[m] = (emb.parts[m][0], self._features(m, feats[m], masks[m]))
             return Embeddings(emb.users, torch.cat([i for _, i in parts.values()], dim=1), parts)
-        finally:
-            self.train(was_training)
 
     def extra_repr(self) -> str:
         cfg = self.config

@@ -81,6 +81,7 @@ from mmgcn.nn import (
 )
 from mmgcn.nn.content import ItemContent
 from mmgcn.nn.losses import bpr_loss, l2_reg
+from mmgcn.utils.modes import eval_mode
 
 
 @dataclass(frozen=True)
@@ -254,9 +255,7 @@ class LATTICE(Recommender):
         checked = check_new_item_features(features, self.content.raw_dims, self.name)
         feats, masks = self.content.new_items(checked, present)
         n_new = next(iter(feats.values())).shape[0]
-        was_training = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             emb = self.embed()
             device = self.item_embedding.device
             content = self.item_embedding.new_zeros(n_new, self.config.dim)
@@ -276,8 +275,6 @@ class LATTICE(Recommender):
                 content = F.normalize(aggregated, dim=1)
             zeros = torch.zeros_like(content)
             return Embeddings(emb.users, content, {"interactions": (emb.users, zeros), "item_graph": (emb.users, content)})
-        finally:
-            self.train(was_training)
 
     def _new_learned_rows(
         self, feats: Mapping[str, Tensor], masks: Mapping[str, Tensor], alpha: Tensor

@@ -80,6 +80,7 @@ from mmgcn.nn import BipartitePropagation, LayerMean
 from mmgcn.nn.content import ItemContent
 from mmgcn.nn.hypergraph import dropout, gumbel_softmax, hypergraph_propagation
 from mmgcn.nn.losses import bpr_loss
+from mmgcn.utils.modes import eval_mode
 
 
 @dataclass(frozen=True)
@@ -265,9 +266,7 @@ class LGMRec(Recommender):
         cfg = self.config
         checked = check_new_item_features(features, self.content.raw_dims, self.name)
         feats, masks = self.content.new_items(checked, present)
-        was_training = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             out = self._forward()
             n_new = next(iter(feats.values())).shape[0]
             local = out.users.new_zeros(n_new, cfg.dim)
@@ -282,8 +281,6 @@ class LGMRec(Recommender):
             parts = {"interactions": (out.users, torch.zeros_like(local)), "modalities": (out.users, local),
                      "hypergraph": (out.users, glob)}
             return Embeddings(out.users, local + glob, parts)
-        finally:
-            self.train(was_training)
 
     def extra_repr(self) -> str:
         cfg = self.config

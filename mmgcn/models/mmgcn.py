@@ -44,6 +44,7 @@ from mmgcn.nn.losses import bpr_loss, l2_reg
 from mmgcn.nn.mmgcn_conv import ModalityGCN
 from mmgcn.nn.propagation import BipartitePropagation
 from mmgcn.nn.subgraph import Subgraph
+from mmgcn.utils.modes import eval_mode
 
 logger = logging.getLogger(__name__)
 
@@ -374,9 +375,7 @@ class MMGCN(Recommender):
         n_new = next(iter(feats.values())).shape[0]
         mask = None if present is None else torch.stack(
             [torch.as_tensor(present[m], dtype=torch.bool, device=device).reshape(n_new) for m in self.modalities])
-        was_training = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             emb = self.embed()
             # an edgeless graph between all users and the new items: the layers see the
             # new items exactly as they see cold items, and the forward pass is reused as is
@@ -391,8 +390,6 @@ class MMGCN(Recommender):
             weighted = self._fusion_weights(item_stack, mask) * item_stack
             parts = {m: (emb.users, weighted[k]) for k, m in enumerate(self.gcns)}
             return Embeddings(emb.users, weighted.sum(0), parts)
-        finally:
-            self.train(was_training)
 
 
 @register_model

@@ -78,6 +78,7 @@ from mmgcn.models.base import (
 )
 from mmgcn.nn.losses import bpr_loss, info_nce, l2_reg
 from mmgcn.nn.propagation import BipartitePropagation, GraphPropagation, layer_mean_propagation
+from mmgcn.utils.modes import eval_mode
 
 ID = "id"
 
@@ -307,9 +308,7 @@ class MMGCNPlus(Recommender):
         mask = {m: torch.ones(n_new, dtype=torch.bool, device=device) if present is None
                 else torch.as_tensor(present[m], dtype=torch.bool, device=device).reshape(n_new)
                 for m in self.modalities}
-        was_training = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             branches, _, _ = self._branches()
             neighbours = None
             if self.item_graph is not None:
@@ -318,8 +317,6 @@ class MMGCNPlus(Recommender):
                 neighbours = torch.sparse.mm(mean, self.item_id)
             contents = {m: self._content(m, feats[m], mask[m]) for m in self.modalities}
             return self._as_new(neighbours, contents, {b: u for b, (u, _) in branches.items()})
-        finally:
-            self.train(was_training)
 
     # ------------------------------------------------------------ calibration
     @torch.no_grad()
@@ -331,16 +328,12 @@ class MMGCNPlus(Recommender):
         if (not self.config.calibrate_new_items or self.config.edgeless_items != "content"
                 or self.edgeless_item_ids.size == 0):
             return []
-        was_training = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             self.new_item_offset.zero_()
             emb = self.ranking_embed()
             users = torch.arange(min(self.n_users, 2000), device=emb.users.device)
             top = self.score(users, emb=emb).topk(min(20, self.n_items), dim=1).values
             gap = float((top[:, 0] - top[:, -1]).mean())
-        finally:
-            self.train(was_training)
         return [{"new_item_offset": factor * gap} for factor in self.config.calibrate_new_items]
 
     def apply_calibration(self, values: Mapping[str, float]) -> None:
