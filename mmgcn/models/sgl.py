@@ -21,15 +21,15 @@ from mmgcn.nn.propagation import BipartitePropagation, LayerMean
 
 
 @dataclass(frozen=True)
-class SGLConfig(ModelConfig):
-    """Configuration of :class:`SGL` (see the class docstring for each field)."""
+class ContrastiveGCNConfig(ModelConfig):
+    """The fields SGL and SimGCL share: a LightGCN backbone plus an InfoNCE term between two
+    views (each model adds how its views differ, and its own defaults)."""
 
     dim: int = 64
     reg_weight: float = 1e-4
     num_layers: int = 3
     ssl_weight: float = 0.1
     temperature: float = 0.2
-    edge_dropout: float = 0.1
 
     def __post_init__(self) -> None:
         if self.dim <= 0:
@@ -40,6 +40,16 @@ class SGLConfig(ModelConfig):
             raise ValueError(f"reg_weight and ssl_weight must be >= 0, got {self.reg_weight}, {self.ssl_weight}")
         if not self.temperature > 0:
             raise ValueError(f"temperature must be positive, got {self.temperature}")
+
+
+@dataclass(frozen=True)
+class SGLConfig(ContrastiveGCNConfig):
+    """Configuration of :class:`SGL` (see the class docstring for each field)."""
+
+    edge_dropout: float = 0.1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
         if not 0.0 <= self.edge_dropout < 1.0:
             raise ValueError(f"edge_dropout must be in [0, 1), got {self.edge_dropout}")
 

@@ -16,30 +16,21 @@ from torch import Tensor, nn
 
 from mmgcn.data.dataset import Dataset
 from mmgcn.models.base import Embeddings, ModelConfig, Recommender, register_model
+from mmgcn.models.sgl import ContrastiveGCNConfig
 from mmgcn.nn.losses import bpr_loss, info_nce, l2_reg
 from mmgcn.nn.propagation import BipartitePropagation
 
 
 @dataclass(frozen=True)
-class SimGCLConfig(ModelConfig):
+class SimGCLConfig(ContrastiveGCNConfig):
     """Configuration of :class:`SimGCL` (see the class docstring for each field)."""
 
-    dim: int = 64
-    reg_weight: float = 1e-4
     num_layers: int = 2
     ssl_weight: float = 0.5
-    temperature: float = 0.2
     noise_eps: float = 0.1
 
     def __post_init__(self) -> None:
-        if self.dim <= 0:
-            raise ValueError(f"dim must be positive, got {self.dim}")
-        if self.num_layers < 1:
-            raise ValueError(f"num_layers must be >= 1, got {self.num_layers}")
-        if self.reg_weight < 0 or self.ssl_weight < 0:
-            raise ValueError(f"reg_weight and ssl_weight must be >= 0, got {self.reg_weight}, {self.ssl_weight}")
-        if not self.temperature > 0:
-            raise ValueError(f"temperature must be positive, got {self.temperature}")
+        super().__post_init__()
         if self.noise_eps < 0:
             raise ValueError(f"noise_eps must be >= 0, got {self.noise_eps}")
 
