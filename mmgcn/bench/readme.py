@@ -14,6 +14,8 @@ A Markdown file marks each generated block with an opening and a closing comment
     <!-- /mmgcn:comparisons -->
     <!-- mmgcn:degrees tiktok -->           test metric by user train-degree bucket
     <!-- /mmgcn:degrees -->
+    <!-- mmgcn:output scale/output.txt -->  a benchmark script's committed printed output
+    <!-- /mmgcn:output -->
 
 ``mmgcn report benchmarks/results --readme README.md`` rewrites every block from
 ``<results root>/<folder>/results.json``: the main table (test Recall@20 / NDCG@20 mean ±
@@ -23,7 +25,9 @@ files where ``benchmarks/published.yaml`` has them; the cold-start block shows e
 model's cold-only, warm and cold (all-items ranking) Recall@20; the comparisons block lists
 the configured pairs beyond the reference (the ``best:`` choices resolved on validation)
 with their seed-aware interval, Holm-adjusted p and a verdict that says "unresolved" unless
-the interval excludes zero; the degrees block the breakdown by user train degree.
+the interval excludes zero; the degrees block the breakdown by user train degree; an output
+block quotes a file under the results root verbatim (the printed table of a script such as
+``benchmarks/scale.py``, committed beside its JSON).
 ``check_readme`` tells
 whether a file's blocks are what the JSON gives (a test keeps the README honest with it).
 """
@@ -48,7 +52,7 @@ from mmgcn.bench.tables import (
 )
 
 _BLOCK = re.compile(
-    r"(?P<open><!-- mmgcn:(?P<kind>results|cold-start|comparisons|degrees) (?P<folder>[A-Za-z0-9_.-]+) -->\n)"
+    r"(?P<open><!-- mmgcn:(?P<kind>results|cold-start|comparisons|degrees|output) (?P<folder>[A-Za-z0-9_./-]+) -->\n)"
     r"(?P<body>.*?)"
     r"(?P<close><!-- /mmgcn:(?P=kind) -->)",
     re.DOTALL,
@@ -135,6 +139,16 @@ def degrees_table(results: BenchResults) -> str:
     return "\n".join("| " + " | ".join(r) + " |" for r in table) + "\n"
 
 
+def output_block(root: Path, name: str) -> str:
+    """A benchmark script's committed printed output (``<root>/<name>``), verbatim in a
+    fenced block: the README quotes the measured table, it never retypes it."""
+    parts = Path(name).parts
+    if Path(name).is_absolute() or ".." in parts or len(parts) < 2:
+        raise ValueError(f"README output block: {name!r} must name a file inside a results folder (FOLDER/FILE)")
+    text = (root / name).read_text(encoding="utf-8").rstrip("\n")
+    return f"```text\n{text}\n```\n"
+
+
 _RENDER = {"results": None, "cold-start": cold_start_table, "comparisons": comparisons_table, "degrees": degrees_table}
 
 
@@ -144,8 +158,10 @@ def render_blocks(text: str, results_root: str | Path, published: Mapping[str, M
 
     def replace(match: re.Match[str]) -> str:
         folder = match["folder"]
-        results = read_results(root / folder)
         kind = match["kind"]
+        if kind == "output":
+            return match["open"] + output_block(root, folder) + match["close"]
+        results = read_results(root / folder)
         body = results_table(results, published.get(folder)) if kind == "results" else _RENDER[kind](results)
         return match["open"] + body + match["close"]
 
@@ -175,4 +191,4 @@ def check_readme(path: str | Path, results_root: str | Path, published: str | Pa
 
 
 __all__ = ["check_readme", "cold_start_table", "comparisons_table", "degrees_table", "load_published",
-           "render_blocks", "results_table", "update_readme", "verdict"]
+           "output_block", "render_blocks", "results_table", "update_readme", "verdict"]

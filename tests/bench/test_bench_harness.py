@@ -440,3 +440,24 @@ def test_best_on_validation_selectors_in_comparisons(tmp_path: Path, tiny_datase
     assert [line.split(" | ")[0] for line in degree_lines] == ["| `" + s.model + "`" for s in res.summaries]
     with pytest.raises(ConfigError, match="not in models"):
         make_config(tmp_path, comparisons=[["best:bpr,lightgcn", "mmgcn"]])
+
+
+def test_readme_output_blocks_quote_a_scripts_committed_output(tmp_path: Path) -> None:
+    from mmgcn.bench.readme import check_readme, render_blocks, update_readme
+
+    (tmp_path / "scale").mkdir()
+    (tmp_path / "scale" / "output.txt").write_text("size  s/epoch\ntiktok  10\n\n", encoding="utf-8")
+    readme = tmp_path / "README.md"
+    readme.write_text("text\n<!-- mmgcn:output scale/output.txt -->\nstale 99\n<!-- /mmgcn:output -->\nmore\n")
+    assert check_readme(readme, tmp_path) == ["scale/output.txt"]
+    assert update_readme(readme, tmp_path)
+    assert readme.read_text() == ("text\n<!-- mmgcn:output scale/output.txt -->\n```text\nsize  s/epoch\n"
+                                  "tiktok  10\n```\n<!-- /mmgcn:output -->\nmore\n")
+    assert check_readme(readme, tmp_path) == []
+    # a re-measured table makes the README stale again
+    (tmp_path / "scale" / "output.txt").write_text("size  s/epoch\ntiktok  11\n", encoding="utf-8")
+    assert check_readme(readme, tmp_path) == ["scale/output.txt"]
+    # only files inside a results folder
+    for bad in ("../secret.txt", "output.txt"):
+        with pytest.raises(ValueError, match="inside a results folder"):
+            render_blocks(f"<!-- mmgcn:output {bad} -->\n<!-- /mmgcn:output -->", tmp_path, {})
