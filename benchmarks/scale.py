@@ -306,6 +306,7 @@ COLUMNS = [  # (label, cell key, value key, scale, format)
 
 
 def print_table(results: dict[str, Any], sizes: list[str], meta: dict[str, Any]) -> dict[str, Any]:
+    """Print one row per measured figure and one column per size, the fitted exponent last."""
     rows = [s for s in sizes if s in results and "data" in results[s] and "train_edges" in results[s]["data"]]
     print(f"Scale on the synthetic generator ({meta['host']}, {meta['cpus']} CPUs, {meta['threads']} torch threads, "
           f"batch {meta['batch_size']}, sampled = {meta['fanout']} neighbours per node and hop, 3 hops).")
@@ -314,32 +315,37 @@ def print_table(results: dict[str, Any], sizes: list[str], meta: dict[str, Any])
     print("At a fixed batch an epoch has edges/batch steps, so its exponent is 1 + the step's: the work of one "
           "step (s/step) is what should grow linearly with the edges; with the trainer's automatic batch size "
           "(128 steps per epoch beyond 262,144 train interactions) an epoch costs about 128 steps.")
-    header = f"{'size':<7} {'users':>9} {'items':>8} {'train edges':>12} " + " ".join(
-        f"{label:>{max(len(label), 8)}}" for label, *_ in COLUMNS)
-    print(header)
     edges = {s: results[s]["data"]["train_edges"] for s in rows}
-    for size in rows:
-        cells = results[size]
-        line = f"{size:<7} {cells['data']['n_users']:>9,} {cells['data']['n_items']:>8,} {edges[size]:>12,} "
-        values = []
-        for label, key, field, scale, fmt in COLUMNS:
-            cell = cells.get(key, {})
-            if "failed" in cell and field not in cell:
-                text = "FAIL"
-            elif field in cell:
-                text = fmt.format(cell[field] / scale)
-            else:
-                text = "-"
-            values.append(f"{text:>{max(len(label), 8)}}")
-        print(line + " ".join(values))
+    width = max([12] + [len(f"{edges[s]:,}") + 1 for s in rows])
+    label_width = max(len(label) for label, *_ in COLUMNS)
+    print(f"{'':<{label_width}} " + "".join(f"{s:>{width}}" for s in rows) + f"{'b':>8}")
+    for name, key in (("users", "n_users"), ("items", "n_items"), ("train edges", "train_edges")):
+        print(f"{name:<{label_width}} " + "".join(f"{results[s]['data'][key]:>{width},}" for s in rows))
     exponents = {}
-    line = f"{'b (y ~ edges^b)':<39} "
-    for label, key, field, _, _ in COLUMNS:
+    for label, key, field, scale, fmt in COLUMNS:
+        values = []
+        for size in rows:
+            cell = results[size].get(key, {})
+            if "failed" in cell and field not in cell:
+                values.append("FAIL")
+            elif field in cell:
+                values.append(fmt.format(cell[field] / scale))
+            else:
+                values.append("-")
         ok = [s for s in rows if field in results[s].get(key, {}) and "failed" not in results[s].get(key, {})]
         b = fit_exponent([edges[s] for s in ok], [results[s][key][field] for s in ok])
         exponents[label] = {"b": b, "sizes": ok}
-        line += f"{('-' if b is None else f'{b:.2f}'):>{max(len(label), 8)}} "
-    print(line)
+        print(f"{label:<{label_width}} " + "".join(f"{v:>{width}}" for v in values)
+              + f"{('-' if b is None else f'{b:.2f}'):>8}")
+    loads = []
+    for size in rows:
+        values = [v for cell in results[size].values() if isinstance(cell, dict)
+                  for v in cell.get("load_avg", [])]
+        loads.append(f"{np.mean(values):.1f}" if values else "-")
+    print(f"{'load average (2 CPUs)':<{label_width}} " + "".join(f"{v:>{width}}" for v in loads))
+    print("b: least-squares slope of log(figure) on log(train edges) over the sizes measured; - = not measured; "
+          "load average: the 1-minute load at the cells' start and end, averaged (above the CPU count, "
+          "other jobs shared the cores and every time is inflated)")
     failures = [(s, key, cell["failed"]) for s in rows for key, cell in results[s].items()
                 if isinstance(cell, dict) and "failed" in cell]
     failures += [(s, "data", results[s]["data"]["failed"]) for s in sizes
