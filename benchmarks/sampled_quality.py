@@ -19,7 +19,7 @@ finished runs. The table compares sampled against full per model with the seed-a
 hierarchical bootstrap of :func:`mmgcn.eval.significance.compare` (training runs, then
 users, paired): the difference of means, its 95% interval, and the interval relative to the
 full-graph mean; "within 5%" means the whole interval lies above -5% of the full-graph mean
-(sampled is not more than 5% worse). ``<out>/sampled_quality.json`` holds the table.
+(sampled is not more than 5% worse). ``<out>/sampled_quality-n<fan-out>.json`` holds the table.
 """
 
 from __future__ import annotations
@@ -75,14 +75,21 @@ def run_one(model_name: str, mode: str, seed: int, fanout: int, out: Path, threa
         "valid": valid.metrics, "test": result.test.metrics,
         "machine": {"host": platform.node(), "threads": threads, "load_avg_end": os.getloadavg()},
     }
-    stem = out / "runs" / f"{model_name}-{mode}-seed{seed}"
+    stem = run_stem(out, model_name, mode, seed, fanout)
     np.savez(f"{stem}.npz", valid_users=valid.users, valid=valid.per_user[METRIC],
              test_users=result.test.users, test=result.test.per_user[METRIC])
     atomic_write_json(f"{stem}.json", record)
     return record
 
 
-def report(out: Path, models: list[str], seeds: list[int]) -> dict:
+def run_stem(out: Path, model: str, mode: str, seed: int, num_neighbors: int) -> Path:
+    """Where one run's files live: the sampled runs carry their fan-out in the name, so that
+    a run with another ``--num-neighbors`` is never mistaken for a finished one."""
+    tag = f"sampled{num_neighbors}" if mode == "sampled" else mode
+    return out / "runs" / f"{model}-{tag}-seed{seed}"
+
+
+def report(out: Path, models: list[str], seeds: list[int], num_neighbors: int) -> dict:
     from mmgcn.eval.significance import compare
 
     table = {}
@@ -91,7 +98,7 @@ def report(out: Path, models: list[str], seeds: list[int]) -> dict:
         records = {mode: [] for mode in ("full", "sampled")}
         for mode in runs:
             for seed in seeds:
-                stem = out / "runs" / f"{model}-{mode}-seed{seed}"
+                stem = run_stem(out, model, mode, seed, num_neighbors)
                 if not Path(f"{stem}.json").is_file():
                     continue
                 records[mode].append(json.loads(Path(f"{stem}.json").read_text()))
@@ -154,17 +161,17 @@ def main() -> None:
         for model in args.models:
             for seed in args.seeds:
                 for mode in ("full", "sampled"):
-                    stem = args.out / "runs" / f"{model}-{mode}-seed{seed}"
+                    stem = run_stem(args.out, model, mode, seed, args.num_neighbors)
                     if Path(f"{stem}.json").is_file():
                         continue
                     record = run_one(model, mode, seed, args.num_neighbors, args.out, args.threads)
                     print(f"{model} {mode} seed {seed}: valid {record['valid'][METRIC]:.4f} test "
                           f"{record['test'][METRIC]:.4f} (best epoch {record['best_epoch']} of {record['epochs']}, "
                           f"{record['seconds']:.0f} s)", flush=True)
-    table = report(args.out, args.models, args.seeds)
+    table = report(args.out, args.models, args.seeds, args.num_neighbors)
     from mmgcn.utils.io import atomic_write_json
 
-    atomic_write_json(args.out / "sampled_quality.json", table)
+    atomic_write_json(args.out / f"sampled_quality-n{args.num_neighbors}.json", table)
     print_table(table)
 
 
