@@ -342,7 +342,8 @@ def print_table(results: dict[str, Any], sizes: list[str], meta: dict[str, Any])
         values = [v for cell in results[size].values() if isinstance(cell, dict)
                   for v in cell.get("load_avg", [])]
         loads.append(f"{np.mean(values):.1f}" if values else "-")
-    print(f"{'load average (2 CPUs)':<{label_width}} " + "".join(f"{v:>{width}}" for v in loads))
+    load_label = f"load average ({meta['cpus']} CPUs)"
+    print(f"{load_label:<{label_width}} " + "".join(f"{v:>{width}}" for v in loads))
     print("b: least-squares slope of log(figure) on log(train edges) over the sizes measured; - = not measured; "
           "load average: the 1-minute load at the cells' start and end, averaged (above the CPU count, "
           "other jobs shared the cores and every time is inflated)")
