@@ -161,3 +161,23 @@ def test_cli_bench_with_no_cells_or_bad_specs_is_one_line(tmp_path, capsys):
         err = capsys.readouterr().err.strip()
         assert needle in err and err.count("\n") == 0 and "Traceback" not in err
     assert not (tmp_path / "o").exists()
+
+
+def test_cli_bench_set_value_that_yaml_reads_as_a_mapping_is_one_line(tmp_path, capsys, monkeypatch, data_root):
+    # met while working: an unquoted "--set budget_note=cold-start protocol: 3 seeds" is YAML
+    # for a mapping, not a string; the run must stop with one line naming the key
+    good = tmp_path / "b.yaml"
+    good.write_text("dataset: synthetic\nmodels: [bpr]\n")
+    args = ["bench", "--config", str(good), "--set", "budget_note=cold-start protocol: 3 seeds",
+            "--out", str(tmp_path / "o")]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert "budget_note: expected a string" in err and err.count("\n") == 0 and "Traceback" not in err
+    assert not (tmp_path / "o").exists()
+    # quoted, the same value is a string and the config is accepted (dry run: nothing trains)
+    monkeypatch.setenv("MMGCN_DATA", str(data_root))
+    real = tmp_path / "tiktok.yaml"
+    real.write_text("dataset: tiktok\nmodels: [bpr]\n")
+    args[2], args[4] = str(real), 'budget_note="cold-start protocol: 3 seeds"'
+    assert main([*args, "--dry-run"]) == 0
+    assert "dry run: 3 runs" in capsys.readouterr().out
