@@ -369,54 +369,6 @@ class Recommender(nn.Module):
         return f"n_users={self.n_users}, n_items={self.n_items}, config={self.config}"
 
 
-def check_new_item_features(
-    features: Mapping[str, Tensor], dims: Mapping[str, int], model: str, device: torch.device | None = None
-) -> dict[str, Tensor]:
-    """Validate new items' features against the model's modalities and widths.
-
-    Args:
-        features: ``{modality: (n_new, d_m)}`` tensors or arrays.
-        dims: ``{modality: d_m}`` the model was built with, in the model's order.
-        model: the model name, for messages.
-        device: where the returned tensors go (default: unchanged).
-
-    Returns:
-        ``{modality: (n_new, d_m) float32}`` in the order of ``dims``.
-
-    Raises:
-        ValueError: missing or unknown modalities, bad shapes, differing row counts,
-            NaN / inf values.
-    """
-    missing = [m for m in dims if m not in features]
-    unknown = [m for m in features if m not in dims]
-    if missing or unknown:
-        raise ValueError(
-            f"model '{model}' reads modalities {list(dims)}; new-item features "
-            f"{'lack ' + str(missing) if missing else ''}{' and ' if missing and unknown else ''}"
-            f"{'have unknown ' + str(unknown) if unknown else ''}"
-        )
-    out: dict[str, Tensor] = {}
-    n_rows = None
-    for m, width in dims.items():
-        value = torch.as_tensor(features[m])
-        if value.dim() != 2 or value.shape[1] != width:
-            raise ValueError(f"new-item features '{m}' must be (n_new, {width}), got shape {tuple(value.shape)}")
-        if n_rows is None:
-            n_rows = value.shape[0]
-        if value.shape[0] != n_rows or value.shape[0] == 0:
-            raise ValueError(
-                f"new-item features must have the same positive number of rows in every modality, got "
-                f"{ {k: int(torch.as_tensor(features[k]).shape[0]) for k in dims} }"
-            )
-        if value.is_complex() or value.dtype == torch.bool:
-            raise ValueError(f"new-item features '{m}' must be real floats, got {value.dtype}")
-        value = value.detach().to(torch.float32)
-        if not torch.isfinite(value).all():
-            raise ValueError(f"new-item features '{m}' contain NaN or inf")
-        out[m] = value if device is None else value.to(device)
-    return out
-
-
 # ---------------------------------------------------------------------- registry
 MODEL_REGISTRY: dict[str, type[Recommender]] = {}
 

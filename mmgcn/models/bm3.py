@@ -32,7 +32,6 @@ from mmgcn.models.base import (
     Embeddings,
     ModelConfig,
     Recommender,
-    check_new_item_features,
     register_model,
 )
 from mmgcn.nn.content import ItemContent
@@ -185,8 +184,7 @@ class BM3(Recommender):
         :math:`f_p(\hat h_i)` ``(n_new, d)``, where :math:`\hat h_i` is the content estimate
         of the item's ID view; an item with no modality at all gets :math:`\hat h_i = 0`.
         """
-        checked = check_new_item_features(features, self.content.raw_dims, self.name)
-        feats, masks = self.content.new_items(checked, present)
+        feats, masks = self.content.new_items(features, present)
         n_new = next(iter(feats.values())).shape[0]
         direction = self.predictor.weight.new_zeros(n_new, self.config.dim)
         for m in self.modalities:

@@ -54,7 +54,6 @@ from mmgcn.models.base import (
     Embeddings,
     ModelConfig,
     Recommender,
-    check_new_item_features,
     register_model,
 )
 from mmgcn.nn.content import ItemContent
@@ -381,8 +380,7 @@ class DiffMM(Recommender):
     ) -> Embeddings:
         r"""Content-only representations of unseen items: :math:`(L+1) M_i + \lambda_r
         \mathrm{norm}(M_i)` with :math:`M_i = \sum_m \omega_m f^m_i` (see the class docstring)."""
-        checked = check_new_item_features(features, self.content.raw_dims, self.name)
-        feats, masks = self.content.new_items(checked, present)
+        feats, masks = self.content.new_items(features, present)
         weights = torch.softmax(self.modal_weight, dim=0)
         modal = None
         for index, m in enumerate(self.modalities):

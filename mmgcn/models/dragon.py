@@ -76,7 +76,6 @@ from mmgcn.models.base import (
     Embeddings,
     ModelConfig,
     Recommender,
-    check_new_item_features,
     register_model,
 )
 from mmgcn.nn import BipartitePropagation, GraphPropagation, sparse_mm
@@ -226,8 +225,7 @@ class DRAGON(Recommender):
         self, features: Mapping[str, Tensor], present: Mapping[str, Tensor] | None = None
     ) -> Embeddings:
         """New items from their content and their rows of the frozen item graph (module docstring)."""
-        checked = check_new_item_features(features, self.content.raw_dims, self.name)
-        feats, masks = self.content.new_items(checked, present)
+        feats, masks = self.content.new_items(features, present)
         with eval_mode(self):
             emb, catalogue = self._embed()
             items = torch.cat([self._item_layer0(m, feats[m], masks[m]) for m in self.modalities], dim=1)

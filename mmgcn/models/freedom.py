@@ -66,7 +66,6 @@ from mmgcn.models.base import (
     Embeddings,
     ModelConfig,
     Recommender,
-    check_new_item_features,
     register_model,
 )
 from mmgcn.nn import BipartitePropagation, GraphPropagation, LayerMean, sparse_mm
@@ -202,8 +201,7 @@ class FREEDOM(Recommender):
         self, features: Mapping[str, Tensor], present: Mapping[str, Tensor] | None = None
     ) -> Embeddings:
         """New items as rows of the frozen item-item graph (see the module docstring)."""
-        checked = check_new_item_features(features, self.content.raw_dims, self.name)
-        feats, masks = self.content.new_items(checked, present)
+        feats, masks = self.content.new_items(features, present)
         n_new = next(iter(feats.values())).shape[0]
         with eval_mode(self):
             emb = self.embed()

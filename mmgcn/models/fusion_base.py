@@ -16,7 +16,8 @@ from torch import Tensor, nn
 
 from mmgcn.data.dataset import Dataset
 from mmgcn.features.transforms import fit_feature_transforms
-from mmgcn.models.base import Embeddings, ModelConfig, Recommender, check_new_item_features
+from mmgcn.models.base import Embeddings, ModelConfig, Recommender
+from mmgcn.nn.content import check_new_item_features
 from mmgcn.nn.fusion import AttentionOutput, MLPScoreHead, check_modality_names
 from mmgcn.nn.losses import bpr_loss, l2_reg
 from mmgcn.nn.propagation import BipartitePropagation, layer_mean_propagation

@@ -75,7 +75,6 @@ from mmgcn.models.base import (
     Embeddings,
     ModelConfig,
     Recommender,
-    check_new_item_features,
     register_model,
 )
 from mmgcn.nn.bipartite_edges import BipartiteEdges
@@ -243,8 +242,7 @@ class GRCN(Recommender):
         self, features: Mapping[str, Tensor], present: Mapping[str, Tensor] | None = None
     ) -> Embeddings:
         """New items: zero ID part, their features as content parts (see the module docstring)."""
-        checked = check_new_item_features(features, self.content.raw_dims, self.name)
-        feats, masks = self.content.new_items(checked, present)
+        feats, masks = self.content.new_items(features, present)
         with eval_mode(self):
             emb = self.embed()
             n_new = next(iter(feats.values())).shape[0]

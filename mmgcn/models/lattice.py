@@ -68,7 +68,6 @@ from mmgcn.models.base import (
     Embeddings,
     ModelConfig,
     Recommender,
-    check_new_item_features,
     register_model,
 )
 from mmgcn.nn import (
@@ -252,8 +251,7 @@ class LATTICE(Recommender):
         self, features: Mapping[str, Tensor], present: Mapping[str, Tensor] | None = None
     ) -> Embeddings:
         """New items as rows of the learned and frozen item graphs (see the module docstring)."""
-        checked = check_new_item_features(features, self.content.raw_dims, self.name)
-        feats, masks = self.content.new_items(checked, present)
+        feats, masks = self.content.new_items(features, present)
         n_new = next(iter(feats.values())).shape[0]
         with eval_mode(self):
             emb = self.embed()

@@ -73,7 +73,6 @@ from mmgcn.models.base import (
     Embeddings,
     ModelConfig,
     Recommender,
-    check_new_item_features,
     register_model,
 )
 from mmgcn.nn import BipartitePropagation, LayerMean
@@ -264,8 +263,7 @@ class LGMRec(Recommender):
     ) -> Embeddings:
         """New items through the catalogue's hyperedges (see the module docstring)."""
         cfg = self.config
-        checked = check_new_item_features(features, self.content.raw_dims, self.name)
-        feats, masks = self.content.new_items(checked, present)
+        feats, masks = self.content.new_items(features, present)
         with eval_mode(self):
             out = self._forward()
             n_new = next(iter(feats.values())).shape[0]

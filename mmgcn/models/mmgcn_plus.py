@@ -73,9 +73,9 @@ from mmgcn.models.base import (
     Embeddings,
     ModelConfig,
     Recommender,
-    check_new_item_features,
     register_model,
 )
+from mmgcn.nn.content import check_new_item_features
 from mmgcn.nn.losses import bpr_loss, info_nce, l2_reg
 from mmgcn.nn.propagation import BipartitePropagation, GraphPropagation, layer_mean_propagation
 from mmgcn.utils.modes import eval_mode

@@ -22,9 +22,9 @@ from mmgcn.models.base import (
     Embeddings,
     ModelConfig,
     Recommender,
-    check_new_item_features,
     register_model,
 )
+from mmgcn.nn.content import check_new_item_features
 from mmgcn.nn.losses import bpr_loss, l2_reg
 
 

@@ -15,7 +15,8 @@ freeze=False)``). :class:`ItemContent` holds that state once:
   parameter initialised from it (``trainable=True``);
 * :meth:`present`: ``(n_items,)`` bool, items with content of the modality (the others'
   rows are fills, and models leave them out);
-* :meth:`new_items`: validated, transformed features of new items (cold start).
+* :meth:`new_items`: validated, transformed features of new items (cold start);
+  :func:`check_new_item_features` validates new items' raw features for any model.
 """
 
 from __future__ import annotations
@@ -108,17 +109,20 @@ class ItemContent(nn.Module):
     def new_items(
         self, features: Mapping[str, Tensor], present: Mapping[str, Tensor] | None = None
     ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
-        """Transformed features and presence masks of new items.
+        """Validated, transformed features and presence masks of new items.
 
         Args:
-            features: ``{modality: (n_new, d_m)}`` RAW features, one per modality, validated
-                by the model (:func:`mmgcn.models.base.check_new_item_features` with
-                :attr:`raw_dims`).
+            features: ``{modality: (n_new, d_m)}`` RAW features, one per modality (checked
+                against :attr:`raw_dims` by :func:`check_new_item_features`).
             present: optional ``{modality: (n_new,) bool}`` (default: all have content).
 
         Returns:
             ``({modality: (n_new, d_m)}, {modality: (n_new,) bool})`` on the model's device.
+
+        Raises:
+            ValueError: what :func:`check_new_item_features` refuses.
         """
+        features = check_new_item_features(features, self.raw_dims, self.model)
         device = self.base(self.modalities[0]).device
         n_new = next(iter(features.values())).shape[0]
         out = {m: self.transforms[m](features[m].to(device)) for m in self.modalities}
@@ -134,4 +138,52 @@ class ItemContent(nn.Module):
         return f"modalities=[{dims}], trainable={self.trainable}"
 
 
-__all__ = ["ItemContent"]
+def check_new_item_features(
+    features: Mapping[str, Tensor], dims: Mapping[str, int], model: str, device: torch.device | None = None
+) -> dict[str, Tensor]:
+    """Validate new items' features against the model's modalities and widths.
+
+    Args:
+        features: ``{modality: (n_new, d_m)}`` tensors or arrays.
+        dims: ``{modality: d_m}`` the model was built with, in the model's order.
+        model: the model name, for messages.
+        device: where the returned tensors go (default: unchanged).
+
+    Returns:
+        ``{modality: (n_new, d_m) float32}`` in the order of ``dims``.
+
+    Raises:
+        ValueError: missing or unknown modalities, bad shapes, differing row counts,
+            NaN / inf values.
+    """
+    missing = [m for m in dims if m not in features]
+    unknown = [m for m in features if m not in dims]
+    if missing or unknown:
+        raise ValueError(
+            f"model '{model}' reads modalities {list(dims)}; new-item features "
+            f"{'lack ' + str(missing) if missing else ''}{' and ' if missing and unknown else ''}"
+            f"{'have unknown ' + str(unknown) if unknown else ''}"
+        )
+    out: dict[str, Tensor] = {}
+    n_rows = None
+    for m, width in dims.items():
+        value = torch.as_tensor(features[m])
+        if value.dim() != 2 or value.shape[1] != width:
+            raise ValueError(f"new-item features '{m}' must be (n_new, {width}), got shape {tuple(value.shape)}")
+        if n_rows is None:
+            n_rows = value.shape[0]
+        if value.shape[0] != n_rows or value.shape[0] == 0:
+            raise ValueError(
+                f"new-item features must have the same positive number of rows in every modality, got "
+                f"{ {k: int(torch.as_tensor(features[k]).shape[0]) for k in dims} }"
+            )
+        if value.is_complex() or value.dtype == torch.bool:
+            raise ValueError(f"new-item features '{m}' must be real floats, got {value.dtype}")
+        value = value.detach().to(torch.float32)
+        if not torch.isfinite(value).all():
+            raise ValueError(f"new-item features '{m}' contain NaN or inf")
+        out[m] = value if device is None else value.to(device)
+    return out
+
+
+__all__ = ["ItemContent", "check_new_item_features"]
