@@ -304,21 +304,24 @@ class NeighborSampler:
         graph: the model's :class:`~mmgcn.nn.propagation.BipartitePropagation` (its
             normalised ``user_to_item`` / ``item_to_user`` operators give the edges and their
             weights); a graph with self-loops is refused.
-        num_neighbors: neighbours drawn per node at each hop (``k_1, ..., k_L``), one per
-            layer of the model.
+        num_neighbors: neighbours drawn per node at each hop (``k_1, ..., k_L``; ``k_1``
+            for the seeds), one per layer of the model; ``-1`` keeps every neighbour (exact
+            at that hop, as PyG's ``-1``).
         generator: torch generator of the draws (default ``None``: the global one, whose
             state the trainer checkpoints).
         history: control variates over these stored states (default ``None``: plain drawn
             estimates); callers opt in per hop with :func:`for_layer`'s ``key``.
 
     Raises:
-        ValueError: an empty or non-positive ``num_neighbors``, or a graph with self-loops.
+        ValueError: an empty ``num_neighbors``, a value that is neither positive nor ``-1``,
+            or a graph with self-loops.
     """
 
     def __init__(self, graph: nn.Module, num_neighbors: Sequence[int],
                  generator: torch.Generator | None = None, history: SubgraphHistory | None = None) -> None:
-        if not num_neighbors or any(int(k) <= 0 for k in num_neighbors):
-            raise ValueError(f"num_neighbors must be positive integers, one per hop; got {list(num_neighbors)}")
+        if not num_neighbors or any(int(k) == 0 or int(k) < -1 for k in num_neighbors):
+            raise ValueError(f"num_neighbors must be positive integers or -1 (every neighbour), one per hop; "
+                             f"got {list(num_neighbors)}")
         if getattr(graph, "self_loops", False):
             raise ValueError("NeighborSampler: graphs with self-loops are not supported")
         self.graph = graph
@@ -369,10 +372,13 @@ class NeighborSampler:
         return Subgraph(all_users, all_items, graph, user_index, item_index, seed_users.numel(), seed_items.numel())
 
     def _draw(self, operator: Tensor, nodes: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
-        """Up to ``k`` neighbours of each of ``nodes`` in ``operator``'s rows: ``(rows, cols, weights)``."""
+        """Up to ``k`` neighbours of each of ``nodes`` in ``operator``'s rows (``k = -1``: all of
+        them): ``(rows, cols, weights)``."""
         crow, col, values = operator.crow_indices(), operator.col_indices(), operator.values()
         start = crow[nodes]
         degree = crow[nodes + 1] - start
+        if k < 0:
+            k = max(int(degree.max()), 1) if degree.numel() else 1
         take = torch.clamp(degree, max=k)
         row_of = torch.repeat_interleave(torch.arange(nodes.numel(), device=nodes.device), take)
         first = torch.cumsum(take, 0) - take

@@ -69,13 +69,14 @@ class TrainConfig:
             training, not even as negatives.
         num_neighbors: sampled-subgraph training (default ``None``: every step propagates
             over the whole train graph). Neighbours drawn per node at each hop, one value per
-            layer of the model or one for all (PyG's ``num_neighbors``); each step then
+            layer of the model or one for all, ``-1`` for every neighbour (PyG's
+            ``num_neighbors``; the first value is the batch's own hop); each step then
             propagates over the batch's sampled neighbourhood only
             (:mod:`mmgcn.train.subgraph`; models whose ``subgraph_sampling()`` says they can:
             MMGCN, LightGCN). Validation and test always use the full graph.
         control_variates: with ``num_neighbors``, aggregate each hop's draws against every
-            node's stored previous state (VR-GCN control variates; default ``True``): far
-            less sampling noise, for the memory of the full graph's node states per layer.
+            node's stored previous state (VR-GCN control variates; default ``False``): less
+            noise in the forward pass, for the memory of the full graph's node states per layer.
         precision: ``"fp32"`` (default) or ``"bf16"``: the training forward pass under
             bfloat16 autocast (parameters, gradients and Adam stay fp32; evaluation is fp32).
             Worth it on GPUs (tensor cores) and CPUs with bf16 matrix units.
@@ -102,7 +103,7 @@ class TrainConfig:
     warm_cold: bool = True
     negatives: str = "all"
     num_neighbors: tuple[int, ...] | None = None
-    control_variates: bool = True
+    control_variates: bool = False
     precision: str = "fp32"
     compile: bool = False
     device: str = "cpu"
@@ -140,9 +141,10 @@ class TrainConfig:
                 raise ValueError(f"train.{name} names unknown split(s) {bad}; use names from {list(SPLITS)}")
         if "valid" in self.valid_mask or "test" in self.valid_mask or "test" in self.test_mask:
             raise ValueError("train.valid_mask may hold only 'train'; train.test_mask only 'train'/'valid'")
-        if self.num_neighbors is not None and (not self.num_neighbors or min(self.num_neighbors) <= 0):
-            raise ValueError(f"train.num_neighbors must be positive integers (one per hop, or one for all), "
-                             f"got {list(self.num_neighbors)}")
+        if self.num_neighbors is not None and (not self.num_neighbors
+                                               or any(k == 0 or k < -1 for k in self.num_neighbors)):
+            raise ValueError(f"train.num_neighbors must be positive integers or -1 (every neighbour), one per hop "
+                             f"or one for all, got {list(self.num_neighbors)}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"train.precision {self.precision!r} must be one of {list(PRECISIONS)}")
         if self.negatives not in NEGATIVES:

@@ -9,12 +9,16 @@ exactly as a model's (and DistributedDataParallel wraps it the same way), so a s
 graph work is proportional to the sampled neighbourhood, not to the graph: under
 data-parallel training each rank propagates over its own shard's neighbourhood.
 
-Control variates (``train.control_variates``, on by default): each hop aggregates the drawn
+Where the noise matters (``benchmarks/sampled_quality.py``, MMGCN on TikTok): a non-linear
+model whose best checkpoint is an early transient loses it when the *batch's own* hop is
+drawn, and keeps it when that hop takes every neighbour (``num_neighbors=[-1, 10, 10]``,
+the trajectory then matches full-graph training) while the deeper hops are drawn.
+
+Control variates (``train.control_variates``, off by default): each hop aggregates the drawn
 neighbours' change since they were last seen plus every neighbour's stored state
 (:class:`~mmgcn.nn.subgraph.SubgraphHistory`; VR-GCN, Chen, Zhu & Song, ICML 2018), which
-removes most of the sampling noise at the memory of the full graph's node states per layer
-(and modality). Without them, a non-linear model such as MMGCN trains on noisy states of
-the heavy users and loses quality (``benchmarks/sampled_quality.py``).
+takes most of the noise out of the forward pass at the memory of the full graph's node
+states per layer (and modality); gradients still flow through the drawn edges only.
 
 The draws come from the global torch generator: its state is checkpointed with the run
 (each rank's own, under DDP), and so is the history (rank 0's: under DDP the other ranks
@@ -56,13 +60,13 @@ class SubgraphTraining(nn.Module):
         model: a recommender that supports subgraphs (``subgraph_sampling()`` not ``None``).
         num_neighbors: neighbours drawn per node at each hop (one value per hop or one for all).
         control_variates: aggregate over a :class:`~mmgcn.nn.subgraph.SubgraphHistory`
-            (default ``True``); ``False``: the plain drawn estimates.
+            (default ``False``: the plain drawn estimates).
 
     Raises:
         ConfigError: the model cannot train on subgraphs, or the fan-outs do not match its depth.
     """
 
-    def __init__(self, model: Recommender, num_neighbors: Sequence[int], control_variates: bool = True) -> None:
+    def __init__(self, model: Recommender, num_neighbors: Sequence[int], control_variates: bool = False) -> None:
         super().__init__()
         spec = model.subgraph_sampling()
         if spec is None:

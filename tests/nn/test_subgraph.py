@@ -92,7 +92,9 @@ def test_full_fanout_subgraph_equals_full_graph_loss_and_gradients(name, config)
     full = model.loss(users, pos, neg)
     grads_full = torch.autograd.grad(full, [p for p in model.parameters() if p.requires_grad])
     big = int(max(data.train.getnnz(axis=0).max(), data.train.getnnz(axis=1).max()))
-    sub = NeighborSampler(model.subgraph_sampling()[0], [big] * config["num_layers"]).sample(users, pos, neg)
+    # a fan-out above every degree, or -1 (every neighbour), on the seeds' hop at least
+    fanouts = [big] * config["num_layers"] if name == "lightgcn" else [-1] * config["num_layers"]
+    sub = NeighborSampler(model.subgraph_sampling()[0], fanouts).sample(users, pos, neg)
     assert sub.users.numel() <= data.n_users and sub.items.numel() <= data.n_items
     sampled = model.loss(users, pos, neg, subgraph=sub)
     grads_sub = torch.autograd.grad(sampled, [p for p in model.parameters() if p.requires_grad])
@@ -186,7 +188,7 @@ def test_control_variates_keep_a_full_fanout_loss_exact_even_with_a_stale_histor
     model = build_model(name, data, config)
     users, pos, neg = torch.tensor([0, 3, 3, 7]), torch.tensor([1, 2, 5, 2]), torch.tensor([4, 0, 9, 11])
     big = int(max(data.train.getnnz(axis=0).max(), data.train.getnnz(axis=1).max()))
-    training = SubgraphTraining(model, [big])
+    training = SubgraphTraining(model, [big], control_variates=True)
     training.loss(users, pos, neg)  # fills the history
     assert len(training.history) == config["num_layers"] * (1 if name == "lightgcn" else 2)
     with torch.no_grad():
@@ -194,3 +196,22 @@ def test_control_variates_keep_a_full_fanout_loss_exact_even_with_a_stale_histor
             p.add_(0.05 * torch.randn_like(p))  # the history is now stale
     full = model.loss(users, pos, neg)
     torch.testing.assert_close(training.loss(users, pos, neg), full, rtol=1e-5, atol=1e-6)
+
+
+def test_minus_one_keeps_every_neighbour_of_that_hop_only():
+    data = make_synthetic(200, 60, interactions_per_user=12, cold_item_fraction=0.0, seed=3, progress=False)
+    graph = BipartitePropagation(data.train, "left")
+    users, pos, neg = torch.tensor([0, 1, 2]), torch.tensor([0, 1, 2]), torch.tensor([3, 4, 5])
+    torch.manual_seed(0)
+    sub = NeighborSampler(graph, [-1, 2]).sample(users, pos, neg)
+    seeds = sub.users[: sub.n_seed_users]
+    # the seeds' hop is exact: each seed user aggregates all its items with the full weights
+    full = graph.user_to_item.to_dense()[seeds][:, sub.items]
+    torch.testing.assert_close(sub.graph.user_to_item.to_dense()[: sub.n_seed_users], full)
+    # the second hop still draws: some item beyond the seeds has more than 2 users, and gets at most 2
+    second = sub.graph.item_to_user.to_dense()[sub.n_seed_items:]
+    assert data.train.getnnz(axis=0)[sub.items[sub.n_seed_items:].numpy()].min() > 2
+    assert second.shape[0] > 0 and (second > 0).sum(1).max() <= 2
+    for bad in ([0], [-2], []):
+        with pytest.raises(ValueError, match="num_neighbors"):
+            NeighborSampler(graph, bad)

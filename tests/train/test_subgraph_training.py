@@ -23,8 +23,10 @@ def test_fanouts_and_unsupported_models():
     data = make_synthetic(30, 20, interactions_per_user=5, cold_item_fraction=0.0, seed=0, progress=False)
     with pytest.raises(ConfigError, match="cannot train on sampled subgraphs"):
         SubgraphTraining(build_model("bpr", data, {}), [5])
-    with pytest.raises(ValueError, match="num_neighbors"):
-        TrainConfig(num_neighbors=(5, 0))
+    for bad in ((5, 0), (-2,)):
+        with pytest.raises(ValueError, match="num_neighbors"):
+            TrainConfig(num_neighbors=bad)
+    assert TrainConfig(num_neighbors=(-1, 5)).num_neighbors == (-1, 5)  # -1: every neighbour (PyG)
 
 
 @pytest.mark.parametrize("name,control_variates", [("lightgcn", True), ("mmgcn", True), ("mmgcn", False)])
