@@ -2,7 +2,6 @@
 
     python benchmarks/sampled_quality.py                       # mmgcn + lightgcn, 3 seeds, fan-out 10
     python benchmarks/sampled_quality.py --models mmgcn --num-neighbors -1 10 10   # the batch's hop whole
-    python benchmarks/sampled_quality.py --control-variates    # fan-out 10 with VR-GCN control variates
     python benchmarks/sampled_quality.py --models lightgcn --seeds 0 1 --num-neighbors 5
     python benchmarks/sampled_quality.py --report               # print the table from finished runs
 
@@ -13,18 +12,17 @@ checkpoint) and the benchmark's validation-selected settings (``benchmarks/confi
 MMGCN 3 layers with visual projected to 256-d at lr 1e-4, LightGCN 3 layers at lr 5e-3);
 the two modes differ only in ``train.num_neighbors`` (sampled: the batch's 3-hop
 neighbourhood with ``--num-neighbors`` neighbours per node and hop -- one value for every
-hop, or one per hop from the batch outwards, ``-1`` for every neighbour -- drawn plainly or,
-with ``--control-variates``, with ``train.control_variates``; full: every edge at every step). Evaluation always ranks all items over the full graph.
+hop, or one per hop from the batch outwards, ``-1`` for every neighbour; full: every edge at
+every step). Evaluation always ranks all items over the full graph.
 
 Each finished run writes ``<out>/runs/<model>-<mode>-seed<k>.json`` (metrics, epochs, time;
-sampled modes are named ``sampled<fan-outs>``, e.g. ``sampled10`` or ``sampledall-10-10``, plus
-``-cv`` with control variates)
+sampled modes are named ``sampled<fan-outs>``, e.g. ``sampled10`` or ``sampledall-10-10``)
 and ``.npz`` (per-user valid and test Recall@20 of the selected checkpoint); a re-run skips
 finished runs. The table compares sampled against full per model with the seed-aware
 hierarchical bootstrap of :func:`mmgcn.eval.significance.compare` (training runs, then
 users, paired): the difference of means, its 95% interval, and the interval relative to the
 full-graph mean; "within 5%" means the whole interval lies above -5% of the full-graph mean
-(sampled is not more than 5% worse). ``<out>/sampled_quality-n<fan-outs>[-cv].json`` holds the table.
+(sampled is not more than 5% worse). ``<out>/sampled_quality-n<fan-outs>.json`` holds the table.
 """
 
 from __future__ import annotations
@@ -49,8 +47,7 @@ METRIC = "recall@20"
 MARGIN = 0.05
 
 
-def run_one(model_name: str, mode: str, seed: int, fanouts: list[int], out: Path, threads: int,
-            control_variates: bool = False) -> dict:
+def run_one(model_name: str, mode: str, seed: int, fanouts: list[int], out: Path, threads: int) -> dict:
     import torch
 
     from mmgcn.data.registry import load_dataset
@@ -64,7 +61,7 @@ def run_one(model_name: str, mode: str, seed: int, fanouts: list[int], out: Path
     torch.set_num_threads(threads)
     dataset = load_dataset("tiktok", convention="files")
     model_config, train_extra = CONFIGS[model_name]
-    sampled = {"num_neighbors": list(fanouts), "control_variates": control_variates} if mode == "sampled" else {}
+    sampled = {"num_neighbors": list(fanouts)} if mode == "sampled" else {}
     config = TrainConfig(**{**PROTOCOL, "ks": tuple(PROTOCOL["ks"]), **train_extra, **sampled, "seed": seed,
                             "progress": False})
     seed_everything(seed)
@@ -81,7 +78,7 @@ def run_one(model_name: str, mode: str, seed: int, fanouts: list[int], out: Path
         "valid": valid.metrics, "test": result.test.metrics,
         "machine": {"host": platform.node(), "threads": threads, "load_avg_end": os.getloadavg()},
     }
-    stem = run_stem(out, model_name, mode, seed, fanouts, control_variates)
+    stem = run_stem(out, model_name, mode, seed, fanouts)
     np.savez(f"{stem}.npz", valid_users=valid.users, valid=valid.per_user[METRIC],
              test_users=result.test.users, test=result.test.per_user[METRIC])
     atomic_write_json(f"{stem}.json", record)
@@ -93,14 +90,14 @@ def fanout_tag(num_neighbors: list[int]) -> str:
     return "-".join("all" if k < 0 else str(k) for k in num_neighbors)
 
 
-def run_stem(out: Path, model: str, mode: str, seed: int, num_neighbors: list[int], control_variates: bool) -> Path:
-    """Where one run's files live: the sampled runs carry their fan-outs and estimator in the
-    name, so that a run with other settings is never mistaken for a finished one."""
-    tag = f"sampled{fanout_tag(num_neighbors)}{'-cv' if control_variates else ''}" if mode == "sampled" else mode
+def run_stem(out: Path, model: str, mode: str, seed: int, num_neighbors: list[int]) -> Path:
+    """Where one run's files live: the sampled runs carry their fan-outs in the name, so that
+    a run with other fan-outs is never mistaken for a finished one."""
+    tag = f"sampled{fanout_tag(num_neighbors)}" if mode == "sampled" else mode
     return out / "runs" / f"{model}-{tag}-seed{seed}"
 
 
-def report(out: Path, models: list[str], seeds: list[int], num_neighbors: list[int], control_variates: bool) -> dict:
+def report(out: Path, models: list[str], seeds: list[int], num_neighbors: list[int]) -> dict:
     from mmgcn.eval.significance import compare
 
     table = {}
@@ -109,7 +106,7 @@ def report(out: Path, models: list[str], seeds: list[int], num_neighbors: list[i
         records = {mode: [] for mode in ("full", "sampled")}
         for mode in runs:
             for seed in seeds:
-                stem = run_stem(out, model, mode, seed, num_neighbors, control_variates)
+                stem = run_stem(out, model, mode, seed, num_neighbors)
                 if not Path(f"{stem}.json").is_file():
                     continue
                 records[mode].append(json.loads(Path(f"{stem}.json").read_text()))
@@ -117,7 +114,7 @@ def report(out: Path, models: list[str], seeds: list[int], num_neighbors: list[i
         if not (runs["full"] and runs["sampled"]):
             continue
         row = {"seeds": {m: [r["seed"] for r in records[m]] for m in records},
-               "num_neighbors": records["sampled"][0]["num_neighbors"], "control_variates": control_variates,
+               "num_neighbors": records["sampled"][0]["num_neighbors"],
                "epochs": {m: [r["epochs"] for r in records[m]] for m in records},
                "best_epoch": {m: [r["best_epoch"] for r in records[m]] for m in records},
                "train_s_per_epoch": {m: float(np.mean([r["train_s_per_epoch"] for r in records[m]])) for m in records}}
@@ -154,9 +151,8 @@ def print_table(table: dict) -> None:
                   f"{len(row['seeds']['sampled'])}    {np.mean(row['epochs']['full']):.0f}/"
                   f"{np.mean(row['epochs']['sampled']):.0f}"
                   f"              {row['train_s_per_epoch']['full']:.1f}/{row['train_s_per_epoch']['sampled']:.1f}")
-        estimator = "with control variates" if row.get("control_variates") else "plain draws"
         hops = "per hop (3 hops)" if len(row["num_neighbors"]) == 1 else "for hops 1-3 from the batch (-1: all)"
-        print(f"{'':<10} sampled: num_neighbors={row['num_neighbors']} {hops}, {estimator}")
+        print(f"{'':<10} sampled: num_neighbors={row['num_neighbors']} {hops}")
 
 
 def main() -> None:
@@ -165,8 +161,6 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--num-neighbors", type=int, nargs="+", default=[10],
                         help="neighbours per node and hop (sampled mode): one for all hops or one per hop, -1 = all")
-    parser.add_argument("--control-variates", action="store_true",
-                        help="sampled runs with VR-GCN control variates (train.control_variates)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/scale"))
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--report", action="store_true", help="only print the table of finished runs")
@@ -177,19 +171,17 @@ def main() -> None:
         for model in args.models:
             for seed in args.seeds:
                 for mode in ("full", "sampled"):
-                    stem = run_stem(args.out, model, mode, seed, args.num_neighbors, args.control_variates)
+                    stem = run_stem(args.out, model, mode, seed, args.num_neighbors)
                     if Path(f"{stem}.json").is_file():
                         continue
-                    record = run_one(model, mode, seed, args.num_neighbors, args.out, args.threads,
-                                     args.control_variates)
+                    record = run_one(model, mode, seed, args.num_neighbors, args.out, args.threads)
                     print(f"{model} {mode} seed {seed}: valid {record['valid'][METRIC]:.4f} test "
                           f"{record['test'][METRIC]:.4f} (best epoch {record['best_epoch']} of {record['epochs']}, "
                           f"{record['seconds']:.0f} s)", flush=True)
-    table = report(args.out, args.models, args.seeds, args.num_neighbors, args.control_variates)
+    table = report(args.out, args.models, args.seeds, args.num_neighbors)
     from mmgcn.utils.io import atomic_write_json
 
-    cv = "-cv" if args.control_variates else ""
-    atomic_write_json(args.out / f"sampled_quality-n{fanout_tag(args.num_neighbors)}{cv}.json", table)
+    atomic_write_json(args.out / f"sampled_quality-n{fanout_tag(args.num_neighbors)}.json", table)
     print_table(table)
 
 

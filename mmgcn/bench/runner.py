@@ -49,8 +49,7 @@ BENCH_OWNED_KEYS = ("metric", "ks", "seed", "device")
 # trainer settings that cannot change a cell's results (left out of its config hash)
 NOT_HASHED = ("progress", "eval_block_size")
 # trainer keys added after results existed: hashed only when set, so finished cells stay valid
-HASHED_UNLESS_DEFAULT = {"negatives": "all", "num_neighbors": None, "control_variates": False,
-                         "precision": "fp32", "compile": False}
+HASHED_UNLESS_DEFAULT = {"negatives": "all", "num_neighbors": None, "precision": "fp32", "compile": False}
 
 
 class TrainerRunner(CellRunner):

@@ -82,7 +82,7 @@ class LightGCN(Recommender):
         else:  # the same propagation over the batch's neighbourhood, in local ids
             user_states, item_states = trimmed_layer_mean(
                 subgraph.graph, self.user_embedding[subgraph.users], self.item_embedding[subgraph.items],
-                self.config.num_layers, key="id",
+                self.config.num_layers,
             )
             emb, u, i = Embeddings(user_states, item_states), subgraph.user_index, subgraph.item_index
         user_vecs = emb.users[u]

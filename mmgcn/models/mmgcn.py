@@ -318,7 +318,7 @@ class MMGCN(Recommender):
             user_id, item_id, present = self.user_id[users], self.item_id[items], self.content_present[:, items]
         outputs = {
             m: gcn(self.features(m) if items is None else self.features(m)[items], graph, user_id, item_id,
-                   user_rows, item_rows, users=users, history_key=m)
+                   user_rows, item_rows, users=users)
             for m, gcn in self.gcns.items()
         }
         user_stack = torch.stack([u for u, _ in outputs.values()])

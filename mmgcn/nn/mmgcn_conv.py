@@ -238,7 +238,6 @@ class ModalityGCN(nn.Module):
         user_rows: Tensor | None = None,
         item_rows: Tensor | None = None,
         users: Tensor | None = None,
-        history_key: str | None = None,
     ) -> tuple[Tensor, Tensor]:
         """``features (n_items, feature_dim)`` -> ``(users (n_users, out_dim), items (n_items, out_dim))``.
 
@@ -259,7 +258,7 @@ class ModalityGCN(nn.Module):
             if self.dropout > 0.0:
                 user_x = F.dropout(user_x, self.dropout, self.training)
                 item_x = F.dropout(item_x, self.dropout, self.training)
-            user_x, item_x = layer(user_x, item_x, for_layer(graph, k, len(self.layers), history_key), user_id, item_id, *rows)
+            user_x, item_x = layer(user_x, item_x, for_layer(graph, k, len(self.layers)), user_id, item_id, *rows)
             if self.layer_combination == "mean":
                 user_k = user_x if k == last or user_rows is None else user_x[user_rows]
                 item_k = item_x if k == last or item_rows is None else item_x[item_rows]

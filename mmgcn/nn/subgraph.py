@@ -20,19 +20,6 @@ weights (exact); a node with :math:`d_v > k` gets :math:`k` neighbours drawn uni
 :math:`O(k)` per node, never :math:`O(d_v)`: a popular item with a million users costs the
 same as any other.
 
-Control variates (VR-GCN, Chen, Zhu & Song, ICML 2018): the drawn estimate is unbiased but
-noisy where degrees are large -- on TikTok 1% of the users hold 70% of the train edges, so
-most BPR triples meet a user whose ~500 items are represented by ``k`` draws, and a model
-whose layers are non-linear (MMGCN) trains on noisy states that evaluation never shows it.
-With a :class:`SubgraphHistory` each hop keeps every node's latest input state
-:math:`\bar x_u` (per layer and per caller) and aggregates
-
-.. math:: \sum_{s=1}^{k} \tfrac{d_v}{k}\,\hat a_{v u_s} (x_{u_s} - \bar x_{u_s}) + \sum_{u \in \mathcal N(v)} \hat a_{vu} \bar x_u,
-
-still unbiased for any history, and exact when the history equals the current states; the
-second sum reads the stored states over the full neighbourhood (a sparse product, no dense
-transform), and the hop then stores its inputs as the new history.
-
 The subgraph's nodes are numbered locally, seeds first: the batch's distinct users in
 ascending id order are local users ``0 .. n_seed_users - 1``, its distinct items
 (positives and negatives) local items ``0 .. n_seed_items - 1``; ``user_index`` /
@@ -74,15 +61,13 @@ class SubgraphPropagation(nn.Module):
     """
 
     def __init__(self, user_to_item: Tensor, item_to_user: Tensor, hop_users: Sequence[int] = (),
-                 hop_items: Sequence[int] = (), context: _HistoryContext | None = None) -> None:
+                 hop_items: Sequence[int] = ()) -> None:
         super().__init__()
         self.n_users, self.n_items = item_to_user.shape[1], user_to_item.shape[1]
         self.user_to_item, self.item_to_user = user_to_item, item_to_user
         self.hop_users, self.hop_items = tuple(hop_users), tuple(hop_items)
-        self.context = context
         self._transposes: dict[str, Tensor] = {}
         self._layers: dict[tuple[int, int], SubgraphPropagation] = {}
-        self._full_rows: tuple[Tensor, Tensor] | None = None
 
     def _t(self, name: str) -> Tensor:
         # the sampled blocks are not each other's transposes: the backward needs both
@@ -110,27 +95,8 @@ class SubgraphPropagation(nn.Module):
             out_users, out_items = self.hop_users[num_layers - 1 - k], self.hop_items[num_layers - 1 - k]
             in_users, in_items = self.hop_users[num_layers - k], self.hop_items[num_layers - k]
             self._layers[key] = SubgraphPropagation(
-                _first_rows(self.user_to_item, out_users, in_items), _first_rows(self.item_to_user, out_items, in_users),
-                context=self.context)
+                _first_rows(self.user_to_item, out_users, in_items), _first_rows(self.item_to_user, out_items, in_users))
         return self._layers[key]
-
-    @property
-    def history(self) -> SubgraphHistory | None:
-        """The history of the control variates (``None``: plain drawn estimates)."""
-        return None if self.context is None else self.context.history
-
-    def with_history(self, key: str) -> nn.Module:
-        """This hop with control variates over the history stored under ``key`` (one key per
-        layer and caller: each keeps its own input states); itself without a history."""
-        return self if self.context is None else _ControlVariateHop(self, key)
-
-    def full_rows(self) -> tuple[Tensor, Tensor]:
-        """The full graph's rows of this hop's output users and items (global columns)."""
-        if self._full_rows is None:
-            ctx = self.context
-            self._full_rows = (_rows(ctx.user_to_item, ctx.user_ids[: self.user_to_item.shape[0]]),
-                               _rows(ctx.item_to_user, ctx.item_ids[: self.item_to_user.shape[0]]))
-        return self._full_rows
 
     @property
     def n_edges(self) -> int:
@@ -141,97 +107,10 @@ class SubgraphPropagation(nn.Module):
         return f"n_users={self.n_users}, n_items={self.n_items}, edges={self.n_edges}"
 
 
-def for_layer(graph: nn.Module, k: int, num_layers: int, key: str | None = None) -> nn.Module:
+def for_layer(graph: nn.Module, k: int, num_layers: int) -> nn.Module:
     """The hop layer ``k`` of ``num_layers`` propagates over: trimmed on a sampled subgraph,
-    ``graph`` itself otherwise. With ``key`` (the caller's name, e.g. its modality) and a
-    subgraph that carries a :class:`SubgraphHistory`, the hop uses control variates over the
-    history kept under ``"{key}.{k}"``."""
-    if not isinstance(graph, SubgraphPropagation):
-        return graph
-    hop = graph.layer(k, num_layers)
-    return hop if key is None else hop.with_history(f"{key}.{k}")
-
-
-class SubgraphHistory:
-    """Every node's latest input state per hop and caller, for control-variate aggregation.
-
-    States are kept in fp32 on the device of the first states stored, one ``(n_users, d)``
-    and one ``(n_items, d)`` tensor per key, allocated (zeros) on first use: a hop with an
-    empty history is the plain drawn estimate. The memory is the full graph's node states
-    once per layer and modality (:attr:`nbytes`), which sampled training otherwise never
-    holds; :meth:`state_dict` goes into checkpoints so that a resumed run continues exactly.
-    """
-
-    def __init__(self) -> None:
-        self._store: dict[str, tuple[Tensor, Tensor]] = {}
-
-    def get(self, key: str, n_users: int, n_items: int, user_dim: int, item_dim: int,
-            device: torch.device) -> tuple[Tensor, Tensor]:
-        """The ``(users, items)`` states stored under ``key`` (zeros the first time)."""
-        stored = self._store.get(key)
-        if stored is None or stored[0].shape != (n_users, user_dim) or stored[1].shape != (n_items, item_dim):
-            stored = self._store[key] = (torch.zeros(n_users, user_dim, device=device),
-                                         torch.zeros(n_items, item_dim, device=device))
-        return stored
-
-    @property
-    def nbytes(self) -> int:
-        return sum(t.numel() * t.element_size() for pair in self._store.values() for t in pair)
-
-    def __len__(self) -> int:
-        return len(self._store)
-
-    def state_dict(self) -> dict[str, Tensor]:
-        return {f"{key}/{kind}": t for key, pair in self._store.items() for kind, t in zip(("users", "items"), pair)}
-
-    def load_state_dict(self, state: dict[str, Tensor]) -> None:
-        keys = {name.rsplit("/", 1)[0] for name in state}
-        missing = [f"{k}/{kind}" for k in keys for kind in ("users", "items") if f"{k}/{kind}" not in state]
-        if missing:
-            raise ValueError(f"subgraph history state lacks {missing}")
-        self._store = {k: (state[f"{k}/users"].clone(), state[f"{k}/items"].clone()) for k in sorted(keys)}
-
-
-@dataclass
-class _HistoryContext:
-    """What a hop needs for control variates: the history, the subgraph's global ids (local
-    order) and the full graph's operators."""
-
-    history: SubgraphHistory
-    user_ids: Tensor
-    item_ids: Tensor
-    user_to_item: Tensor
-    item_to_user: Tensor
-
-
-class _ControlVariateHop(nn.Module):
-    """A hop of a :class:`SubgraphPropagation` with control variates (see the module docstring)."""
-
-    def __init__(self, hop: SubgraphPropagation, key: str) -> None:
-        super().__init__()
-        self.hop, self.key = hop, key
-
-    def forward(self, user_states: Tensor, item_states: Tensor) -> tuple[Tensor, Tensor]:
-        hop, ctx = self.hop, self.hop.context
-        n_in_users, n_in_items = hop.item_to_user.shape[1], hop.user_to_item.shape[1]
-        if user_states.shape[0] != n_in_users or item_states.shape[0] != n_in_items:
-            raise ValueError(f"control-variate hop {self.key!r}: expected {n_in_users} user and {n_in_items} item "
-                             f"states, got {user_states.shape[0]} and {item_states.shape[0]}")
-        past_users, past_items = ctx.history.get(
-            self.key, ctx.user_to_item.shape[0], ctx.user_to_item.shape[1], user_states.shape[1],
-            item_states.shape[1], user_states.device)
-        in_users, in_items = ctx.user_ids[:n_in_users], ctx.item_ids[:n_in_items]
-        full_users, full_items = hop.full_rows()
-        users = (hop.to_users(item_states - past_items[in_items].to(item_states.dtype))
-                 + sparse_mm(full_users, past_items).to(item_states.dtype))
-        items = (hop.to_items(user_states - past_users[in_users].to(user_states.dtype))
-                 + sparse_mm(full_items, past_users).to(user_states.dtype))
-        past_users[in_users] = user_states.detach().float()
-        past_items[in_items] = item_states.detach().float()
-        return users, items
-
-    def extra_repr(self) -> str:
-        return f"key={self.key!r}"
+    ``graph`` itself otherwise."""
+    return graph.layer(k, num_layers) if isinstance(graph, SubgraphPropagation) else graph
 
 
 def _first_rows(matrix: Tensor, n_rows: int, n_cols: int) -> Tensor:
@@ -241,21 +120,6 @@ def _first_rows(matrix: Tensor, n_rows: int, n_cols: int) -> Tensor:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*[Ss]parse.*")
         return torch.sparse_csr_tensor(crow, matrix.col_indices()[:nnz], matrix.values()[:nnz], (n_rows, n_cols))
-
-
-def _rows(matrix: Tensor, nodes: Tensor) -> Tensor:
-    """``matrix[nodes]`` of a CSR matrix, as CSR ``(len(nodes), n_cols)``."""
-    crow, col, values = matrix.crow_indices(), matrix.col_indices(), matrix.values()
-    start = crow[nodes]
-    degree = crow[nodes + 1] - start
-    row_of = torch.repeat_interleave(torch.arange(nodes.numel(), device=nodes.device), degree)
-    first = torch.cumsum(degree, 0) - degree
-    position = start[row_of] + torch.arange(row_of.numel(), device=nodes.device) - first[row_of]
-    new_crow = torch.zeros(nodes.numel() + 1, dtype=crow.dtype, device=crow.device)
-    new_crow[1:] = torch.cumsum(degree, 0)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*[Ss]parse.*")
-        return torch.sparse_csr_tensor(new_crow, col[position], values[position], (nodes.numel(), matrix.shape[1]))
 
 
 def _transpose(matrix: Tensor) -> Tensor:
@@ -309,8 +173,6 @@ class NeighborSampler:
             at that hop, as PyG's ``-1``).
         generator: torch generator of the draws (default ``None``: the global one, whose
             state the trainer checkpoints).
-        history: control variates over these stored states (default ``None``: plain drawn
-            estimates); callers opt in per hop with :func:`for_layer`'s ``key``.
 
     Raises:
         ValueError: an empty ``num_neighbors``, a value that is neither positive nor ``-1``,
@@ -318,7 +180,7 @@ class NeighborSampler:
     """
 
     def __init__(self, graph: nn.Module, num_neighbors: Sequence[int],
-                 generator: torch.Generator | None = None, history: SubgraphHistory | None = None) -> None:
+                 generator: torch.Generator | None = None) -> None:
         if not num_neighbors or any(int(k) == 0 or int(k) < -1 for k in num_neighbors):
             raise ValueError(f"num_neighbors must be positive integers or -1 (every neighbour), one per hop; "
                              f"got {list(num_neighbors)}")
@@ -327,7 +189,6 @@ class NeighborSampler:
         self.graph = graph
         self.num_neighbors = tuple(int(k) for k in num_neighbors)
         self.generator = generator
-        self.history = history
         self._lookups: dict[str, Tensor] = {}  # global id -> local position, -1 outside the subgraph
 
     def _lookup(self, kind: str, size: int, device: torch.device) -> Tensor:
@@ -359,14 +220,12 @@ class NeighborSampler:
             hop_users.append(user_nodes.size)
             hop_items.append(item_nodes.size)
         n_users, n_items = user_nodes.size, item_nodes.size
-        all_users, all_items = user_nodes.ids(), item_nodes.ids()
-        context = None if self.history is None else _HistoryContext(
-            self.history, all_users, all_items, user_to_item, item_to_user)
         graph = SubgraphPropagation(
             _csr(*_stack(edges_ui), (n_users, n_items)),
             _csr(*_stack(edges_iu), (n_items, n_users)),
-            hop_users, hop_items, context,
+            hop_users, hop_items,
         )
+        all_users, all_items = user_nodes.ids(), item_nodes.ids()
         user_nodes.release()
         item_nodes.release()
         return Subgraph(all_users, all_items, graph, user_index, item_index, seed_users.numel(), seed_items.numel())
@@ -397,8 +256,7 @@ class NeighborSampler:
         return f"NeighborSampler(num_neighbors={list(self.num_neighbors)}, graph={self.graph.extra_repr()})"
 
 
-def trimmed_layer_mean(graph: nn.Module, users: Tensor, items: Tensor, num_layers: int,
-                       key: str | None = None) -> tuple[Tensor, Tensor]:
+def trimmed_layer_mean(graph: nn.Module, users: Tensor, items: Tensor, num_layers: int) -> tuple[Tensor, Tensor]:
     r"""LightGCN's :math:`\frac{1}{K+1}\sum_{k=0}^{K} \hat A^k E` over a (sub)graph, trimmed per layer.
 
     On a :class:`SubgraphPropagation` layer ``k`` outputs only the nodes within
@@ -408,7 +266,7 @@ def trimmed_layer_mean(graph: nn.Module, users: Tensor, items: Tensor, num_layer
     """
     user_sum, item_sum = users, items
     for k in range(num_layers):
-        users, items = for_layer(graph, k, num_layers, key)(users, items)
+        users, items = for_layer(graph, k, num_layers)(users, items)
         user_sum = user_sum[: users.shape[0]] + users
         item_sum = item_sum[: items.shape[0]] + items
     scale = 1.0 / (num_layers + 1)
@@ -452,4 +310,4 @@ class _NodeSet:
         self.lookup[self.ids()] = -1
 
 
-__all__ = ["NeighborSampler", "Subgraph", "SubgraphHistory", "SubgraphPropagation", "for_layer", "trimmed_layer_mean"]
+__all__ = ["NeighborSampler", "Subgraph", "SubgraphPropagation", "for_layer", "trimmed_layer_mean"]

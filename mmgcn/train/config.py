@@ -74,9 +74,6 @@ class TrainConfig:
             propagates over the batch's sampled neighbourhood only
             (:mod:`mmgcn.train.subgraph`; models whose ``subgraph_sampling()`` says they can:
             MMGCN, LightGCN). Validation and test always use the full graph.
-        control_variates: with ``num_neighbors``, aggregate each hop's draws against every
-            node's stored previous state (VR-GCN control variates; default ``False``): less
-            noise in the forward pass, for the memory of the full graph's node states per layer.
         precision: ``"fp32"`` (default) or ``"bf16"``: the training forward pass under
             bfloat16 autocast (parameters, gradients and Adam stay fp32; evaluation is fp32).
             Worth it on GPUs (tensor cores) and CPUs with bf16 matrix units.
@@ -103,7 +100,6 @@ class TrainConfig:
     warm_cold: bool = True
     negatives: str = "all"
     num_neighbors: tuple[int, ...] | None = None
-    control_variates: bool = False
     precision: str = "fp32"
     compile: bool = False
     device: str = "cpu"

@@ -67,7 +67,7 @@ def step_module(model: nn.Module, config: TrainConfig, device: torch.device,
     """``model`` wrapped by the options of ``config`` (and DDP for a data-parallel run)."""
     module: nn.Module = model
     if config.num_neighbors is not None:
-        module = SubgraphTraining(module, config.num_neighbors, config.control_variates)
+        module = SubgraphTraining(module, config.num_neighbors)
     if PRECISIONS[config.precision] is not None:
         module = AutocastLoss(module, device, PRECISIONS[config.precision])
     if config.compile:

@@ -9,21 +9,14 @@ exactly as a model's (and DistributedDataParallel wraps it the same way), so a s
 graph work is proportional to the sampled neighbourhood, not to the graph: under
 data-parallel training each rank propagates over its own shard's neighbourhood.
 
-Where the noise matters (``benchmarks/sampled_quality.py``, MMGCN on TikTok): a non-linear
-model whose best checkpoint is an early transient loses it when the *batch's own* hop is
-drawn, and keeps it when that hop takes every neighbour (``num_neighbors=[-1, 10, 10]``,
-the trajectory then matches full-graph training) while the deeper hops are drawn.
-
-Control variates (``train.control_variates``, off by default): each hop aggregates the drawn
-neighbours' change since they were last seen plus every neighbour's stored state
-(:class:`~mmgcn.nn.subgraph.SubgraphHistory`; VR-GCN, Chen, Zhu & Song, ICML 2018), which
-takes most of the noise out of the forward pass at the memory of the full graph's node
-states per layer (and modality); gradients still flow through the drawn edges only.
+Which hop's noise matters (``benchmarks/sampled_quality.py``, MMGCN on TikTok): MMGCN's
+best checkpoint is an early transient (epoch 3, then validation falls by a quarter), and
+drawing the *batch's own* hop (``num_neighbors=[10]``) loses it; keeping that hop whole
+(``num_neighbors=[-1, 10, 10]``: PyG's ``-1``) while the deeper hops are drawn follows the
+full-graph trajectory. LightGCN keeps its quality with every hop drawn.
 
 The draws come from the global torch generator: its state is checkpointed with the run
-(each rank's own, under DDP), and so is the history (rank 0's: under DDP the other ranks
-resume from rank 0's history, which changes their variance, not their expectations), so a
-single-process resumed run draws and aggregates what the uninterrupted one did.
+(each rank's own, under DDP), so a resumed run draws what the uninterrupted one drew.
 Evaluation (validation, test, ``recommend``) always propagates over the full graph.
 """
 
@@ -35,7 +28,7 @@ from torch import Tensor, nn
 
 from mmgcn.errors import ConfigError
 from mmgcn.models.base import Recommender
-from mmgcn.nn.subgraph import NeighborSampler, SubgraphHistory
+from mmgcn.nn.subgraph import NeighborSampler
 
 
 def resolve_fanouts(num_neighbors: Sequence[int], hops: int, model: str) -> tuple[int, ...]:
@@ -59,14 +52,12 @@ class SubgraphTraining(nn.Module):
     Args:
         model: a recommender that supports subgraphs (``subgraph_sampling()`` not ``None``).
         num_neighbors: neighbours drawn per node at each hop (one value per hop or one for all).
-        control_variates: aggregate over a :class:`~mmgcn.nn.subgraph.SubgraphHistory`
-            (default ``False``: the plain drawn estimates).
 
     Raises:
         ConfigError: the model cannot train on subgraphs, or the fan-outs do not match its depth.
     """
 
-    def __init__(self, model: Recommender, num_neighbors: Sequence[int], control_variates: bool = False) -> None:
+    def __init__(self, model: Recommender, num_neighbors: Sequence[int]) -> None:
         super().__init__()
         spec = model.subgraph_sampling()
         if spec is None:
@@ -76,9 +67,7 @@ class SubgraphTraining(nn.Module):
             )
         graph, hops = spec
         self.model = model
-        self.history = SubgraphHistory() if control_variates else None
-        self.sampler = NeighborSampler(graph, resolve_fanouts(num_neighbors, max(hops, 1), model.name),
-                                       history=self.history)
+        self.sampler = NeighborSampler(graph, resolve_fanouts(num_neighbors, max(hops, 1), model.name))
         self.last_subgraph_edges = 0  # sampled edges of the latest step (what a step propagates over)
 
     def loss(self, users: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
@@ -87,18 +76,7 @@ class SubgraphTraining(nn.Module):
         return self.model.loss(users, pos, neg, subgraph=subgraph)
 
     def extra_repr(self) -> str:
-        return f"num_neighbors={list(self.sampler.num_neighbors)}, control_variates={self.history is not None}"
+        return f"num_neighbors={list(self.sampler.num_neighbors)}"
 
 
-def find_subgraph_training(module: nn.Module) -> SubgraphTraining | None:
-    """The :class:`SubgraphTraining` inside a chain of step wrappers (each holds the next
-    as ``.module``), or ``None``."""
-    seen = 0
-    while module is not None and seen < 16:
-        if isinstance(module, SubgraphTraining):
-            return module
-        module, seen = getattr(module, "module", None), seen + 1
-    return None
-
-
-__all__ = ["SubgraphTraining", "find_subgraph_training", "resolve_fanouts"]
+__all__ = ["SubgraphTraining", "resolve_fanouts"]

@@ -60,7 +60,6 @@ from mmgcn.train.distributed import DistributedContext
 from mmgcn.train.guards import check_epoch
 from mmgcn.train.sampling import BPRSampler
 from mmgcn.train.step import step_module
-from mmgcn.train.subgraph import find_subgraph_training
 from mmgcn.utils.io import atomic_write_json
 from mmgcn.utils.seed import epoch_generator, seed_everything
 
@@ -329,10 +328,6 @@ class Trainer:
             self.optimizer.load_state_dict(state["optimizer"])
         if self.sampler is not None:
             self.sampler.load_state_dict(state["sampler"])
-        subgraph_training = find_subgraph_training(self._step_module)
-        if subgraph_training is not None and subgraph_training.history is not None and state.get("subgraph_history"):
-            subgraph_training.history.load_state_dict(
-                {k: v.to(self.device) for k, v in state["subgraph_history"].items()})
         if self.dist is not None:
             self.dist.restore_rng(state)
         else:
@@ -528,13 +523,6 @@ class Trainer:
         return (f"{self.run_dir / rd.LAST_CHECKPOINT} (epoch {self.epoch - 1}) and the best one "
                 f"(epoch {self.best_epoch}) are kept")
 
-    def _subgraph_history_state(self) -> dict[str, Any]:
-        """``{"subgraph_history": ...}`` of a sampled run with control variates, else ``{}``."""
-        subgraph_training = find_subgraph_training(self._step_module)
-        if subgraph_training is None or subgraph_training.history is None:
-            return {}
-        return {"subgraph_history": subgraph_training.history.state_dict()}
-
     def _checkpoint_state(self, record: Mapping[str, Any]) -> dict[str, Any]:
         return {
             "epoch": self.epoch,
@@ -548,7 +536,6 @@ class Trainer:
             "sampler": None if self.sampler is None else self.sampler.state_dict(),
             "rng": capture_rng_state(),
             **({"rng_ranks": self._rng_ranks} if self._rng_ranks is not None else {}),
-            **self._subgraph_history_state(),
             "best_value": self.best_value,
             "best_epoch": self.best_epoch,
             "bad_evals": self.bad_evals,

@@ -11,7 +11,7 @@ import torch
 from mmgcn.data.synthetic import make_synthetic
 from mmgcn.models.base import build_model
 from mmgcn.nn.propagation import BipartitePropagation
-from mmgcn.nn.subgraph import NeighborSampler, SubgraphHistory, for_layer
+from mmgcn.nn.subgraph import NeighborSampler
 from mmgcn.train.subgraph import SubgraphTraining
 from mmgcn.utils.seed import seed_everything
 
@@ -92,7 +92,7 @@ def test_full_fanout_subgraph_equals_full_graph_loss_and_gradients(name, config)
     full = model.loss(users, pos, neg)
     grads_full = torch.autograd.grad(full, [p for p in model.parameters() if p.requires_grad])
     big = int(max(data.train.getnnz(axis=0).max(), data.train.getnnz(axis=1).max()))
-    # a fan-out above every degree, or -1 (every neighbour), on the seeds' hop at least
+    # a fan-out above every degree, or -1 (every neighbour)
     fanouts = [big] * config["num_layers"] if name == "lightgcn" else [-1] * config["num_layers"]
     sub = NeighborSampler(model.subgraph_sampling()[0], fanouts).sample(users, pos, neg)
     assert sub.users.numel() <= data.n_users and sub.items.numel() <= data.n_items
@@ -113,91 +113,6 @@ def test_small_fanout_touches_a_fraction_of_the_graph():
     assert 0 < step.last_subgraph_edges < 0.25 * 2 * data.train.nnz
 
 
-# ---------------------------------------------------------------- control variates
-
-def _cv_draws(graph, item, states, history_states, n=400):
-    """Item ``item``'s one-hop aggregate over ``n`` draws of fan-out 3, with a history that
-    holds ``history_states`` for every user (``None``: the plain estimate)."""
-    torch.manual_seed(1)
-    history = None if history_states is None else SubgraphHistory()
-    sampler = NeighborSampler(graph, [3], history=history)
-    draws = []
-    for _ in range(n):
-        if history is not None:
-            past_users, _ = history.get("m.0", graph.user_to_item.shape[0], graph.user_to_item.shape[1], 3, 3,
-                                        torch.device("cpu"))
-            past_users.copy_(history_states)
-        sub = sampler.sample(torch.tensor([0]), torch.tensor([item]), torch.tensor([item]))
-        hop = for_layer(sub.graph, 0, 1, None if history is None else "m")
-        _, items = hop(states[sub.users], torch.zeros(sub.items.numel(), 3))
-        draws.append(items[int((sub.items == item).nonzero())])
-    return torch.stack(draws)
-
-
-def test_control_variates_are_exact_with_a_current_history_and_unbiased_with_any():
-    data = make_synthetic(80, 40, interactions_per_user=10, cold_item_fraction=0.0, seed=1, progress=False)
-    graph = BipartitePropagation(data.train, "sym")
-    states = torch.randn(data.n_users, 3, generator=torch.Generator().manual_seed(0))
-    item = int(np.argmax(np.diff(data.train.tocsc().indptr)))  # the most popular item: it is sampled
-    exact = graph.to_items(states)[item]
-    # history == current states: the drawn differences are 0, the stored sum is the exact one
-    current = _cv_draws(graph, item, states, states.clone(), n=20)
-    torch.testing.assert_close(current, exact.expand_as(current), rtol=1e-5, atol=1e-6)
-    # a stale history (states + noise): still unbiased, and far less spread than plain draws
-    stale = states + 0.3 * torch.randn(states.shape, generator=torch.Generator().manual_seed(2))
-    with_cv, plain = _cv_draws(graph, item, states, stale), _cv_draws(graph, item, states, None)
-    stderr = with_cv.std(0) / np.sqrt(len(with_cv))
-    assert torch.all((with_cv.mean(0) - exact).abs() < 4 * stderr + 1e-6)
-    assert torch.all(with_cv.std(0) < 0.5 * plain.std(0))
-
-
-def test_control_variate_hop_stores_its_inputs_and_the_history_round_trips():
-    # users 0..2, items 0..1; user 0 {0, 1}, user 1 {0}, user 2 {1}; mean aggregation
-    graph = _graph([(0, 0), (0, 1), (1, 0), (2, 1)], (3, 2), norm="left")
-    history = SubgraphHistory()
-    sub = NeighborSampler(graph, [5], history=history).sample(torch.tensor([0]), torch.tensor([0]), torch.tensor([1]))
-    users = torch.arange(sub.users.numel() * 2, dtype=torch.float32).reshape(-1, 2) + 1.0
-    items = -torch.arange(sub.items.numel() * 2, dtype=torch.float32).reshape(-1, 2)
-    out_users, out_items = for_layer(sub.graph, 0, 1, "x")(users, items)
-    # fan-out 5 keeps every neighbour: with an empty (zero) history the hop is the exact mean
-    exact_users, exact_items = sub.graph.layer(0, 1)(users, items)
-    torch.testing.assert_close(out_users, exact_users)
-    torch.testing.assert_close(out_items, exact_items)
-    past_users, past_items = history.get("x.0", 3, 2, 2, 2, torch.device("cpu"))
-    torch.testing.assert_close(past_users[sub.users], users)  # every input user, at its global id
-    torch.testing.assert_close(past_items[sub.items], items)
-    state = history.state_dict()
-    assert sorted(state) == ["x.0/items", "x.0/users"] and history.nbytes == (3 * 2 + 2 * 2) * 4
-    restored = SubgraphHistory()
-    restored.load_state_dict(state)
-    torch.testing.assert_close(restored.get("x.0", 3, 2, 2, 2, torch.device("cpu"))[0], past_users)
-    with pytest.raises(ValueError, match="lacks"):
-        SubgraphHistory().load_state_dict({"x.0/users": past_users})
-    with pytest.raises(ValueError, match="expected 3 user"):
-        for_layer(sub.graph, 0, 1, "x")(users[:1], items)
-
-
-@pytest.mark.parametrize("name,config", [
-    ("lightgcn", {"num_layers": 3}),
-    ("mmgcn", {"num_layers": 2, "aggr": "mean"}),
-])
-def test_control_variates_keep_a_full_fanout_loss_exact_even_with_a_stale_history(name, config):
-    data = make_synthetic(50, 30, modalities={"image": 6, "text": 4}, interactions_per_user=6,
-                          cold_item_fraction=0.0, seed=2, progress=False)
-    seed_everything(0)
-    model = build_model(name, data, config)
-    users, pos, neg = torch.tensor([0, 3, 3, 7]), torch.tensor([1, 2, 5, 2]), torch.tensor([4, 0, 9, 11])
-    big = int(max(data.train.getnnz(axis=0).max(), data.train.getnnz(axis=1).max()))
-    training = SubgraphTraining(model, [big], control_variates=True)
-    training.loss(users, pos, neg)  # fills the history
-    assert len(training.history) == config["num_layers"] * (1 if name == "lightgcn" else 2)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.05 * torch.randn_like(p))  # the history is now stale
-    full = model.loss(users, pos, neg)
-    torch.testing.assert_close(training.loss(users, pos, neg), full, rtol=1e-5, atol=1e-6)
-
-
 def test_minus_one_keeps_every_neighbour_of_that_hop_only():
     data = make_synthetic(200, 60, interactions_per_user=12, cold_item_fraction=0.0, seed=3, progress=False)
     graph = BipartitePropagation(data.train, "left")
@@ -208,7 +123,7 @@ def test_minus_one_keeps_every_neighbour_of_that_hop_only():
     # the seeds' hop is exact: each seed user aggregates all its items with the full weights
     full = graph.user_to_item.to_dense()[seeds][:, sub.items]
     torch.testing.assert_close(sub.graph.user_to_item.to_dense()[: sub.n_seed_users], full)
-    # the second hop still draws: some item beyond the seeds has more than 2 users, and gets at most 2
+    # the second hop still draws: items beyond the seeds have more than 2 users and get at most 2
     second = sub.graph.item_to_user.to_dense()[sub.n_seed_items:]
     assert data.train.getnnz(axis=0)[sub.items[sub.n_seed_items:].numpy()].min() > 2
     assert second.shape[0] > 0 and (second > 0).sum(1).max() <= 2

@@ -9,7 +9,6 @@ from mmgcn.data.synthetic import make_synthetic
 from mmgcn.errors import ConfigError
 from mmgcn.models.base import build_model
 from mmgcn.train import run_dir as rd
-from mmgcn.train.checkpoint import load_checkpoint
 from mmgcn.train.subgraph import SubgraphTraining, resolve_fanouts
 from mmgcn.train.trainer import TrainConfig, Trainer
 from mmgcn.utils.seed import seed_everything
@@ -29,12 +28,11 @@ def test_fanouts_and_unsupported_models():
     assert TrainConfig(num_neighbors=(-1, 5)).num_neighbors == (-1, 5)  # -1: every neighbour (PyG)
 
 
-@pytest.mark.parametrize("name,control_variates", [("lightgcn", True), ("mmgcn", True), ("mmgcn", False)])
-def test_trains_on_subgraphs_and_resumes_bit_for_bit(tmp_path, name, control_variates):
+@pytest.mark.parametrize("name", ["lightgcn", "mmgcn"])
+def test_trains_on_subgraphs_and_resumes_bit_for_bit(tmp_path, name):
     data = make_synthetic(150, 60, modalities={"image": 6}, interactions_per_user=8, cold_item_fraction=0.0,
                           seed=5, progress=False)
-    config = TrainConfig(epochs=4, batch_size=64, lr=0.01, patience=10, progress=False, num_neighbors=(4,),
-                         control_variates=control_variates)
+    config = TrainConfig(epochs=4, batch_size=64, lr=0.01, patience=10, progress=False, num_neighbors=(4,))
 
     def fit(run_dir, epochs, resume=False):
         seed_everything(0)
@@ -45,14 +43,6 @@ def test_trains_on_subgraphs_and_resumes_bit_for_bit(tmp_path, name, control_var
     full, model_full = fit(tmp_path / "a", 4)
     assert full.history[-1]["loss"] < full.history[0]["loss"]
     fit(tmp_path / "b", 2)
-    saved = load_checkpoint(tmp_path / "b" / rd.LAST_CHECKPOINT)
-    # the control variates' history is part of the checkpoint (without it the resumed run
-    # would aggregate against zeros and drift from the uninterrupted one)
-    assert ("subgraph_history" in saved) == control_variates
-    if control_variates:
-        # users and items for each of the 2 layers (of the one modality, or of the IDs)
-        assert sorted(saved["subgraph_history"]) == [f"{key}.{k}/{kind}" for key in ["id" if name == "lightgcn" else "image"]
-                                                     for k in (0, 1) for kind in ("items", "users")]
     resumed, model_resumed = fit(tmp_path / "b", 4, resume=True)
     assert [(r["loss"], r["valid"]) for r in resumed.history] == [(r["loss"], r["valid"]) for r in full.history]
     for key, value in model_full.state_dict().items():
