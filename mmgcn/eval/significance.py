@@ -25,6 +25,13 @@ only 10 distinct seed resamples exist per model, and a percentile bootstrap over
 runs is, if anything, optimistic: read 3-seed results as provisional. The replicates use a
 fixed generator seed, so the numbers are reproducible.
 
+**Seeds paired** (``paired_seeds=True``): when the two arms share their seeds by design --
+the same seed gives both the same initialisation and the same batches, and only a training
+*option* differs (e.g. sampled vs full-graph propagation) -- run ``k`` of ``a`` and run ``k``
+of ``b`` are a pair, and each replicate draws one set of seeds for both. The between-seed
+variance common to both arms then cancels, as in a paired design; the interval is about the
+option, not about how lucky the seeds were. Never use it for two different models.
+
 Multiple comparisons: :func:`holm` adjusts the p-values of a whole family (every model x
 metric comparison a table shows); a comparison is reported **significant** only where its
 Holm-adjusted p is below 0.05 (which implies that its unadjusted interval excludes 0).
@@ -269,7 +276,8 @@ class SeedComparison:
 
 
 def seed_user_bootstrap(
-    a: np.ndarray, b: np.ndarray, n_boot: int = N_BOOT, seed: int = BOOT_SEED, chunk: int = 500
+    a: np.ndarray, b: np.ndarray, n_boot: int = N_BOOT, seed: int = BOOT_SEED, chunk: int = 500,
+    paired_seeds: bool = False,
 ) -> tuple[float, float, float, float]:
     """Hierarchical bootstrap of the difference of grand means (see the module docstring).
 
@@ -279,12 +287,15 @@ def seed_user_bootstrap(
         n_boot: replicates.
         seed: generator seed (the same seed gives the same user draws to every comparison).
         chunk: replicates drawn at once (memory ``chunk x n`` floats).
+        paired_seeds: row ``k`` of ``a`` and of ``b`` share seed ``k`` (see the module
+            docstring): one draw of seeds for both (default ``False``: independent).
 
     Returns:
         ``(diff, ci_low, ci_high, p)``.
 
     Raises:
-        ValueError: shapes that differ in users, empty input, NaN or inf.
+        ValueError: shapes that differ in users, empty input, NaN or inf; paired seeds with
+            different numbers of runs.
     """
     a = np.atleast_2d(np.asarray(a, dtype=np.float64))
     b = np.atleast_2d(np.asarray(b, dtype=np.float64))
@@ -294,6 +305,9 @@ def seed_user_bootstrap(
         raise ValueError("seed_user_bootstrap: per-user metrics contain NaN or inf")
     if n_boot < 1:
         raise ValueError(f"n_boot must be positive, got {n_boot}")
+    if paired_seeds and a.shape[0] != b.shape[0]:
+        raise ValueError(f"seed_user_bootstrap: paired seeds need as many runs on both sides, got "
+                         f"{a.shape[0]} and {b.shape[0]}")
     n = a.shape[1]
     rng = np.random.default_rng(seed)
     diffs = np.empty(n_boot)
@@ -304,9 +318,9 @@ def seed_user_bootstrap(
         draws = rng.integers(0, n, size=(size, n)) + (np.arange(size) * n)[:, None]
         weights = np.bincount(draws.ravel(), minlength=size * n).reshape(size, n).T / n  # (n, size)
         means_a, means_b = a @ weights, b @ weights  # (S, size): each run's mean on the resample
-        # ... then each model's training runs, independently
+        # ... then each model's training runs, independently (or one draw for both when paired)
         pick_a = rng.integers(0, a.shape[0], size=(a.shape[0], size))
-        pick_b = rng.integers(0, b.shape[0], size=(b.shape[0], size))
+        pick_b = pick_a if paired_seeds else rng.integers(0, b.shape[0], size=(b.shape[0], size))
         cols = np.arange(size)
         diffs[start : start + size] = (
             means_a[pick_a, cols].mean(axis=0) - means_b[pick_b, cols].mean(axis=0)
@@ -327,12 +341,14 @@ def compare(
     runs_reference: Sequence[tuple[np.ndarray, np.ndarray]],
     n_boot: int = N_BOOT,
     seed: int = BOOT_SEED,
+    paired_seeds: bool = False,
 ) -> SeedComparison:
-    """:class:`SeedComparison` of two models' runs (each ``(user_ids, values)`` per seed)."""
+    """:class:`SeedComparison` of two models' runs (each ``(user_ids, values)`` per seed;
+    ``paired_seeds``: the ``k``-th runs share their seed, see :func:`seed_user_bootstrap`)."""
     users, a, b = seed_matrices(runs_model, runs_reference)
     if users.size < 2:
         raise ValueError(f"{model} vs {reference}: fewer than 2 common users for {metric}")
-    diff, low, high, p = seed_user_bootstrap(a, b, n_boot, seed)
+    diff, low, high, p = seed_user_bootstrap(a, b, n_boot, seed, paired_seeds=paired_seeds)
     per_seed = [paired_tests(a[k], b[k]).wilcoxon_p for k in range(min(a.shape[0], b.shape[0]))]
     return SeedComparison(
         model=model, reference=reference, metric=metric, n_users=int(users.size),

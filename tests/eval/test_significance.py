@@ -204,3 +204,20 @@ def test_readme_verdict_says_unresolved_unless_significant() -> None:
     assert verdict(SeedComparison(**base, p_holm=0.06)) == "unresolved"
     assert verdict(SeedComparison(**base, p_holm=0.01)) == "`a` better"
     assert verdict(SeedComparison(**{**base, "diff": -0.1}, p_holm=0.01)) == "`b` better"
+
+
+def test_paired_seeds_cancel_the_seed_effect_both_arms_share() -> None:
+    # three seeds with very different levels; arm b is arm a plus a constant 0.01 per seed
+    # (a training option that changes nothing but a fixed shift): paired, the interval is the
+    # shift itself; unpaired, the seed levels make it wide
+    rng = np.random.default_rng(0)
+    levels = np.array([0.05, 0.10, 0.15])[:, None]
+    a = levels + rng.normal(0.0, 0.01, size=(3, 400))
+    b = a + 0.01
+    diff, low, high, p = seed_user_bootstrap(b, a, n_boot=2000, paired_seeds=True)
+    assert diff == pytest.approx(0.01) and low == pytest.approx(0.01) and high == pytest.approx(0.01)
+    assert p < 1e-3
+    _, low_u, high_u, p_u = seed_user_bootstrap(b, a, n_boot=2000)
+    assert low_u < 0.0 < high_u and p_u > 0.05
+    with pytest.raises(ValueError, match="paired seeds"):
+        seed_user_bootstrap(a[:2], b, paired_seeds=True)
