@@ -62,3 +62,27 @@ def test_gpu_script_runs_on_cpu(tmp_path):
     for row in rows:
         assert row["epoch_s"] > 0 and row["extrapolated"] and row["steps"] > 1
         assert np.isfinite(row["loss"]) and row["eval_users"] > 0 and row["train_peak_gib"] > 0
+
+
+def test_sampled_quality_names_runs_by_fanouts_and_pairs_their_seeds(tmp_path):
+    quality = _module("sampled_quality")
+    assert quality.fanout_tag([10]) == "10" and quality.fanout_tag([-1, 10, 10]) == "all-10-10"
+    stems = {quality.run_stem(tmp_path, "mmgcn", "sampled", 0, f) for f in ([10], [25], [-1, 10, 10])}
+    assert len(stems) == 3 and quality.run_stem(tmp_path, "mmgcn", "full", 0, [10]).name == "mmgcn-full-seed0"
+    # three seeds at very different levels; sampled = full + 0.002 on every user of every seed
+    (tmp_path / "runs").mkdir()
+    rng = np.random.default_rng(0)
+    users = np.arange(300)
+    for seed, level in enumerate((0.05, 0.09, 0.13)):
+        full = np.clip(level + rng.normal(0, 0.02, size=users.size), 0, 1)
+        for mode, values in (("full", full), ("sampled", full + 0.002)):
+            stem = quality.run_stem(tmp_path, "mmgcn", mode, seed, [-1, 10, 10])
+            np.savez(f"{stem}.npz", valid_users=users, valid=values, test_users=users, test=values)
+            record = {"seed": seed, "num_neighbors": [-1, 10, 10] if mode == "sampled" else None, "epochs": 5,
+                      "best_epoch": 3, "train_s_per_epoch": 1.0}
+            Path(f"{stem}.json").write_text(json.dumps(record))
+    row = quality.report(tmp_path, ["mmgcn"], [0, 1, 2], [-1, 10, 10])["mmgcn"]["test"]
+    assert row["seeds_paired"] and row["within_5pct"]
+    assert row["ci"] == pytest.approx([0.002, 0.002])  # paired: the shift itself
+    low, high = row["unpaired_relative_ci"]
+    assert low < -0.05 and high > 0.05  # unpaired, the seed levels swamp it
