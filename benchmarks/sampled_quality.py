@@ -25,7 +25,8 @@ full-graph mean; "within 5%" means the whole interval lies above -5% of the full
 (sampled is not more than 5% worse). The two modes of one seed share their initialisation
 and their BPR batches (only the propagation differs), so the verdict's interval pairs the
 seeds (``paired_seeds``): the seed-to-seed spread that both modes share cancels. The
-unpaired interval (each mode's runs resampled independently) is printed beside it. ``<out>/sampled_quality-n<fan-outs>.json`` holds the table.
+unpaired interval (each mode's runs resampled independently) is printed beside it.
+``<out>/sampled_quality-n<fan-outs>.json`` holds the table.
 """
 
 from __future__ import annotations
@@ -125,9 +126,9 @@ def report(out: Path, models: list[str], seeds: list[int], num_neighbors: list[i
         for split in ("valid", "test"):
             pairs = ([(r[f"{split}_users"], r[split]) for r in runs["sampled"]],
                      [(r[f"{split}_users"], r[split]) for r in runs["full"]])
-            comparison = compare(f"{model} sampled", f"{model} full", f"{split} {METRIC}", *pairs,
-                                 paired_seeds=paired)
             unpaired = compare(f"{model} sampled", f"{model} full", f"{split} {METRIC}", *pairs)
+            comparison = compare(f"{model} sampled", f"{model} full", f"{split} {METRIC}", *pairs,
+                                 paired_seeds=True) if paired else unpaired
             base = comparison.mean_reference
             row[split] = {
                 "full": comparison.mean_reference, "sampled": comparison.mean_model,

@@ -14,10 +14,10 @@ the items held out cold), for each size:
   256-d, acoustic raw, 64-d), each **full-graph** (every step propagates over every edge)
   and **sampled** (``train.num_neighbors``: the batch's 3-hop neighbourhood, ``--fanout``
   neighbours per node and hop; MMGCN also with ``[-1, k, k]``, every neighbour on the batch's
-  own hop, the setting that keeps its quality): build the model, draw one epoch of BPR triples, time
-  ``--steps`` Adam steps of batch ``--batch-size`` after one warm-up step; seconds per epoch
-  = the epoch's draw + steps per epoch x the mean step (an extrapolation from the timed
-  steps, printed as such); peak RSS of the process;
+  own hop, the setting that keeps its quality): build the model, draw one epoch of BPR
+  triples, time ``--steps`` Adam steps of batch ``--batch-size`` after one warm-up step;
+  seconds per epoch = the epoch's draw + steps per epoch x the mean step (an extrapolation
+  from the timed steps, printed as such); peak RSS of the process;
 * **evaluate** LightGCN's full ranking of the valid split (all items, train masked) in
   user blocks: the full-graph ``embed()`` plus scoring, ranking and metrics of
   ``--eval-users`` users (all when fewer), extrapolated to every valid user; the peak RSS

@@ -39,6 +39,19 @@ from torch import Tensor, nn
 from mmgcn.nn.sparse import sparse_mm
 
 
+def check_fanouts(num_neighbors: Sequence[int], name: str = "num_neighbors") -> tuple[int, ...]:
+    """``num_neighbors`` as a tuple of ints: positive, or ``-1`` for every neighbour.
+
+    Raises:
+        ValueError: empty, or a value that is neither positive nor ``-1`` (``name`` in the message).
+    """
+    fanouts = tuple(int(k) for k in num_neighbors)
+    if not fanouts or any(k == 0 or k < -1 for k in fanouts):
+        raise ValueError(f"{name} must be positive integers or -1 (every neighbour), one per hop or one for all, "
+                         f"got {list(fanouts)}")
+    return fanouts
+
+
 class SubgraphPropagation(nn.Module):
     r"""One hop over a sampled bipartite subgraph: :math:`U' = S_{UI} I,\; I' = S_{IU} U`.
 
@@ -181,13 +194,11 @@ class NeighborSampler:
 
     def __init__(self, graph: nn.Module, num_neighbors: Sequence[int],
                  generator: torch.Generator | None = None) -> None:
-        if not num_neighbors or any(int(k) == 0 or int(k) < -1 for k in num_neighbors):
-            raise ValueError(f"num_neighbors must be positive integers or -1 (every neighbour), one per hop; "
-                             f"got {list(num_neighbors)}")
+        fanouts = check_fanouts(num_neighbors)
         if getattr(graph, "self_loops", False):
             raise ValueError("NeighborSampler: graphs with self-loops are not supported")
         self.graph = graph
-        self.num_neighbors = tuple(int(k) for k in num_neighbors)
+        self.num_neighbors = fanouts
         self.generator = generator
         self._lookups: dict[str, Tensor] = {}  # global id -> local position, -1 outside the subgraph
 
@@ -310,4 +321,5 @@ class _NodeSet:
         self.lookup[self.ids()] = -1
 
 
-__all__ = ["NeighborSampler", "Subgraph", "SubgraphPropagation", "for_layer", "trimmed_layer_mean"]
+__all__ = ["NeighborSampler", "Subgraph", "SubgraphPropagation", "check_fanouts", "for_layer",
+           "trimmed_layer_mean"]

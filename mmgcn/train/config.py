@@ -11,6 +11,7 @@ import torch
 from mmgcn.data.dataset import SPLITS
 from mmgcn.errors import DeviceError
 from mmgcn.eval.metrics import METRIC_NAMES
+from mmgcn.nn.subgraph import check_fanouts
 
 NEGATIVES = ("all", "train-items")
 #: train.precision values: fp32, or the forward pass under bfloat16 autocast
@@ -137,10 +138,8 @@ class TrainConfig:
                 raise ValueError(f"train.{name} names unknown split(s) {bad}; use names from {list(SPLITS)}")
         if "valid" in self.valid_mask or "test" in self.valid_mask or "test" in self.test_mask:
             raise ValueError("train.valid_mask may hold only 'train'; train.test_mask only 'train'/'valid'")
-        if self.num_neighbors is not None and (not self.num_neighbors
-                                               or any(k == 0 or k < -1 for k in self.num_neighbors)):
-            raise ValueError(f"train.num_neighbors must be positive integers or -1 (every neighbour), one per hop "
-                             f"or one for all, got {list(self.num_neighbors)}")
+        if self.num_neighbors is not None:
+            check_fanouts(self.num_neighbors, "train.num_neighbors")
         if self.precision not in PRECISIONS:
             raise ValueError(f"train.precision {self.precision!r} must be one of {list(PRECISIONS)}")
         if self.negatives not in NEGATIVES:
