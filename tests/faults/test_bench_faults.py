@@ -181,3 +181,16 @@ def test_cli_bench_set_value_that_yaml_reads_as_a_mapping_is_one_line(tmp_path, 
     args[2], args[4] = str(real), 'budget_note="cold-start protocol: 3 seeds"'
     assert main([*args, "--dry-run"]) == 0
     assert "dry run: 3 runs" in capsys.readouterr().out
+
+
+def test_cli_bench_bad_fanout_is_one_line(tmp_path, capsys):
+    # met while working: train.num_neighbors takes positive fan-outs or -1 (every neighbour)
+    good = tmp_path / "b.yaml"
+    good.write_text("dataset: synthetic\nmodels: [lightgcn]\n")
+    for value in ("[0]", "[-2, 10, 10]"):
+        args = ["bench", "--config", str(good), "--set", f"train.num_neighbors={value}", "--out", str(tmp_path / "o")]
+        assert main(args) == 2
+        err = capsys.readouterr().err.strip()
+        assert "train.num_neighbors must be positive integers or -1" in err and value in err
+        assert err.count("\n") == 0 and "Traceback" not in err
+    assert not (tmp_path / "o").exists()
