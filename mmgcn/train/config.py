@@ -64,10 +64,10 @@ class TrainConfig:
         test_mask: splits masked in the final test (default ``("train", "valid")``; the
             published TikTok / Baby tables mask only ``train``).
         warm_cold: report the final test separately on warm and cold items (default ``True``).
-        negatives: where BPR negatives come from: ``"all"`` items (default, as MMRec and the
-            original code) or ``"train-items"``, the items with at least one train
-            interaction, so that items held out entirely (a cold-start split) never enter
-            training, not even as negatives.
+        negatives: where BPR negatives come from: ``"all"`` items (default, as the original
+            code) or ``"train-items"``, the items with at least one train interaction (as
+            MMRec's sampler, which draws among the train split's items), so that items held
+            out entirely (a cold-start split) never enter training, not even as negatives.
         num_neighbors: sampled-subgraph training (default ``None``: every step propagates
             over the whole train graph). Neighbours drawn per node at each hop, one value per
             layer of the model or one for all, ``-1`` for every neighbour (PyG's
