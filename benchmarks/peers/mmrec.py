@@ -114,6 +114,16 @@ def _lattice(p: Mapping[str, Any], slots: Slots) -> tuple[dict[str, Any], dict[s
     return config, {"lr": p["learning_rate"]}
 
 
+def _lgmrec(p: Mapping[str, Any], slots: Slots) -> tuple[dict[str, Any], dict[str, Any]]:
+    # MMRec sums its InfoNCE over the batch's rows, ours averages it: the same term at
+    # cl_weight x batch size (exact on every full batch; only a short last batch differs)
+    config = {"dim": p["embedding_size"], "num_layers": p["n_ui_layers"], "modality_layers": p["n_mm_layers"],
+              "hyper_layers": p["n_hyper_layer"], "num_hyperedges": p["hyper_num"], "keep_rate": p["keep_rate"],
+              "alpha": p["alpha"], "cl_weight": p["cl_weight"] * MMREC_COMMON["train_batch_size"],
+              "reg_weight": p["reg_weight"], "feature_transform": "none"}
+    return config, {"lr": p["learning_rate"]}
+
+
 def _mmgcn_faithful(p: Mapping[str, Any], slots: Slots) -> tuple[dict[str, Any], dict[str, Any]]:
     # MMRec's port hard-codes 3 layers, projects only the vision slot (to 256-d) and leaves
     # IDs and preferences untrained: mmgcn-faithful's defaults
@@ -148,6 +158,16 @@ PEERS: dict[str, Peer] = {
          "mm_image_weight": 0.1, "dropout": 0.8, "reg_weight": 1e-3, "learning_rate": 1e-3},
         _freedom,
         "ours samples the pruned graph by exponential keys (same distribution as torch.multinomial)",
+    ),
+    "lgmrec": Peer(
+        "lgmrec", "LGMRec",
+        {"embedding_size": 64, "feat_embed_dim": 64, "cf_model": "lightgcn", "n_ui_layers": 2, "n_mm_layers": 2,
+         "n_hyper_layer": 1, "hyper_num": 4, "keep_rate": 0.5, "alpha": 0.3, "cl_weight": 1e-4,
+         "reg_weight": 1e-6, "learning_rate": 1e-3},
+        _lgmrec,
+        "MMRec keeps the Gumbel noise of the hyperedge assignments when it evaluates (every validation "
+        "draws afresh), ours evaluates without noise; MMRec's InfoNCE is a batch sum, ours a mean "
+        "(cl_weight scaled by the batch size)",
     ),
     "lattice": Peer(
         "lattice", "LATTICE",
