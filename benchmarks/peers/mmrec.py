@@ -266,6 +266,20 @@ def _metrics(block: str) -> dict[str, float]:
     return {k.lower(): float(v) for k, v in re.findall(r"(\w+@\d+): ([0-9.]+)", block)}
 
 
+def best_epoch(log: str) -> int | None:
+    """The 1-based epoch of MMRec's best validation in its training log: from its early-stopping
+    line, or, when the epoch cap ended the run first, the evaluation its last "Best validation
+    results updated" follows (``None``: never updated)."""
+    stopped = re.search(r"best eval result in epoch (\d+)", log)
+    if stopped:
+        return int(stopped.group(1)) + 1
+    updates = [m.start() for m in re.finditer(r"Best validation results updated", log)]
+    if not updates:
+        return None
+    evaluated = [int(m.group(1)) for m in re.finditer(r"epoch (\d+) evaluating", log[: updates[-1]])]
+    return evaluated[-1] + 1 if evaluated else None
+
+
 def run_mmrec(mmrec: Path, peer: Peer, name: str, params: Mapping[str, Any], seed: int, epochs: int) -> dict[str, Any]:
     # one value per hyper-parameter: only the seed is left in MMRec's grid loop
     config = {**MMREC_COMMON, **params, "seed": [seed], "epochs": epochs, "hyper_parameters": []}
@@ -280,11 +294,10 @@ def run_mmrec(mmrec: Path, peer: Peer, name: str, params: Mapping[str, Any], see
     eval_s = [float(s) for s in re.findall(r"epoch \d+ evaluating \[time: ([0-9.]+)s", log)]
     if "best valid result:" not in log:  # a timing run may stop before MMRec's final report
         return {"epochs": len(train_s), "epoch_train_s": train_s, "epoch_eval_s": eval_s, "wall_s": wall}
-    best = re.search(r"best eval result in epoch (\d+)", log)
     final = log[log.rindex("best valid result:"):]
     valid = _metrics(final[: final.index("test result:")])
     test = _metrics(final[final.index("test result:"):].split("\n")[0])
-    return {"valid": valid, "test": test, "epochs": len(train_s), "best_epoch": int(best.group(1)) + 1 if best else None,
+    return {"valid": valid, "test": test, "epochs": len(train_s), "best_epoch": best_epoch(log),
             "train_s": float(np.mean(train_s)), "eval_s": float(np.mean(eval_s)), "wall_s": wall,
             "epoch_train_s": train_s, "epoch_eval_s": eval_s}
 

@@ -53,3 +53,16 @@ def test_freedom_image_weight_goes_to_the_visual_slot(mmrec):
     peer = mmrec.PEERS["freedom"]
     config, _ = peer.to_ours({**peer.params, "mm_image_weight": 0.1}, SLOTS)
     assert config["modality_weights"] == pytest.approx({"visual": 0.1, "acoustic": 0.9})
+
+
+def test_best_epoch_is_read_from_an_early_stop_or_from_the_last_update_before_the_cap(mmrec):
+    def epoch(i: int, updated: bool) -> str:
+        return (f"epoch {i} training [time: 1.00s, train loss: 0.5]\nepoch {i} evaluating [time: 0.50s, "
+                f"valid_score: 0.0{i}]\nvalid result: \nrecall@20: 0.0{i}\n"
+                + ("██ LGMRec--Best validation results updated!!!\n" if updated else ""))
+
+    capped = epoch(0, True) + epoch(1, True) + epoch(2, False) + epoch(3, True) + epoch(4, False)
+    assert mmrec.best_epoch(capped) == 4  # 0-based epoch 3, the last one that updated
+    stopped = capped + "+++++Finished training, best eval result in epoch 7\n"
+    assert mmrec.best_epoch(stopped) == 8
+    assert mmrec.best_epoch(epoch(0, False)) is None
