@@ -94,6 +94,8 @@ class GridOutcome:
                                       if any(t.result.train_s_per_epoch is not None for t in trials) else None),
                 "failed": {str(t.seed): t.result.error for t in trials if t.result.status != "ok"},
                 "selected": index == self.chosen_index,
+                # a trial's identity: lets a fresh clone restore it from the committed results
+                "config_hash_by_seed": {str(t.seed): t.task.config_hash for t in trials},
             })
         return rows
 

@@ -27,6 +27,9 @@ in a staging directory beside it and renamed into place when finished. A re-run 
 cell whose completion marker carries the same config hash and whose files match their
 checksums, unless ``force``; a damaged cell is named and re-run; a cell that raises is
 recorded as failed (traceback in its staging directory's ``error.txt``) and the run goes on.
+A cell absent on disk whose identical configuration is recorded in the folder's committed
+``results.json`` (a fresh clone: cells are not committed) is restored from it instead of
+re-trained (:mod:`mmgcn.bench.restore`).
 The whole run holds the folder's lock (:mod:`mmgcn.bench.lock`) and rebuilds
 ``results.json`` from the cells on disk.
 
@@ -78,6 +81,7 @@ from mmgcn.bench.config import BenchConfig, ModelSpec, config_hash
 from mmgcn.bench.grid import GridOutcome, drop_checkpoints, reuse_trial, run_grid, split_point
 from mmgcn.bench.header import build_header
 from mmgcn.bench.lock import BenchLock
+from mmgcn.bench.restore import CommittedResults
 from mmgcn.bench.plots import write_plots
 from mmgcn.bench.results import PER_USER_NPZ, BenchResults, CellResult, write_results
 from mmgcn.bench.tables import header_lines
@@ -100,6 +104,7 @@ class BenchRun:
     ran: int = 0
     skipped: int = 0
     failed: int = 0
+    restored: int = 0
 
 
 def dataset_fingerprint(dataset: Dataset) -> dict[str, Any]:
@@ -204,22 +209,56 @@ def run_cell(task: CellTask, dataset: Dataset, config: BenchConfig, runner: Cell
         return CellResult(task.spec.name, task.seed, status="failed", error=message, config_hash=task.config_hash), "failed"
 
 
+def restorable(committed: CommittedResults | None, task: CellTask) -> bool:
+    """Whether ``task`` is absent on disk (no finished cell, no attempt started) and its
+    identical configuration is recorded in the committed results."""
+    if committed is None or cell_problem(task.directory, task.config_hash, task.grid_point is None) != "absent":
+        return False
+    if started_hash(staging_dir(task.directory)) is not None:
+        return False
+    found = committed.cell(task) if task.grid_point is None else committed.trial(task)
+    return found is not None
+
+
+def verify_committed(committed: CommittedResults | None, config: BenchConfig, runner: CellRunner,
+                     fingerprint: dict[str, Any], folder: Path) -> None:
+    """Mark the models whose committed selected grid point hashes as their committed cells
+    (see :mod:`mmgcn.bench.restore`): their older grid rows can then be restored."""
+    if committed is None:
+        return
+    for spec in config.specs:
+        grid = config.grid_for(spec)
+        point = committed.selected_point(spec.name)
+        if grid is None or point is None or point not in grid.points():
+            continue
+        model_overrides, train_overrides = split_point(point)
+        tasks = [_task(config, runner, fingerprint, spec, seed, folder / "grid" / spec.dirname / "verify", point,
+                       {**config.model_config_for(spec), **model_overrides}, train_overrides)
+                 for seed in (tuple(grid.seeds) or (config.seed_list[0],))]
+        committed.verify(spec.name, tasks)
+
+
 def plan_benchmark(config: BenchConfig, runner: CellRunner, dataset: Dataset) -> list[tuple[str, str]]:
     """What :func:`run_benchmark` would do, without training: ``[(cell label, status)]`` with
     status ``"finished"`` (kept), ``"resumes"`` (an interrupted attempt of the same config),
     ``"runs"`` or, for the cells of a model whose grid has unfinished trials, ``"after grid"``.
 
     A finished cell whose config changed (a changed default, another split) shows as
-    ``"runs"``: the way to see which cells a code or config change invalidates.
+    ``"runs"``: the way to see which cells a code or config change invalidates. A cell the
+    committed ``results.json`` holds (:mod:`mmgcn.bench.restore`) shows as ``"restores"``.
     """
     fingerprint = dataset_fingerprint(dataset)
     folder = Path(config.out) / config.results_name
     seeds = config.seed_list
     plan: list[tuple[str, str]] = []
+    committed = CommittedResults.load(folder)
+    verify_committed(committed, config, runner, fingerprint, folder)
 
     def status(task: CellTask) -> str:
         if is_finished(task.directory, task.config_hash, per_user=task.grid_point is None):
             return "finished"
+        if restorable(committed, task):
+            return "restores"
         staged = dataclasses.replace(task, directory=staging_dir(task.directory))
         if started_hash(staged.directory) == task.config_hash and runner.can_resume(staged):
             return "resumes"
@@ -243,12 +282,17 @@ def plan_benchmark(config: BenchConfig, runner: CellRunner, dataset: Dataset) ->
                     state = status(task)
                     trial_states.append(state)
                     plan.append((task.label, state))
-                    values.append(load_cell(directory).best_valid if state == "finished" else None)
+                    if state == "finished":
+                        values.append(load_cell(directory).best_valid)
+                    elif state == "restores":
+                        values.append(committed.trial(task).best_valid)  # type: ignore[union-attr]
+                    else:
+                        values.append(None)
                 if all(v is not None for v in values):
                     mean = sum(values) / len(values)
                     if best is None or mean > best[0]:
                         best = (mean, index)
-            all_done = all(state == "finished" for state in trial_states)
+            all_done = all(state in ("finished", "restores") for state in trial_states)
             chosen = grid.points()[best[1]] if best is not None and all_done else None
         for seed in config.seeds_for(spec):
             if chosen is None:
@@ -286,6 +330,7 @@ def _run_benchmark_locked(
     plots: bool = True,
     echo: Callable[[str], None] | None = None,
     grids_only: bool = False,
+    restore: bool = True,
 ) -> BenchRun:
     """Run every cell of ``config`` (skipping finished ones), then write tables and figures.
 
@@ -299,6 +344,9 @@ def _run_benchmark_locked(
         echo: called with each header line before the run starts (the CLI prints them).
         grids_only: run the models' grids only (validation; what ``benchmarks/tune.py``
             does) and write ``grids.json`` instead of the result tables.
+        restore: restore cells absent on disk from the folder's committed ``results.json``
+            and ``per_user.npz`` when their config hash matches (:mod:`mmgcn.bench.restore`;
+            never with ``force``).
 
     Returns:
         a :class:`BenchRun`; failed cells are in ``results.cells`` with ``status="failed"``.
@@ -328,6 +376,12 @@ def _run_benchmark_locked(
     fingerprint = dataset_fingerprint(dataset)
     seeds = config.seed_list
     folder.mkdir(parents=True, exist_ok=True)
+    # read before this run rewrites them
+    committed = CommittedResults.load(folder) if restore and not force else None
+    verify_committed(committed, config, runner, fingerprint, folder)
+    if committed is not None:
+        log.info("%s: %d finished cells recorded in the committed results; absent ones with the same "
+                 "config hash are restored, not re-trained", folder, len(committed))
     ignore = folder / ".gitignore"
     if not ignore.exists():
         # tables, figures and the per-user file are the results to commit; cells hold bulky per-run files
@@ -343,6 +397,12 @@ def _run_benchmark_locked(
 
     def step(task: CellTask, force_task: bool = force) -> CellResult:
         bar.set_postfix_str(task.label, refresh=True)
+        if not force_task and restorable(committed, task):
+            restored = committed.restore(task)  # type: ignore[union-attr]
+            if restored is not None:
+                run.restored += 1
+                bar.update(1)
+                return restored
         result, what = run_cell(task, dataset, config, runner, force_task)
         setattr(run, what, getattr(run, what) + 1)
         bar.update(1)
@@ -376,7 +436,7 @@ def _run_benchmark_locked(
                              {**base_config, **model_overrides}, train_overrides)
                 staging = staging_dir(directory)
                 if (outcome is not None and not is_finished(directory, task.config_hash)
-                        and started_hash(staging) != task.config_hash):
+                        and started_hash(staging) != task.config_hash and not restorable(committed, task)):
                     # the selected point trained with this seed is this very cell: test it only
                     reuse_trial(outcome, dataclasses.replace(task, directory=staging))
                 cells.append(step(task))

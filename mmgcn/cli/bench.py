@@ -146,7 +146,8 @@ def run_bench(args: argparse.Namespace) -> int:
         )
     print()
     print(to_markdown(run.results))
-    print(f"cells: {run.ran} ran, {run.skipped} skipped (finished earlier), {run.failed} failed; "
+    print(f"cells: {run.ran} ran, {run.skipped} skipped (finished earlier), {run.restored} restored "
+          f"(from the committed results.json), {run.failed} failed; "
           f"results in {run.folder}/")
     if run.failed:
         print(f"mmgcn bench: {run.failed} cell(s) failed; see the 'Failed cells' section and the "
