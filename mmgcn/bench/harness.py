@@ -81,8 +81,8 @@ from mmgcn.bench.config import BenchConfig, ModelSpec, config_hash
 from mmgcn.bench.grid import GridOutcome, drop_checkpoints, reuse_trial, run_grid, split_point
 from mmgcn.bench.header import build_header
 from mmgcn.bench.lock import BenchLock
-from mmgcn.bench.restore import CommittedResults
 from mmgcn.bench.plots import write_plots
+from mmgcn.bench.restore import CommittedResults
 from mmgcn.bench.results import PER_USER_NPZ, BenchResults, CellResult, write_results
 from mmgcn.bench.tables import header_lines
 from mmgcn.config import ConfigError, merge

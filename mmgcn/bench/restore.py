@@ -37,8 +37,16 @@ from typing import Any
 import numpy as np
 
 from mmgcn.bench.aggregate import read_per_user
-from mmgcn.bench.cells import CELL_JSON, PER_USER, CellTask, clear_cell, publish_cell, save_per_user, staging_dir, \
-    write_marker
+from mmgcn.bench.cells import (
+    CELL_JSON,
+    PER_USER,
+    CellTask,
+    clear_cell,
+    publish_cell,
+    save_per_user,
+    staging_dir,
+    write_marker,
+)
 from mmgcn.bench.results import PER_USER_NPZ, RESULTS_JSON, CellResult
 from mmgcn.utils.io import atomic_write_json
 

@@ -76,7 +76,7 @@ class _EdgeDot(torch.autograd.Function):
     the two CSR products of the patterns (no transpose of a sparse matrix is built)."""
 
     @staticmethod
-    def forward(ctx, user_states: Tensor, item_states: Tensor, edges: "BipartiteEdges") -> Tensor:  # type: ignore[override]
+    def forward(ctx, user_states: Tensor, item_states: Tensor, edges: BipartiteEdges) -> Tensor:  # type: ignore[override]
         user_states, item_states = user_states.detach(), item_states.detach()
         ctx.save_for_backward(user_states, item_states)
         ctx.edges = edges

@@ -10,14 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_bench_harness import ScriptedRunner, make_config, run
 
 from mmgcn.bench.aggregate import read_per_user
 from mmgcn.bench.cells import MARKER, is_finished
 from mmgcn.bench.harness import plan_benchmark
 from mmgcn.bench.tables import to_markdown
 from mmgcn.data.dataset import Dataset
-
-from test_bench_harness import ScriptedRunner, make_config, run, tiny_dataset  # noqa: F401 - fixture
 
 GRID = {"bpr": {"params": {"dim": [4, 32, 16]}}}
 
