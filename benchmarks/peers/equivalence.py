@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import subprocess
 import sys
 import types
 from collections.abc import Callable
@@ -42,16 +41,8 @@ import torch.nn.functional as F
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from mmrec import (  # noqa: E402
-    DATASETS,
-    MMREC_COMMON,
-    PEERS,
-    apply_compat_fixes,
-    without_cold_start_users,
-    write_mmrec_dataset,
-)
+from mmrec import DATASETS, MMREC_COMMON, PEERS, checked_arguments, prepare_mmrec  # noqa: E402
 
-from mmgcn.data.registry import load_dataset  # noqa: E402
 from mmgcn.eval.evaluator import evaluate  # noqa: E402
 from mmgcn.models import build_model  # noqa: E402
 from mmgcn.models.base import Embeddings  # noqa: E402
@@ -155,6 +146,17 @@ def _diff(a: torch.Tensor, b: torch.Tensor) -> str:
             f"(values up to {float(b.abs().max()):.2f}); rows differing > 1e-4: {rows} of {a.shape[0]}")
 
 
+def compare_forward(check: Check, ours, theirs, label: str) -> tuple[Embeddings, tuple[torch.Tensor, torch.Tensor]]:
+    """One training-mode forward of each at a fresh epoch's first batch; prints the differences."""
+    check.start_epoch(ours, theirs)
+    with torch.no_grad():
+        mine = ours.embed()
+        their_users, their_items = check.theirs_forward(theirs)
+    print(f"{label}, users: {_diff(mine.users, their_users)}")
+    print(f"{label}, items: {_diff(mine.items, their_items)}")
+    return mine, (their_users, their_items)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--mmrec", required=True, type=Path, help="a local MMRec checkout (github.com/enoche/MMRec)")
@@ -163,21 +165,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=999)
     parser.add_argument("--steps", type=int, default=30, help="identical Adam steps of both models (section 3)")
     args = parser.parse_args()
-    mmrec = args.mmrec.resolve()
-    if not (mmrec / "src" / "utils" / "quick_start.py").is_file():
-        parser.error(f"--mmrec {mmrec}: not an MMRec checkout (no src/utils/quick_start.py)")
-    names = [m.strip() for m in args.models.split(",") if m.strip()]
-    unknown = [m for m in names if m not in CHECKS]
-    if unknown:
-        parser.error(f"--models: unknown {unknown}; checks exist for {sorted(CHECKS)}")
-    for change in apply_compat_fixes(mmrec):
-        print(f"# MMRec compatibility fix applied: {change}")
-    entry = DATASETS[args.dataset]
-    dataset = without_cold_start_users(load_dataset(args.dataset, **entry.load_kwargs))
-    mmrec_name = f"{args.dataset}-mmgcn"
-    write_mmrec_dataset(dataset, mmrec, mmrec_name, entry.slots)
-    commit = subprocess.run(["git", "-C", str(mmrec), "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True).stdout.strip() or "unknown"
+    mmrec, names = checked_arguments(parser, args, CHECKS)
+    entry, dataset, mmrec_name, commit = prepare_mmrec(mmrec, args.dataset)
     torch.set_num_threads(1)
     print(f"# {dataset}; MMRec {commit}; slots {entry.slots}; seed {args.seed}; torch {torch.__version__}")
     rng = torch.Generator().manual_seed(args.seed)
@@ -201,12 +190,7 @@ def main() -> None:
             return torch.as_tensor(train.row[idx], dtype=torch.long), torch.as_tensor(train.col[idx], dtype=torch.long), neg
 
         # 1. forward
-        check.start_epoch(ours, theirs)
-        with torch.no_grad():
-            mine = ours.embed()
-            their_users, their_items = check.theirs_forward(theirs)
-        print(f"1. forward, users: {_diff(mine.users, their_users)}")
-        print(f"1. forward, items: {_diff(mine.items, their_items)}")
+        compare_forward(check, ours, theirs, "1. forward")
         # 2. loss and gradients on one batch, a fresh epoch's first batch on both sides
         u, p, n = batch()
         check.start_epoch(ours, theirs)
@@ -237,12 +221,8 @@ def main() -> None:
             opt_theirs.zero_grad()
             check.theirs_loss(theirs, u, p, n).backward()
             opt_theirs.step()
-        check.start_epoch(ours, theirs)
-        with torch.no_grad():
-            mine = ours.embed()
-            their_users, their_items = check.theirs_forward(theirs)
-        print(f"3. after {args.steps} identical Adam steps (lr {lr}), users: {_diff(mine.users, their_users)}")
-        print(f"3. after {args.steps} identical Adam steps (lr {lr}), items: {_diff(mine.items, their_items)}")
+        mine, (their_users, their_items) = compare_forward(
+            check, ours, theirs, f"3. after {args.steps} identical Adam steps (lr {lr})")
         for label, users, items in (("ours", mine.users, mine.items), ("MMRec", their_users, their_items)):
             result = evaluate(ours, dataset, "valid", ks=(20,), mask=("train",), emb=Embeddings(users, items, {}))
             print(f"3. valid Recall@20 with our evaluator on {label}'s embeddings: {result.metrics['recall@20']:.4f}")

@@ -379,6 +379,33 @@ def table(dataset_name: str, results: Mapping[str, Mapping[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def checked_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace,
+                      known: Mapping[str, Any]) -> tuple[Path, list[str]]:
+    """``(the MMRec checkout, the model names)`` of ``--mmrec`` and ``--models``, checked."""
+    mmrec = args.mmrec.resolve()
+    if not (mmrec / "src" / "utils" / "quick_start.py").is_file():
+        parser.error(f"--mmrec {mmrec}: not an MMRec checkout (no src/utils/quick_start.py)")
+    names = [m.strip() for m in args.models.split(",") if m.strip()]
+    unknown = [m for m in names if m not in known]
+    if unknown:
+        parser.error(f"--models: unknown {unknown}; known: {sorted(known)}")
+    return mmrec, names
+
+
+def prepare_mmrec(mmrec: Path, dataset_name: str) -> tuple[DatasetEntry, Dataset, str, str]:
+    """Apply the compatibility fixes, load the dataset (MMRec's user filter) and write it in
+    MMRec's layout; returns ``(entry, dataset, MMRec's dataset name, MMRec's commit)``."""
+    for change in apply_compat_fixes(mmrec):
+        print(f"# MMRec compatibility fix applied: {change}")
+    entry = DATASETS[dataset_name]
+    dataset = without_cold_start_users(load_dataset(dataset_name, **entry.load_kwargs))
+    mmrec_name = f"{dataset_name}-mmgcn"
+    write_mmrec_dataset(dataset, mmrec, mmrec_name, entry.slots)
+    commit = subprocess.run(["git", "-C", str(mmrec), "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True).stdout.strip() or "unknown"
+    return entry, dataset, mmrec_name, commit
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--mmrec", required=True, type=Path, help="a local MMRec checkout (github.com/enoche/MMRec)")
@@ -395,13 +422,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="write <out>.json and <out>.md")
     args = parser.parse_args()
 
-    mmrec = args.mmrec.resolve()
-    if not (mmrec / "src" / "utils" / "quick_start.py").is_file():
-        parser.error(f"--mmrec {mmrec}: not an MMRec checkout (no src/utils/quick_start.py)")
-    names = [m.strip() for m in args.models.split(",") if m.strip()]
-    unknown = [m for m in names if m not in PEERS]
-    if unknown:
-        parser.error(f"--models: unknown {unknown}; the table has {sorted(PEERS)}")
+    mmrec, names = checked_arguments(parser, args, PEERS)
     params = {m: dict(PEERS[m].params) for m in names}
     for text in args.set:
         keys, value = parse_override(text)
@@ -409,14 +430,7 @@ def main() -> None:
             parser.error(f"--set {text!r}: expected MODEL.PARAM=VALUE with MODEL in {names} and a known PARAM")
         params[keys[0]][keys[1]] = value
 
-    for change in apply_compat_fixes(mmrec):
-        print(f"# MMRec compatibility fix applied: {change}")
-    entry = DATASETS[args.dataset]
-    dataset = without_cold_start_users(load_dataset(args.dataset, **entry.load_kwargs))
-    mmrec_name = f"{args.dataset}-mmgcn"
-    write_mmrec_dataset(dataset, mmrec, mmrec_name, entry.slots)
-    commit = subprocess.run(["git", "-C", str(mmrec), "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True).stdout.strip() or "unknown"
+    entry, dataset, mmrec_name, commit = prepare_mmrec(mmrec, args.dataset)
     print(f"# {dataset}; MMRec {commit} at {mmrec}; slots {entry.slots}; seed {args.seed}; torch "
           f"{torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs; load average "
           f"{os.getloadavg()[0]:.2f}")
