@@ -69,7 +69,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from mmgcn.config import parse_override  # noqa: E402
-from mmgcn.data.dataset import Dataset  # noqa: E402
+from mmgcn.data.dataset import DataError, Dataset  # noqa: E402
 from mmgcn.data.readers.mmrec import write_mmrec  # noqa: E402
 from mmgcn.data.registry import load_dataset  # noqa: E402
 from mmgcn.models import build_model  # noqa: E402
@@ -393,12 +393,20 @@ def checked_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace,
 
 
 def prepare_mmrec(mmrec: Path, dataset_name: str) -> tuple[DatasetEntry, Dataset, str, str]:
-    """Apply the compatibility fixes, load the dataset (MMRec's user filter) and write it in
-    MMRec's layout; returns ``(entry, dataset, MMRec's dataset name, MMRec's commit)``."""
+    """Load the dataset (MMRec's user filter), apply the compatibility fixes and write the
+    dataset in MMRec's layout; returns ``(entry, dataset, MMRec's dataset name, MMRec's commit)``.
+
+    Raises:
+        SystemExit: the dataset does not load (one line naming the files and the fix; the
+            MMRec checkout is left untouched).
+    """
+    entry = DATASETS[dataset_name]
+    try:
+        dataset = without_cold_start_users(load_dataset(dataset_name, **entry.load_kwargs))
+    except DataError as exc:
+        raise SystemExit(f"error: {exc}") from None
     for change in apply_compat_fixes(mmrec):
         print(f"# MMRec compatibility fix applied: {change}")
-    entry = DATASETS[dataset_name]
-    dataset = without_cold_start_users(load_dataset(dataset_name, **entry.load_kwargs))
     mmrec_name = f"{dataset_name}-mmgcn"
     write_mmrec_dataset(dataset, mmrec, mmrec_name, entry.slots)
     commit = subprocess.run(["git", "-C", str(mmrec), "rev-parse", "--short", "HEAD"], capture_output=True,

@@ -66,3 +66,18 @@ def test_best_epoch_is_read_from_an_early_stop_or_from_the_last_update_before_th
     stopped = capped + "+++++Finished training, best eval result in epoch 7\n"
     assert mmrec.best_epoch(stopped) == 8
     assert mmrec.best_epoch(epoch(0, False)) is None
+
+
+def test_a_missing_dataset_is_one_error_line_and_leaves_mmrec_untouched(mmrec, tmp_path, monkeypatch):
+    monkeypatch.setenv("MMGCN_DATA", str(tmp_path / "no-data"))
+    checkout = tmp_path / "MMRec"
+    (checkout / "src" / "utils").mkdir(parents=True)
+    (checkout / "src" / "utils" / "metrics.py").write_text("x = np.float(1)\n")
+    with pytest.raises(SystemExit) as exit_info:
+        mmrec.prepare_mmrec(checkout, "tiktok")
+    message = str(exit_info.value.code)
+    assert message.startswith("error: ") and "\n" not in message
+    assert "tiktok" in message and "trnMat.pkl" in message and "MMGCN_DATA" in message
+    # nothing was written into the checkout: no compatibility fix, no dataset
+    assert (checkout / "src" / "utils" / "metrics.py").read_text() == "x = np.float(1)\n"
+    assert not (checkout / "data").exists()
