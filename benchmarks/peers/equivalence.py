@@ -63,11 +63,11 @@ def inside(path: Path):
 
 
 def mmrec_model(mmrec: Path, model: str, dataset_name: str, params: dict[str, Any], seed: int):
-    """MMRec's model object and its train loader, built by MMRec's own classes."""
-    if "lmdb" not in sys.modules:
-        with contextlib.suppress(ImportError):
-            import lmdb  # noqa: F401
-    sys.modules.setdefault("lmdb", types.ModuleType("lmdb"))  # imported by MMRec for raw-image datasets only
+    """MMRec's model object, built by MMRec's own classes (config, dataset, train loader)."""
+    try:
+        import lmdb  # noqa: F401
+    except ImportError:  # MMRec's dataset module imports it for raw-image datasets only
+        sys.modules["lmdb"] = types.ModuleType("lmdb")
     with inside(mmrec / "src"):
         from utils.configurator import Config
         from utils.dataloader import TrainDataLoader
@@ -90,14 +90,14 @@ class Check:
 
     Attributes:
         copy: copies our parameters into MMRec's (``(ours, theirs, slots)``).
-        grads: ``{our parameter name: MMRec parameter name}`` compared after backward.
+        grads: ``{our parameter name: MMRec parameter name}`` compared after backward (``(slots)``).
         theirs_forward: MMRec's training-mode forward, ``(users, items)``.
         theirs_loss: MMRec's loss on ``(users, pos, neg)``.
         start_epoch: resets both models' per-epoch state (a fresh epoch's first batch).
     """
 
     copy: Callable[[Any, Any, dict[str, str]], None]
-    grads: Callable[[Any, dict[str, str]], dict[str, str]]
+    grads: Callable[[dict[str, str]], dict[str, str]]
     theirs_forward: Callable[[Any], tuple[torch.Tensor, torch.Tensor]]
     theirs_loss: Callable[[Any, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
     start_epoch: Callable[[Any, Any], None]
@@ -115,7 +115,7 @@ def _lattice_copy(ours, theirs, slots: dict[str, str]) -> None:
         theirs.modal_weight.copy_(ours.modality_logits[order])
 
 
-def _lattice_grads(ours, slots: dict[str, str]) -> dict[str, str]:
+def _lattice_grads(slots: dict[str, str]) -> dict[str, str]:
     return {
         "user_embedding": "user_embedding.weight", "item_embedding": "item_id_embedding.weight",
         f"content.tables.{slots['v']}": "image_embedding.weight", f"content.tables.{slots['t']}": "text_embedding.weight",
@@ -200,7 +200,7 @@ def main() -> None:
         loss_ours.backward(), loss_theirs.backward()
         print(f"2. loss: ours {loss_ours.item():.6f}, MMRec {loss_theirs.item():.6f}")
         ours_params, their_params = dict(ours.named_parameters()), dict(theirs.named_parameters())
-        for mine_name, their_name in check.grads(ours, entry.slots).items():
+        for mine_name, their_name in check.grads(entry.slots).items():
             a, b = ours_params[mine_name].grad, their_params[their_name].grad
             if a is None or b is None:
                 print(f"2. grad {mine_name}: ours {'-' if a is None else 'set'}, MMRec {'-' if b is None else 'set'}")

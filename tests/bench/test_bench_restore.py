@@ -103,12 +103,15 @@ def test_force_and_a_damaged_results_file_train_everything(tmp_path: Path, tiny_
     runner = ScriptedRunner()
     assert run(config, runner, tiny_dataset, force=True).restored == 0 and len(runner.calls) == 4
     fresh_clone(first.folder)
+    runner = ScriptedRunner()  # the same fresh clone without --force restores every cell
+    assert run(config, runner, tiny_dataset).restored == 4 and runner.calls == []
+    fresh_clone(first.folder)
     (first.folder / "results.json").write_text('{"cells": [')  # truncated
     runner = ScriptedRunner()
     with caplog.at_level("WARNING"):
         result = run(config, runner, tiny_dataset)
     assert result.restored == 0 and len(runner.calls) == 4
-    assert "results.json" in caplog.text or "committed results do not load" in caplog.text
+    assert "committed results do not load" in caplog.text and "nothing will be restored" in caplog.text
 
 
 def test_a_cell_missing_from_the_per_user_file_trains(tmp_path: Path, tiny_dataset: Dataset) -> None:
