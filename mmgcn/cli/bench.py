@@ -37,7 +37,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     bench.add_argument("--config", type=Path, help="benchmark YAML (default: benchmarks/configs/<dataset>.yaml if present)")
     bench.add_argument("--dataset", help="dataset name (tiktok, amazon-baby, ml-100k, ...)")
     bench.add_argument("--models", help="comma-separated model specs, e.g. mmgcn,lightgcn,popular or mmgcn[image]")
-    bench.add_argument("--seeds", type=int, help="seeds per model")
+    bench.add_argument(
+        "--seeds", type=int,
+        help="seeds per model; also caps the config's per-model counts (model_seeds), so that "
+        "--seeds 1 runs one seed of every model",
+    )
     bench.add_argument("--full", action="store_true", help="the complete protocol (the config's full: section)")
     bench.add_argument("--force", action="store_true", help="re-run finished cells too")
     bench.add_argument("--out", help="results root (default benchmarks/results)")
@@ -118,6 +122,11 @@ def run_bench(args: argparse.Namespace) -> int:
     if args.no_grids:
         # an empty mapping cannot replace one through --set (mappings merge), hence the flag
         config = dataclasses.replace(config, grids={})
+    if args.seeds is not None:
+        # model_seeds lowers a model's count below the run's (a deterministic model, an
+        # ablation): an explicit --seeds caps those counts instead of being outvoted by them
+        capped = {name: min(count, args.seeds) for name, count in config.model_seeds.items()}
+        config = dataclasses.replace(config, model_seeds=capped)
     print(f"mmgcn bench: {config.dataset}, {len(config.models)} models x {config.seeds} seeds "
           f"({config.mode} run; config: {path or 'built-in defaults'})", flush=True)
     runner = TrainerRunner(progress=not args.no_progress, keep_checkpoints=args.keep_checkpoints, nproc=args.nproc)
