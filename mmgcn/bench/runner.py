@@ -26,6 +26,7 @@ ranks counts as finished for another.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 from typing import Any
@@ -108,7 +109,14 @@ class TrainerRunner(CellRunner):
         for key, default in HASHED_UNLESS_DEFAULT.items():
             if train.get(key) == default:
                 train.pop(key)
-        return {"model": to_dict(build_config(spec.base, model_config)), "train": train}
+        built = build_config(spec.base, model_config)
+        model = to_dict(built)
+        for f in dataclasses.fields(built):
+            if f.name in type(built).hashed_unless_default:
+                default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+                if getattr(built, f.name) == default:
+                    model.pop(f.name)
+        return {"model": model, "train": train}
 
     def describe(self, train_config: dict[str, Any], config: BenchConfig) -> dict[str, Any]:
         values = to_dict(self.train_config(train_config, config))

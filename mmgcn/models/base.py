@@ -127,7 +127,14 @@ class ModelConfig:
             ``"own"`` (default: the model's embedding of them, whose ID part never saw a
             positive) or ``"content"`` (from their content alone, as a new item:
             :meth:`Recommender.represent_new_items`; content models only).
+
+    A subclass that gains a field after benchmark cells were committed lists it in
+    ``hashed_unless_default``: at its default value (the behaviour before) it stays out of
+    a cell's config hash, so the finished cells remain valid; any other value is hashed.
     """
+
+    #: fields added after results existed: hashed only when set to a non-default value
+    hashed_unless_default: ClassVar[tuple[str, ...]] = ()
 
     dim: int = 64
     reg_weight: float = 1e-4

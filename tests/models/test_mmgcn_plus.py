@@ -1,5 +1,6 @@
 """MMGCN+: hand-checked branches, the item graph's construction, items without train edges
-scored exactly as new items, content-only dropout, alignment, missing content, calibration."""
+scored exactly as new items, content-only dropout, alignment, the ID branch's
+noise-perturbed contrast, missing content, calibration."""
 
 from __future__ import annotations
 
@@ -134,6 +135,48 @@ def test_alignment_term_by_hand(tiny_dataset):
     assert all(p.weight.grad is not None and p.weight.grad.abs().sum() > 0 for p in aligned.projections.values())
 
 
+def _contrast_by_hand(a, b, t):
+    """-mean_k log softmax_j(cos(a_k, b_j) / t)[k]: InfoNCE written out, not the library's."""
+    a = a / a.norm(dim=1, keepdim=True)
+    b = b / b.norm(dim=1, keepdim=True)
+    logits = a @ b.T / t
+    return -(logits.diagonal() - logits.logsumexp(dim=1)).mean()
+
+
+def test_id_contrast_without_noise_is_infonce_of_the_branch_with_itself(tiny_dataset):
+    """ssl_noise_eps=0: both views are the ID branch itself, so the added term is
+    ssl_weight x (InfoNCE(u, u) + InfoNCE(i, i)) over the batch's distinct users and positives."""
+    plain = _model(tiny_dataset, item_graph_k=2, num_layers=2)
+    ssl = _model(tiny_dataset, item_graph_k=2, num_layers=2, ssl_weight=0.3, ssl_noise_eps=0.0, ssl_temperature=0.5)
+    users, pos, neg = torch.tensor([0, 1, 1, 2]), torch.tensor([1, 2, 2, 3]), torch.tensor([3, 0, 4, 0])
+    with torch.no_grad():
+        u_id, i_id = ssl._branches()[0]["id"]
+        expected = 0.3 * (_contrast_by_hand(u_id[[0, 1, 2]], u_id[[0, 1, 2]], 0.5)
+                          + _contrast_by_hand(i_id[[1, 2, 3]], i_id[[1, 2, 3]], 0.5))
+    got = ssl.loss(users, pos, neg).item() - plain.loss(users, pos, neg).item()
+    assert got == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_id_contrast_views_move_every_row_by_the_noise_radius(tiny_dataset):
+    """One layer: a view is (layer 0 + (A e + noise)) / 2, and every noise row has norm eps,
+    so each row of a view sits exactly eps / 2 from the clean branch -- except the item
+    without train edges, whose propagated state is zero (the noise follows its sign, as
+    SimGCL's); the two views differ."""
+    model = _model(tiny_dataset, item_graph_k=0, num_layers=1, ssl_weight=0.1, ssl_noise_eps=0.2)
+    with torch.no_grad():
+        clean_u, clean_i = model._branches()[0]["id"]
+        view1 = model._perturbed_id_branch(model.item_id)
+        view2 = model._perturbed_id_branch(model.item_id)
+    torch.testing.assert_close((view1[0] - clean_u).norm(dim=1), torch.full((clean_u.shape[0],), 0.1))
+    moved = torch.full((clean_i.shape[0],), 0.1)
+    moved[COLD] = 0.0
+    torch.testing.assert_close((view1[1] - clean_i).norm(dim=1), moved)
+    assert not torch.allclose(view1[0], view2[0])
+    users, pos, neg = torch.tensor([0, 1]), torch.tensor([1, 2]), torch.tensor([3, 0])
+    model.loss(users, pos, neg).backward()
+    assert model.user_id.grad.abs().sum() > 0 and model.item_id.grad.abs().sum() > 0
+
+
 def test_an_item_without_content_of_a_modality_leaves_it_out(tiny_dataset):
     masks = {"visual": np.array([True, True, False, True, True]), "acoustic": np.ones(5, dtype=bool)}
     data = dataclasses.replace(tiny_dataset, content_masks=masks)
@@ -176,6 +219,7 @@ def test_trains_and_beats_chance_on_synthetic_data():
 
 def test_config_validation(tiny_dataset):
     for bad in ({"content_dropout": 1.0}, {"align_temperature": 0.0}, {"item_graph_k": -1},
-                {"feature_transform": "minmax"}, {"calibrate_new_items": (-1.0,)}, {"align_weight": -0.1}):
+                {"feature_transform": "minmax"}, {"calibrate_new_items": (-1.0,)}, {"align_weight": -0.1},
+                {"ssl_weight": -0.1}, {"ssl_temperature": 0.0}, {"ssl_noise_eps": -1.0}):
         with pytest.raises(ValueError):
             _model(tiny_dataset, **bad)

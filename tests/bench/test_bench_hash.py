@@ -1,0 +1,39 @@
+"""A model-config field added after cells were committed (``hashed_unless_default``) leaves
+the finished cells' hashes alone at its default and enters the hash when set."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from mmgcn.bench.config import BenchConfig, ModelSpec, config_hash
+from mmgcn.bench.runner import TrainerRunner
+from mmgcn.models.mmgcn_plus import MMGCNPlusConfig
+
+ADDED = ("ssl_weight", "ssl_noise_eps", "ssl_temperature")
+
+
+def resolved(values):
+    return TrainerRunner(progress=False).resolve(ModelSpec.parse("mmgcn-plus"), values, {}, BenchConfig())
+
+
+def test_added_fields_at_their_defaults_are_not_hashed():
+    model = resolved({"item_graph_k": 10})["model"]
+    assert not set(ADDED) & set(model)
+    # the payload is the one the config had before the fields existed: every other field, as set
+    before = {f.name: getattr(MMGCNPlusConfig(item_graph_k=10), f.name) for f in dataclasses.fields(MMGCNPlusConfig)
+              if f.name not in ADDED}
+    assert model == {k: list(v) if isinstance(v, tuple) else v for k, v in before.items()}
+
+
+@pytest.mark.parametrize(("key", "value"), [("ssl_weight", 0.02), ("ssl_noise_eps", 0.2), ("ssl_temperature", 0.5)])
+def test_an_added_field_set_away_from_its_default_is_hashed(key, value):
+    plain, changed = resolved({}), resolved({key: value})
+    assert changed["model"][key] == value
+    assert config_hash(plain) != config_hash(changed)
+    assert config_hash(resolved({key: getattr(MMGCNPlusConfig(), key)})) == config_hash(plain)
+
+
+def test_ordinary_fields_are_hashed_at_their_defaults():
+    assert resolved({})["model"]["content_dropout"] == 0.0
