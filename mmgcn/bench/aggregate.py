@@ -49,6 +49,8 @@ PerUser = dict[str, dict[int, dict[str, np.ndarray]]]
 DATASET_KEY = "_dataset"
 #: lower edges of the user train-degree buckets of the breakdown table
 DEGREE_EDGES = (0, 1, 2, 3, 5, 10, 20, 50, 100, 200)
+#: buckets with fewer test users are left out of the per-bucket comparisons (no usable interval)
+MIN_BUCKET_USERS = 30
 _KEY = re.compile(r"^(?P<model>[^/]+)/seed-(?P<seed>-?\d+)/(?P<name>.+)$")
 
 
@@ -129,13 +131,10 @@ def degree_breakdown(per_user: PerUser, metric: str, edges: Sequence[int] = DEGR
     Returns ``{"metric", "buckets": ["1", "2", "3-4", ...], "n_users": [...], "values":
     {model: [...]}}`` over the non-empty buckets (``{}`` without degrees).
     """
-    dataset = per_user.get(DATASET_KEY, {}).get(0, {})
-    if "train_degree" not in dataset:
+    degree = _train_degree(per_user)
+    if degree is None:
         return {}
-    degree = np.asarray(dataset["train_degree"])
-    bounds = list(edges) + [np.inf]
-    labels = [f"{lo}" if hi - lo == 1 else (f"{lo}+" if hi == np.inf else f"{lo}-{int(hi) - 1}")
-              for lo, hi in zip(bounds[:-1], bounds[1:])]
+    bounds, labels = _buckets(edges)
     values: dict[str, list[float | None]] = {}  # None: no user of the bucket in any seed
     counts: list[int] | None = None
     for model, seeds in per_user.items():
@@ -164,6 +163,71 @@ def degree_breakdown(per_user: PerUser, metric: str, edges: Sequence[int] = DEGR
         "n_users": [counts[b] for b in keep],
         "values": {m: [v[b] for b in keep] for m, v in values.items()},
     }
+
+
+def _train_degree(per_user: PerUser) -> np.ndarray | None:
+    dataset = per_user.get(DATASET_KEY, {}).get(0, {})
+    return np.asarray(dataset["train_degree"]) if "train_degree" in dataset else None
+
+
+def _buckets(edges: Sequence[int]) -> tuple[list[float], list[str]]:
+    """``(bounds, labels)``: bucket ``b`` holds degrees in ``[bounds[b], bounds[b + 1])``."""
+    bounds = [*edges, np.inf]
+    labels = [f"{lo}" if hi - lo == 1 else (f"{lo}+" if hi == np.inf else f"{lo}-{int(hi) - 1}")
+              for lo, hi in zip(bounds[:-1], bounds[1:])]
+    return bounds, labels
+
+
+def degree_comparisons(
+    per_user: PerUser,
+    pairs: Sequence[tuple[str, str]],
+    metric: str,
+    edges: Sequence[int] = DEGREE_EDGES,
+    min_users: int | None = None,
+    n_boot: int = N_BOOT,
+    seed: int = BOOT_SEED,
+) -> dict[str, Any]:
+    """Each pair's seed-aware comparison (:func:`mmgcn.eval.significance.compare`) within
+    each user train-degree bucket: where a model's gain over its reference comes from.
+
+    A bucket enters when at least ``min_users`` (default :data:`MIN_BUCKET_USERS`) test
+    users of the pair fall in it. The
+    p-values are Holm-adjusted over this breakdown's own family (every pair x bucket), apart
+    from the table's main family.
+
+    Returns:
+        ``{"metric", "min_users", "rows": [{"bucket", **SeedComparison.to_dict()}, ...]}``
+        (``{}`` without degrees or pairs).
+    """
+    degree = _train_degree(per_user)
+    if degree is None or not pairs:
+        return {}
+    bounds, labels = _buckets(edges)
+    min_users = MIN_BUCKET_USERS if min_users is None else min_users
+    found: list[tuple[str, SeedComparison]] = []
+    for model, reference in pairs:
+        runs = {}
+        for name in (model, reference):
+            seeds = per_user.get(name, {})
+            runs[name] = [metric_vector(seeds[s], metric) for s in sorted(seeds) if metric in seeds[s]]
+        if not runs[model] or not runs[reference]:
+            continue
+        for b, label in enumerate(labels):
+            def within(run: tuple[np.ndarray, np.ndarray], b: int = b) -> tuple[np.ndarray, np.ndarray]:
+                users, values = np.asarray(run[0]), np.asarray(run[1])
+                keep = (np.searchsorted(bounds, degree[users], side="right") - 1) == b
+                return users[keep], values[keep]
+
+            model_runs, reference_runs = [within(r) for r in runs[model]], [within(r) for r in runs[reference]]
+            shared = np.intersect1d(model_runs[0][0], reference_runs[0][0]).size
+            if shared < max(min_users, 2):
+                continue
+            found.append((label, compare(model, reference, metric, model_runs, reference_runs, n_boot, seed)))
+    if not found:
+        return {}
+    adjusted = holm([c.p for _, c in found])
+    rows = [{"bucket": label, **dataclasses.replace(c, p_holm=p).to_dict()} for (label, c), p in zip(found, adjusted)]
+    return {"metric": metric, "min_users": min_users, "rows": rows}
 
 
 # ---------------------------------------------------------------- comparisons
@@ -253,6 +317,7 @@ __all__ = [
     "DATASET_KEY",
     "PerUser",
     "degree_breakdown",
+    "degree_comparisons",
     "compare_models",
     "best_on_validation",
     "comparison_pairs",

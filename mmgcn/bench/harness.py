@@ -55,6 +55,7 @@ from mmgcn.bench.aggregate import (
     compare_models,
     comparison_pairs,
     degree_breakdown,
+    degree_comparisons,
     keep_arrays,
     resolve_selectors,
     summarise_model,
@@ -475,7 +476,8 @@ def _run_benchmark_locked(
         cells=all_cells,
         grids=grid_report,
         comparisons=compare_models(per_user, pairs, config.significance_metrics),
-        breakdowns={"user_degree": degree_breakdown(per_user, config.significance_metrics[0])},
+        breakdowns={"user_degree": degree_breakdown(per_user, config.significance_metrics[0]),
+                    "user_degree_comparisons": degree_comparisons(per_user, extra, config.significance_metrics[0])},
     )
     run.results = results
     run.files = write_results(results, folder)

@@ -14,6 +14,8 @@ A Markdown file marks each generated block with an opening and a closing comment
     <!-- /mmgcn:comparisons -->
     <!-- mmgcn:degrees tiktok -->           test metric by user train-degree bucket
     <!-- /mmgcn:degrees -->
+    <!-- mmgcn:degree-comparisons tiktok -->  the comparisons within each degree bucket
+    <!-- /mmgcn:degree-comparisons -->
     <!-- mmgcn:output scale/output.txt -->  a benchmark script's committed printed output
     <!-- /mmgcn:output -->
 
@@ -25,7 +27,8 @@ files where ``benchmarks/published.yaml`` has them; the cold-start block shows e
 model's cold-only, warm and cold (all-items ranking) Recall@20; the comparisons block lists
 the configured pairs beyond the reference (the ``best:`` choices resolved on validation)
 with their seed-aware interval, Holm-adjusted p and a verdict that says "unresolved" unless
-the interval excludes zero; the degrees block the breakdown by user train degree; an output
+the interval excludes zero; the degrees block the breakdown by user train degree, and the
+degree-comparisons block those comparisons within each degree bucket; an output
 block quotes a file under the results root verbatim (the printed table of a script such as
 ``benchmarks/scale.py``, committed beside its JSON).
 ``check_readme`` tells
@@ -46,13 +49,14 @@ from mmgcn.bench.tables import (
     UNABLE,
     _mean_std,
     _p_value,
+    degree_comparison_rows,
     degree_rows,
     difference_cell,
     metric_label,
 )
 
 _BLOCK = re.compile(
-    r"(?P<open><!-- mmgcn:(?P<kind>results|cold-start|comparisons|degrees|output) (?P<folder>[A-Za-z0-9_./-]+) -->\n)"
+    r"(?P<open><!-- mmgcn:(?P<kind>results|cold-start|comparisons|degrees|degree-comparisons|output) (?P<folder>[A-Za-z0-9_./-]+) -->\n)"
     r"(?P<body>.*?)"
     r"(?P<close><!-- /mmgcn:(?P=kind) -->)",
     re.DOTALL,
@@ -149,7 +153,17 @@ def output_block(root: Path, name: str) -> str:
     return f"```text\n{text}\n```\n"
 
 
-_RENDER = {"results": None, "cold-start": cold_start_table, "comparisons": comparisons_table, "degrees": degrees_table}
+def degree_comparisons_table(results: BenchResults) -> str:
+    """The configured comparisons within each user train-degree bucket (Holm over its rows)."""
+    rows = degree_comparison_rows(results)
+    if not rows:
+        return "(no per-bucket comparisons in this results folder)\n"
+    table = [rows[0], ["---"] * len(rows[0])] + [[f"`{r[0]}`", f"`{r[1]}`", *r[2:]] for r in rows[1:]]
+    return "\n".join("| " + " | ".join(r) + " |" for r in table) + "\n"
+
+
+_RENDER = {"results": None, "cold-start": cold_start_table, "comparisons": comparisons_table, "degrees": degrees_table,
+           "degree-comparisons": degree_comparisons_table}
 
 
 def render_blocks(text: str, results_root: str | Path, published: Mapping[str, Mapping[str, str]]) -> str:

@@ -18,6 +18,7 @@ from mmgcn.bench.aggregate import (
     compare_models,
     comparison_pairs,
     degree_breakdown,
+    degree_comparisons,
     read_per_user,
     resolve_selectors,
 )
@@ -64,7 +65,9 @@ def recompute_comparisons(results: BenchResults, folder: Path) -> BenchResults:
     pairs = comparison_pairs(models, header["baseline"], extra)
     per_user = read_per_user(path)
     results.comparisons = compare_models(per_user, pairs, header["significance_metrics"])
-    results.breakdowns = {"user_degree": degree_breakdown(per_user, header["significance_metrics"][0])}
+    results.breakdowns = {"user_degree": degree_breakdown(per_user, header["significance_metrics"][0]),
+                          "user_degree_comparisons": degree_comparisons(per_user, extra,
+                                                                        header["significance_metrics"][0])}
     return results
 
 

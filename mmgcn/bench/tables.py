@@ -197,7 +197,32 @@ def _degree_section(results: BenchResults) -> list[str]:
     note = (f"Test {metric_label(breakdown['metric'])} by the user's number of train interactions (mean over "
             f"each bucket's users, then over seeds): where a model gains or loses. Descriptive; the "
             f"comparisons above carry the intervals.")
-    return ["## By user train degree (mean over seeds)", "", note, ""] + _table(rows) + [""]
+    return ["## By user train degree (mean over seeds)", "", note, ""] + _table(rows) + [""] + _degree_comparisons(results)
+
+
+def degree_comparison_rows(results: BenchResults) -> list[list[str]]:
+    """Header and one row per pair x bucket of the per-bucket comparisons (``[]`` if none)."""
+    breakdown = results.breakdowns.get("user_degree_comparisons") or {}
+    if not breakdown.get("rows"):
+        return []
+    rows = [["model", "reference", "users' train degree", "users", "model mean", "reference mean", "Δ [95% CI]",
+             "p Holm"]]
+    for row in breakdown["rows"]:
+        c = SeedComparison.from_dict({k: v for k, v in row.items() if k != "bucket"})
+        rows.append([c.model, c.reference, row["bucket"], f"{c.n_users:,}", f"{c.mean_model:.4f}",
+                     f"{c.mean_reference:.4f}", difference_cell(c), _p_value(c.p_holm, c.n_boot)])
+    return rows
+
+
+def _degree_comparisons(results: BenchResults) -> list[str]:
+    rows = degree_comparison_rows(results)
+    if not rows:
+        return []
+    breakdown = results.breakdowns["user_degree_comparisons"]
+    note = (f"The configured comparisons within each bucket of at least {breakdown['min_users']} test users: "
+            f"{metric_label(breakdown['metric'])} difference with its 95% seed-aware interval; p Holm-adjusted "
+            f"over the {len(rows) - 1} rows of this table (a family of its own); * = Holm p < 0.05.")
+    return ["### Comparisons by user train degree", "", note, ""] + _table(rows) + [""]
 
 
 # result groups of the cold-start protocol, in table order

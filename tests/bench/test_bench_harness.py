@@ -410,8 +410,9 @@ def test_readme_blocks_are_generated_from_the_json(tmp_path: Path, tiny_dataset:
     assert not update_readme(readme, tmp_path / "results", published)  # idempotent
 
 
-def test_best_on_validation_selectors_in_comparisons(tmp_path: Path, tiny_dataset: Dataset) -> None:
+def test_best_on_validation_selectors_in_comparisons(tmp_path: Path, tiny_dataset: Dataset, monkeypatch) -> None:
     # the scripted validation value is dim / 100 (+ 0.001 x seed): bpr (dim 32) beats popular (8)
+    monkeypatch.setattr("mmgcn.bench.aggregate.MIN_BUCKET_USERS", 10)  # the tiny buckets have 10-20 users
     config = make_config(tmp_path, model_configs={"bpr": {"dim": 32}},
                          comparisons=[["best:bpr,popular", "mmgcn"], ["popular", "best:mmgcn,bpr"]])
     result = run(config, ScriptedRunner(), tiny_dataset)
@@ -424,11 +425,24 @@ def test_best_on_validation_selectors_in_comparisons(tmp_path: Path, tiny_datase
     assert res.comparison("popular", "recall@20", reference="bpr") is not None
     assert len(res.comparisons) == (2 + 1) * 2
     assert "selected for comparison: best:bpr,popular -> bpr" in (result.folder / "results.md").read_text()
+    # the configured comparisons (selectors resolved) within each degree bucket, by the same test
+    rows = res.breakdowns["user_degree_comparisons"]["rows"]
+    assert [(r["model"], r["reference"], r["bucket"]) for r in rows] == [
+        (m, ref, b) for m, ref in (("bpr", "mmgcn"), ("popular", "bpr")) for b in ("1", "2", "3-4")]
+    degree = np.arange(N_USERS) % 4 + 1
+    keep = np.flatnonzero(degree == 2)
+    runs = {m: [(keep, fake_metrics(m, s)[keep]) for s in (0, 1)] for m in ("popular", "bpr")}
+    expected = compare("popular", "bpr", "recall@20", runs["popular"], runs["bpr"])
+    assert (rows[4]["diff"], rows[4]["ci_low"], rows[4]["ci_high"]) == (expected.diff, expected.ci_low, expected.ci_high)
+    assert "### Comparisons by user train degree" in (result.folder / "results.md").read_text()
 
     # the README blocks of the further comparisons and of the degree breakdown
     from mmgcn.bench.readme import render_blocks, verdict
     text = render_blocks("<!-- mmgcn:comparisons tiny-quick -->\n<!-- /mmgcn:comparisons -->\n"
-                         "<!-- mmgcn:degrees tiny-quick -->\n<!-- /mmgcn:degrees -->\n", tmp_path / "results", {})
+                         "<!-- mmgcn:degrees tiny-quick -->\n<!-- /mmgcn:degrees -->\n"
+                         "<!-- mmgcn:degree-comparisons tiny-quick -->\n<!-- /mmgcn:degree-comparisons -->\n",
+                         tmp_path / "results", {})
+    assert "| `popular` | `bpr` | 2 | 10 |" in text.split("<!-- mmgcn:degree-comparisons tiny-quick -->")[1]
     c = res.comparison("popular", "recall@20", reference="bpr")
     row = next(line for line in text.splitlines() if line.startswith("| `popular` | `bpr` | Recall@20"))
     assert f"{c.diff:+.4f} [{c.ci_low:+.4f}, {c.ci_high:+.4f}]" in row and row.endswith(f"| {verdict(c)} |")
@@ -436,7 +450,8 @@ def test_best_on_validation_selectors_in_comparisons(tmp_path: Path, tiny_datase
     pairs = [line.split(" | ")[:2] for line in block.splitlines() if line.startswith("| `")]
     assert pairs and all(ref != "`mmgcn`" for _, ref in pairs)  # the reference column is in the main table
     assert "`best:bpr,popular` -> bpr (best mean validation recall@20)" in text
-    degree_lines = [line for line in text.split("<!-- mmgcn:degrees tiny-quick -->")[1].splitlines() if line.startswith("| `")]
+    degrees = text.split("<!-- mmgcn:degrees tiny-quick -->")[1].split("<!-- /mmgcn:degrees -->")[0]
+    degree_lines = [line for line in degrees.splitlines() if line.startswith("| `")]
     assert [line.split(" | ")[0] for line in degree_lines] == ["| `" + s.model + "`" for s in res.summaries]
     with pytest.raises(ConfigError, match="not in models"):
         make_config(tmp_path, comparisons=[["best:bpr,lightgcn", "mmgcn"]])
