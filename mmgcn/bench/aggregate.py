@@ -191,7 +191,7 @@ def degree_comparisons(
     each user train-degree bucket: where a model's gain over its reference comes from.
 
     A bucket enters when at least ``min_users`` (default :data:`MIN_BUCKET_USERS`) test
-    users of the pair fall in it. The
+    users of the pair fall in it and some run of either model scores above zero there. The
     p-values are Holm-adjusted over this breakdown's own family (every pair x bucket), apart
     from the table's main family.
 
@@ -222,6 +222,8 @@ def degree_comparisons(
             shared = np.intersect1d(model_runs[0][0], reference_runs[0][0]).size
             if shared < max(min_users, 2):
                 continue
+            if not any(values.any() for _, values in (*model_runs, *reference_runs)):
+                continue  # no hit for any user of the bucket in any run of either: nothing to compare
             found.append((label, compare(model, reference, metric, model_runs, reference_runs, n_boot, seed)))
     if not found:
         return {}

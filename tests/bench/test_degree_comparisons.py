@@ -57,6 +57,12 @@ def test_min_users_none_without_degrees_or_pairs():
     assert degree_comparisons(data, [], "recall@20") == {}
     del data[DATASET_KEY]
     assert degree_comparisons(data, [("a", "b")], "recall@20") == {}
+    # a bucket where neither model has a hit in any run says nothing: left out
+    zeroed = per_user()
+    for name in ("a", "b"):
+        for arrays in zeroed[name].values():
+            arrays["recall@20"][50:90] = 0.0
+    assert [r["bucket"] for r in degree_comparisons(zeroed, [("a", "b")], "recall@20", n_boot=200)["rows"]] == ["1"]
     # a model without per-user data is skipped, not an error
     assert degree_comparisons(per_user(), [("a", "missing")], "recall@20") == {}
 
