@@ -164,7 +164,7 @@ class MMGCNPlusConfig(ModelConfig):
 
 @register_model
 class MMGCNPlus(Recommender):
-    """MMGCN+ (see the module docstring for the model and its four steps)."""
+    """MMGCN+ (see the module docstring for the model and its five steps)."""
 
     name: ClassVar[str] = "mmgcn-plus"
     Config: ClassVar[type[ModelConfig]] = MMGCNPlusConfig
