@@ -145,7 +145,7 @@ def degree_breakdown(per_user: PerUser, metric: str, edges: Sequence[int] = DEGR
             if metric not in arrays:
                 continue
             users, vals = np.asarray(arrays["users"]), np.asarray(arrays[metric])
-            bucket = np.searchsorted(bounds, degree[users], side="right") - 1
+            bucket = _bucket_of(degree, users, bounds)
             per_seed.append([float(vals[bucket == b].mean()) if (bucket == b).any() else np.nan
                              for b in range(len(labels))])
             if counts is None:
@@ -178,6 +178,11 @@ def _buckets(edges: Sequence[int]) -> tuple[list[float], list[str]]:
     return bounds, labels
 
 
+def _bucket_of(degree: np.ndarray, users: np.ndarray, bounds: Sequence[float]) -> np.ndarray:
+    """The degree bucket (index into :func:`_buckets`' labels) of each of ``users``."""
+    return np.searchsorted(bounds, degree[users], side="right") - 1
+
+
 def degree_comparisons(
     per_user: PerUser,
     pairs: Sequence[tuple[str, str]],
@@ -206,19 +211,16 @@ def degree_comparisons(
     min_users = MIN_BUCKET_USERS if min_users is None else min_users
     found: list[tuple[str, SeedComparison]] = []
     for model, reference in pairs:
-        runs = {}
+        tagged = {}  # per model, (users, values, the users' buckets) of each run
         for name in (model, reference):
             seeds = per_user.get(name, {})
-            runs[name] = [metric_vector(seeds[s], metric) for s in sorted(seeds) if metric in seeds[s]]
-        if not runs[model] or not runs[reference]:
+            runs = [tuple(map(np.asarray, metric_vector(seeds[s], metric))) for s in sorted(seeds) if metric in seeds[s]]
+            tagged[name] = [(u, v, _bucket_of(degree, u, bounds)) for u, v in runs]
+        if not tagged[model] or not tagged[reference]:
             continue
         for b, label in enumerate(labels):
-            def within(run: tuple[np.ndarray, np.ndarray], b: int = b) -> tuple[np.ndarray, np.ndarray]:
-                users, values = np.asarray(run[0]), np.asarray(run[1])
-                keep = (np.searchsorted(bounds, degree[users], side="right") - 1) == b
-                return users[keep], values[keep]
-
-            model_runs, reference_runs = [within(r) for r in runs[model]], [within(r) for r in runs[reference]]
+            model_runs = [(u[k == b], v[k == b]) for u, v, k in tagged[model]]
+            reference_runs = [(u[k == b], v[k == b]) for u, v, k in tagged[reference]]
             shared = np.intersect1d(model_runs[0][0], reference_runs[0][0]).size
             if shared < max(min_users, 2):
                 continue

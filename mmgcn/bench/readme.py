@@ -74,6 +74,11 @@ def load_published(path: str | Path | None) -> dict[str, dict[str, str]]:
     return {str(folder): {str(m): str(v) for m, v in (models or {}).items()} for folder, models in data.items()}
 
 
+def _markdown(rows: list[list[str]]) -> str:
+    """Rows (header and separator included) as Markdown table lines."""
+    return "\n".join("| " + " | ".join(r) + " |" for r in rows) + "\n"
+
+
 def results_table(results: BenchResults, published: Mapping[str, str] | None = None) -> str:
     """The README's main table of one benchmark folder."""
     baseline = results.header.get("baseline")
@@ -90,7 +95,7 @@ def results_table(results: BenchResults, published: Mapping[str, str] | None = N
         if published:
             row.append(published.get(s.model, ""))
         rows.append(row)
-    return "\n".join("| " + " | ".join(r) + " |" for r in rows) + "\n"
+    return _markdown(rows)
 
 
 def cold_start_table(results: BenchResults) -> str:
@@ -106,7 +111,7 @@ def cold_start_table(results: BenchResults) -> str:
             unable = group in ("cold-only", "cold") and uses.get(s.model) is False
             row.append(UNABLE if unable else _mean_std(s, f"{group}/{metric}"))
         rows.append(row)
-    return "\n".join("| " + " | ".join(r) + " |" for r in rows) + "\n"
+    return _markdown(rows)
 
 
 def verdict(c: Any) -> str:
@@ -128,7 +133,7 @@ def comparisons_table(results: BenchResults) -> str:
             continue
         rows.append([f"`{c.model}`", f"`{c.reference}`", metric_label(c.metric), f"{c.mean_model:.4f}",
                      f"{c.mean_reference:.4f}", difference_cell(c), _p_value(c.p_holm, c.n_boot), verdict(c)])
-    text = "\n".join("| " + " | ".join(r) + " |" for r in rows) + "\n"
+    text = _markdown(rows)
     if chosen:
         text += "\n" + "; ".join(f"`{k}` -> {v}" for k, v in sorted(chosen.items())) + "\n"
     return text
@@ -140,7 +145,7 @@ def degrees_table(results: BenchResults) -> str:
     if not rows:
         return "(no per-user breakdown in this results folder)\n"
     table = [rows[0], ["---"] * len(rows[0])] + [[f"`{r[0]}`", *r[1:]] for r in rows[1:]]
-    return "\n".join("| " + " | ".join(r) + " |" for r in table) + "\n"
+    return _markdown(table)
 
 
 def output_block(root: Path, name: str) -> str:
@@ -159,7 +164,7 @@ def degree_comparisons_table(results: BenchResults) -> str:
     if not rows:
         return "(no per-bucket comparisons in this results folder)\n"
     table = [rows[0], ["---"] * len(rows[0])] + [[f"`{r[0]}`", f"`{r[1]}`", *r[2:]] for r in rows[1:]]
-    return "\n".join("| " + " | ".join(r) + " |" for r in table) + "\n"
+    return _markdown(table)
 
 
 _RENDER = {"results": None, "cold-start": cold_start_table, "comparisons": comparisons_table, "degrees": degrees_table,

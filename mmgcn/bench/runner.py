@@ -49,8 +49,19 @@ from mmgcn.utils.seed import seed_everything
 BENCH_OWNED_KEYS = ("metric", "ks", "seed", "device")
 # trainer settings that cannot change a cell's results (left out of its config hash)
 NOT_HASHED = ("progress", "eval_block_size")
-# trainer keys added after results existed: hashed only when set, so finished cells stay valid
-HASHED_UNLESS_DEFAULT = {"negatives": "all", "num_neighbors": None, "precision": "fp32", "compile": False}
+
+
+def hashed_view(config: Any) -> dict[str, Any]:
+    """A config dataclass as a plain dict for a cell's hash: the fields its class lists in
+    ``hashed_unless_default`` (added after results existed) are left out while they hold
+    their default, so the cells finished before them stay valid."""
+    values = to_dict(config)
+    for f in dataclasses.fields(config):
+        if f.name in type(config).hashed_unless_default:
+            default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+            if getattr(config, f.name) == default:
+                values.pop(f.name)
+    return values
 
 
 class TrainerRunner(CellRunner):
@@ -103,20 +114,10 @@ class TrainerRunner(CellRunner):
     def resolve(self, spec: ModelSpec, model_config: dict[str, Any], train_config: dict[str, Any],
                 config: BenchConfig) -> dict[str, Any]:
         model_config = self.model_config(spec, model_config, config)
-        train = to_dict(self.train_config(train_config, config))
+        train = hashed_view(self.train_config(train_config, config))
         for key in (*NOT_HASHED, "seed"):
             train.pop(key, None)
-        for key, default in HASHED_UNLESS_DEFAULT.items():
-            if train.get(key) == default:
-                train.pop(key)
-        built = build_config(spec.base, model_config)
-        model = to_dict(built)
-        for f in dataclasses.fields(built):
-            if f.name in type(built).hashed_unless_default:
-                default = f.default_factory() if f.default is dataclasses.MISSING else f.default
-                if getattr(built, f.name) == default:
-                    model.pop(f.name)
-        return {"model": model, "train": train}
+        return {"model": hashed_view(build_config(spec.base, model_config)), "train": train}
 
     def describe(self, train_config: dict[str, Any], config: BenchConfig) -> dict[str, Any]:
         values = to_dict(self.train_config(train_config, config))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
@@ -84,6 +85,10 @@ class TrainConfig:
         deterministic: ask torch for deterministic kernels (default ``True``).
         progress: tqdm bar over each epoch's batches (default ``True``).
     """
+
+    #: keys added after benchmark results existed: a bench cell's config hash includes them
+    #: only when they differ from their default (``mmgcn.bench.runner.hashed_view``)
+    hashed_unless_default: ClassVar[tuple[str, ...]] = ("negatives", "num_neighbors", "precision", "compile")
 
     epochs: int = 1000
     batch_size: int | None = None

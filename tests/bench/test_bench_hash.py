@@ -37,3 +37,11 @@ def test_an_added_field_set_away_from_its_default_is_hashed(key, value):
 
 def test_ordinary_fields_are_hashed_at_their_defaults():
     assert resolved({})["model"]["content_dropout"] == 0.0
+
+
+@pytest.mark.parametrize(("key", "value"), [("negatives", "train-items"), ("precision", "bf16"), ("compile", True)])
+def test_trainer_keys_follow_the_same_rule(key, value):
+    runner, spec = TrainerRunner(progress=False), ModelSpec.parse("lightgcn")
+    plain = runner.resolve(spec, {}, {}, BenchConfig())["train"]
+    assert key not in plain  # at its default: out of the hash, as before the key existed
+    assert runner.resolve(spec, {}, {key: value}, BenchConfig())["train"][key] == value
