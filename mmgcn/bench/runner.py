@@ -52,16 +52,30 @@ NOT_HASHED = ("progress", "eval_block_size")
 
 
 def hashed_view(config: Any) -> dict[str, Any]:
-    """A config dataclass as a plain dict for a cell's hash: the fields its class lists in
-    ``hashed_unless_default`` (added after results existed) are left out while they hold
-    their default, so the cells finished before them stay valid."""
+    """A config dataclass as a plain dict for a cell's hash. Fields added after results
+    existed are left out while they hold the value that reproduces the behaviour before them,
+    so the cells finished before them stay valid: the fields its class lists in
+    ``hashed_unless_default`` at their default, those in ``legacy_values`` (a new default
+    that changes behaviour) at the value given there."""
     values = to_dict(config)
+    legacy = getattr(type(config), "legacy_values", {})
     for f in dataclasses.fields(config):
         if f.name in type(config).hashed_unless_default:
-            default = f.default_factory() if f.default is dataclasses.MISSING else f.default
-            if getattr(config, f.name) == default:
-                values.pop(f.name)
+            neutral = f.default_factory() if f.default is dataclasses.MISSING else f.default
+        elif f.name in legacy:
+            neutral = legacy[f.name]
+        else:
+            continue
+        if _same(getattr(config, f.name), neutral):
+            values.pop(f.name)
     return values
+
+
+def _same(value: Any, neutral: Any) -> bool:
+    """Config values compared as the hash sees them (a list from YAML equals a tuple)."""
+    if isinstance(value, (list, tuple)) and isinstance(neutral, (list, tuple)):
+        return list(value) == list(neutral)
+    return bool(value == neutral)
 
 
 class TrainerRunner(CellRunner):

@@ -131,10 +131,14 @@ class ModelConfig:
     A subclass that gains a field after benchmark cells were committed lists it in
     ``hashed_unless_default``: at its default value (the behaviour before) it stays out of
     a cell's config hash, so the finished cells remain valid; any other value is hashed.
+    A field whose default changes the behaviour goes in ``legacy_values`` with the value
+    that reproduces the behaviour before it: only at that value is it left out.
     """
 
     #: fields added after results existed: hashed only when set to a non-default value
     hashed_unless_default: ClassVar[tuple[str, ...]] = ()
+    #: fields added after results existed with a new behaviour by default: name -> the old value
+    legacy_values: ClassVar[Mapping[str, Any]] = {}
 
     dim: int = 64
     reg_weight: float = 1e-4

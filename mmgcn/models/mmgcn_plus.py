@@ -54,7 +54,11 @@ transform fitted on train items; zero where the item has no content of :math:`m`
 
 (:math:`P^m_U` = 0 unless ``user_preference``). A new item -- no ID, no edge -- keeps layer
 0 of its branches: :math:`i^{id} = \frac{\beta}{L+1}\sum_j \bar S_{qj} e_j`,
-:math:`i^m = \frac{1}{L+1} c^m`.
+:math:`i^m = \frac{1}{L+1} c^m`. Layer 0 alone shrinks its scores towards 0 by up to
+:math:`L+1` against an item with edges, so after training new items are scored
+:math:`\lambda \hat y_{ui} + o`, the scale :math:`\lambda` and offset :math:`o` chosen on the
+validation split (``calibrate_new_scales``, ``calibrate_new_items``; the ``:nocalib`` ablation
+row turns this off).
 
 Loss: BPR (items of the ``content_dropout`` share scored as new items) + ``reg_weight`` x
 the batch L2 of the layer-0 embeddings (and ``reg_content`` x that of the batch items'
@@ -119,14 +123,23 @@ class MMGCNPlusConfig(ModelConfig):
             ``content_dropout``).
         calibrate_new_items: offsets :math:`o` of the scores of items represented as new
             items to try on the VALIDATION split after training, in units of the average
-            gap between a user's 1st and 20th score (default ``(0, 0.25, 0.5, 0.75, 1)``;
-            ``()`` = none): content-only scores lack the collaborative evidence of known
-            items, and a calibrated offset lets new items compete in the mixed ranking when
-            that improves validation (the trainer picks it: ``Recommender.calibration_candidates``).
+            gap between a user's 1st and 20th score (default ``-2, -1.75, ..., 1``, 13
+            values; ``()`` = no calibration): content-only scores lack the collaborative
+            evidence of known items, and a calibrated score lets new items compete in the
+            mixed ranking when that improves validation (the trainer picks it:
+            ``Recommender.calibration_candidates``).
+        calibrate_new_scales: multipliers :math:`\lambda` of new items' representations tried
+            with every offset (default ``(1, 2, 3, 4)``, i.e. up to :math:`L+1`): a new item
+            keeps only layer 0 of the :math:`L+1` layers averaged into a known item, so its
+            scores are shrunk towards 0 by up to :math:`L+1` (on TikTok the validation-chosen
+            :math:`\lambda` is 3-4, with a negative offset). A new item is scored
+            :math:`\lambda \hat y_{ui} + o`; both are kept in the model's state.
     """
 
     # step 5 came after the committed benchmark cells: off, it leaves their hashes alone
     hashed_unless_default: ClassVar[tuple[str, ...]] = ("ssl_weight", "ssl_noise_eps", "ssl_temperature")
+    # the scale grid came later still: the cells committed before it ran without one (1.0 only)
+    legacy_values: ClassVar[Mapping[str, object]] = {"calibrate_new_scales": (1.0,)}
 
     dim: int = 64
     reg_weight: float = 1e-4
@@ -143,7 +156,8 @@ class MMGCNPlusConfig(ModelConfig):
     ssl_noise_eps: float = 0.1
     ssl_temperature: float = 0.2
     new_item_bias: bool = True
-    calibrate_new_items: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
+    calibrate_new_items: tuple[float, ...] = tuple(k / 4 for k in range(-8, 5))
+    calibrate_new_scales: tuple[float, ...] = (1.0, 2.0, 3.0, 4.0)
 
     def __post_init__(self) -> None:
         check_mode(self.feature_transform)
@@ -158,8 +172,14 @@ class MMGCNPlusConfig(ModelConfig):
                              f"{self.align_temperature}, {self.ssl_temperature}")
         if not 0.0 <= self.content_dropout < 1.0:
             raise ValueError(f"content_dropout must be in [0, 1), got {self.content_dropout}")
-        if any(not 0.0 <= o < 10.0 for o in self.calibrate_new_items):
-            raise ValueError(f"calibrate_new_items must be offsets in [0, 10), got {list(self.calibrate_new_items)}")
+        if any(not -10.0 < o < 10.0 for o in self.calibrate_new_items):
+            raise ValueError(f"calibrate_new_items must be offsets in (-10, 10), got {list(self.calibrate_new_items)}")
+        if not self.calibrate_new_scales or any(not 0.0 < s <= 10.0 for s in self.calibrate_new_scales):
+            raise ValueError(f"calibrate_new_scales must be one or more multipliers in (0, 10], got "
+                             f"{list(self.calibrate_new_scales)}")
+        if not self.calibrate_new_items:
+            # no calibration: the scale grid is moot, and kept neutral (one config, one hash)
+            object.__setattr__(self, "calibrate_new_scales", (1.0,))
 
 
 @register_model
@@ -214,8 +234,9 @@ class MMGCNPlus(Recommender):
             {m: nn.Linear(int(dataset.features[m].shape[1]), d, bias=False) for m in self.modalities})
         # the new-item score offset b (a "bias" part: users 1, catalogue items 0, new items b)
         self.new_bias = nn.Parameter(torch.zeros(())) if config.new_item_bias and config.content_dropout > 0 else None
-        # the validation-calibrated offset of new items' scores (saved with the model)
+        # the validation-calibrated scale and offset of new items' scores (saved with the model)
         self.register_buffer("new_item_offset", torch.zeros(()))
+        self.register_buffer("new_item_scale", torch.ones(()))
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -289,7 +310,7 @@ class MMGCNPlus(Recommender):
         """``n`` items with no ID and no edge: layer 0 of each branch over :math:`L+1`.
         ``neighbours``: their aggregated kNN neighbours ``(n, d)`` (or ``None``);
         ``contents[m]``: their :math:`c^m` ``(n, d)``."""
-        scale = 1.0 / (self.config.num_layers + 1)
+        scale = self.new_item_scale / (self.config.num_layers + 1)
         n = next(iter(contents.values())).shape[0]
         item_id = (self.user_id.new_zeros(n, self.config.dim) if neighbours is None
                    else self.config.item_graph_weight * neighbours * scale)
@@ -367,23 +388,34 @@ class MMGCNPlus(Recommender):
     # ------------------------------------------------------------ calibration
     @torch.no_grad()
     def calibration_candidates(self) -> list[dict[str, float]]:
-        """Offsets of new items' scores to try on validation (see ``calibrate_new_items``):
-        multiples of the mean gap between users' 1st and 20th scores (over up to 2,000 users,
-        computed with the offset at zero), the neutral 0 first. None when no item is ranked
-        as a new item (``edgeless_items="own"`` or every item has train edges)."""
+        """Scales and offsets of new items' scores to try on validation (see
+        ``calibrate_new_scales`` and ``calibrate_new_items``): every scale with every offset,
+        offsets in multiples of the mean gap between users' 1st and 20th scores (over up to
+        2,000 users, computed uncalibrated), the neutral scale 1 / offset 0 first (it wins
+        ties). None when no item is ranked as a new item (``edgeless_items="own"`` or every
+        item has train edges)."""
         if (not self.config.calibrate_new_items or self.config.edgeless_items != "content"
                 or self.edgeless_item_ids.size == 0):
             return []
         with eval_mode(self):
-            self.new_item_offset.zero_()
+            self.apply_calibration({"new_item_scale": 1.0, "new_item_offset": 0.0})
             emb = self.ranking_embed()
             users = torch.arange(min(self.n_users, 2000), device=emb.users.device)
             top = self.score(users, emb=emb).topk(min(20, self.n_items), dim=1).values
             gap = float((top[:, 0] - top[:, -1]).mean())
-        return [{"new_item_offset": factor * gap} for factor in self.config.calibrate_new_items]
+        grid = [{"new_item_scale": float(scale), "new_item_offset": factor * gap}
+                for scale in self.config.calibrate_new_scales for factor in self.config.calibrate_new_items]
+        neutral = {"new_item_scale": 1.0, "new_item_offset": 0.0}
+        return [neutral, *(values for values in grid if values != neutral)]
 
     def apply_calibration(self, values: Mapping[str, float]) -> None:
         self.new_item_offset.fill_(float(values["new_item_offset"]))
+        self.new_item_scale.fill_(float(values.get("new_item_scale", 1.0)))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[no-untyped-def]
+        # models saved before the scale existed ranked new items at scale 1
+        state_dict.setdefault(prefix + "new_item_scale", torch.ones(()))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def extra_repr(self) -> str:
         return (f"{super().extra_repr()}, modalities={list(self.modalities)}, "

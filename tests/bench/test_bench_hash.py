@@ -1,5 +1,6 @@
-"""A model-config field added after cells were committed (``hashed_unless_default``) leaves
-the finished cells' hashes alone at its default and enters the hash when set."""
+"""Model-config fields added after cells were committed leave the finished cells' hashes
+alone at the value of the behaviour before them (``hashed_unless_default``: the default;
+``legacy_values``: a given value) and enter the hash otherwise."""
 
 from __future__ import annotations
 
@@ -45,3 +46,18 @@ def test_trainer_keys_follow_the_same_rule(key, value):
     plain = runner.resolve(spec, {}, {}, BenchConfig())["train"]
     assert key not in plain  # at its default: out of the hash, as before the key existed
     assert runner.resolve(spec, {}, {key: value}, BenchConfig())["train"][key] == value
+
+
+def test_a_new_default_that_changes_behaviour_is_hashed_except_at_its_legacy_value():
+    """``legacy_values``: the scale grid of MMGCN+'s calibration is on by default (a new
+    behaviour, so hashed) and leaves the hash only at (1.0,), the behaviour of the cells run
+    before it -- also when YAML gives it as a list."""
+    assert MMGCNPlusConfig.legacy_values == {"calibrate_new_scales": (1.0,)}
+    default = resolved({})["model"]
+    assert default["calibrate_new_scales"] == [1.0, 2.0, 3.0, 4.0]
+    legacy = resolved({"calibrate_new_scales": [1.0]})["model"]
+    assert "calibrate_new_scales" not in legacy
+    assert {k: v for k, v in default.items() if k != "calibrate_new_scales"} == legacy
+    assert config_hash(resolved({"calibrate_new_scales": (1.0,)})) == config_hash(resolved({"calibrate_new_scales": [1.0]}))
+    assert config_hash(resolved({})) != config_hash(resolved({"calibrate_new_scales": [1.0]}))
+    assert config_hash(resolved({"calibrate_new_scales": [1.0, 2.0]})) != config_hash(resolved({}))

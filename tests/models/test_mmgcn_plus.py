@@ -12,6 +12,7 @@ import torch
 
 from mmgcn.data.synthetic import make_synthetic
 from mmgcn.models import build_model
+from mmgcn.models.mmgcn_plus import MMGCNPlusConfig
 from mmgcn.nn.losses import bpr_loss, info_nce, l2_reg
 from mmgcn.train.trainer import TrainConfig, Trainer
 
@@ -189,22 +190,48 @@ def test_an_item_without_content_of_a_modality_leaves_it_out(tiny_dataset):
     assert (knn[:, 2] == 0).all() and (knn[2] == 0).all()  # nor visual neighbours
 
 
-def test_calibration_offsets_new_items_only(tiny_dataset):
-    """Candidates are multiples of the mean top-1/top-k score gap, the neutral 0 first; an
-    applied offset moves only the rows of items represented as new items, and is saved."""
-    model = _model(tiny_dataset, item_graph_k=2, edgeless_items="content", calibrate_new_items=(0.0, 0.5, 1.0))
+def test_calibration_scales_and_offsets_new_items_only(tiny_dataset):
+    """Candidates: every scale with every offset (multiples of the mean top-1/top-k score
+    gap), the neutral scale 1 / offset 0 first; an applied candidate scores the items
+    represented as new items lambda * y + o and leaves the others alone, and is saved."""
+    model = _model(tiny_dataset, item_graph_k=2, edgeless_items="content", calibrate_new_items=(0.0, 0.5, 1.0),
+                   calibrate_new_scales=(1.0, 2.0))
     candidates = model.calibration_candidates()
-    assert [c["new_item_offset"] for c in candidates][0] == 0.0
+    assert len(candidates) == 6 and candidates[0] == {"new_item_scale": 1.0, "new_item_offset": 0.0}
     gap = candidates[2]["new_item_offset"]
     assert gap > 0 and candidates[1]["new_item_offset"] == pytest.approx(gap / 2)
+    assert [c["new_item_scale"] for c in candidates[3:]] == [2.0, 2.0, 2.0]
+    assert [c["new_item_offset"] / gap for c in candidates[3:]] == pytest.approx([0.0, 0.5, 1.0])
     with torch.no_grad():
         before = model.score(torch.arange(4), emb=model.ranking_embed())
-        model.apply_calibration(candidates[1])
+        model.apply_calibration(candidates[4])
         after = model.score(torch.arange(4), emb=model.ranking_embed())
-    torch.testing.assert_close(after[:, COLD] - before[:, COLD], torch.full((4,), gap / 2))
+    torch.testing.assert_close(after[:, COLD], 2 * before[:, COLD] + gap / 2)
     torch.testing.assert_close(after[:, :COLD], before[:, :COLD])
-    assert float(model.state_dict()["new_item_offset"]) == pytest.approx(gap / 2)
+    state = model.state_dict()
+    assert float(state["new_item_offset"]) == pytest.approx(gap / 2) and float(state["new_item_scale"]) == 2.0
+    # the candidates are computed uncalibrated, whatever was applied before
+    assert model.calibration_candidates() == candidates
     assert _model(tiny_dataset, edgeless_items="own").calibration_candidates() == []
+
+
+def test_models_saved_before_the_scale_load_at_scale_one(tiny_dataset):
+    """A state dict without ``new_item_scale`` (saved before it existed) loads strictly,
+    ranking new items as it did then (scale 1, its own offset)."""
+    model = _model(tiny_dataset, item_graph_k=2, edgeless_items="content")
+    model.apply_calibration({"new_item_scale": 3.0, "new_item_offset": 0.5})
+    old = {k: v for k, v in model.state_dict().items() if k != "new_item_scale"}
+    fresh = _model(tiny_dataset, item_graph_k=2, edgeless_items="content")
+    fresh.new_item_scale.fill_(2.0)
+    fresh.load_state_dict(old)
+    assert float(fresh.new_item_scale) == 1.0 and float(fresh.new_item_offset) == 0.5
+
+
+def test_no_calibration_keeps_the_scale_grid_neutral():
+    """With no offsets to try, the scale grid is moot: one config (and one hash), scale 1."""
+    config = MMGCNPlusConfig(calibrate_new_items=(), calibrate_new_scales=(1.0, 2.0))
+    assert config.calibrate_new_scales == (1.0,)
+    assert MMGCNPlusConfig().calibrate_new_scales == (1.0, 2.0, 3.0, 4.0)
 
 
 def test_trains_and_beats_chance_on_synthetic_data():
@@ -219,7 +246,8 @@ def test_trains_and_beats_chance_on_synthetic_data():
 
 def test_config_validation(tiny_dataset):
     for bad in ({"content_dropout": 1.0}, {"align_temperature": 0.0}, {"item_graph_k": -1},
-                {"feature_transform": "minmax"}, {"calibrate_new_items": (-1.0,)}, {"align_weight": -0.1},
+                {"feature_transform": "minmax"}, {"calibrate_new_items": (-10.0,)}, {"align_weight": -0.1},
+                {"calibrate_new_scales": ()}, {"calibrate_new_scales": (0.0,)},
                 {"ssl_weight": -0.1}, {"ssl_temperature": 0.0}, {"ssl_noise_eps": -1.0}):
         with pytest.raises(ValueError):
             _model(tiny_dataset, **bad)
