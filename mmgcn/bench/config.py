@@ -48,6 +48,9 @@ _SPEC_RE = re.compile(
     r"^(?P<base>[a-z0-9][a-z0-9_-]*)(?:\[(?P<mods>[A-Za-z0-9_+-]+)\])?(?::(?P<variant>[a-z0-9][a-z0-9_-]*))?$"
 )
 _METRIC_RE = re.compile(r"^[a-z_]+@[0-9]+$")
+# load_dataset's keyword-only arguments (a test keeps this in step with its signature)
+_DATASET_KWARGS = frozenset({"convention", "split", "seed", "modalities", "download", "verify", "cached_features",
+                             "card"})
 
 
 def _refuse_test_selection(value: str, where: str) -> str:
@@ -247,6 +250,14 @@ class BenchConfig:
             raise ConfigError(f"bench config: protocol {self.protocol!r} is not one of {list(PROTOCOLS)}")
         if self.mode not in ("quick", "full"):
             raise ConfigError(f"bench config: mode {self.mode!r} must be 'quick' or 'full'")
+        if not isinstance(self.dataset_kwargs, Mapping):
+            raise ConfigError(f"bench config: dataset_kwargs must be a mapping of load_dataset arguments, "
+                              f"got {self.dataset_kwargs!r}")
+        unknown = sorted(set(self.dataset_kwargs) - _DATASET_KWARGS)
+        if unknown:
+            raise ConfigError(f"bench config: dataset_kwargs {unknown} are not load_dataset arguments; expected "
+                              f"some of {sorted(_DATASET_KWARGS)} (in --set, YAML needs a space after each "
+                              f"colon: 'dataset_kwargs={{convention: files, split: null}}')")
         grids = {}
         for key, grid in self.grids.items():
             if grid is None:  # an explicit "no grid" for this spec, e.g. an ablation of a gridded model

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 import pytest
 
 from mmgcn.bench.config import (
+    _DATASET_KWARGS,
     FULL_DEFAULTS,
     BenchConfig,
     GridConfig,
@@ -18,6 +20,7 @@ from mmgcn.bench.config import (
 from mmgcn.bench.grid import split_point
 from mmgcn.bench.runner import TrainerRunner
 from mmgcn.config import ConfigError
+from mmgcn.data.registry import load_dataset
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -95,6 +98,19 @@ def test_unknown_keys_and_bad_values(tmp_path: Path) -> None:
         BenchConfig(models=("bpr", "bpr"))
     with pytest.raises(ConfigError, match="mode"):
         load_bench_config(write(tmp_path, "mode: full\n"))
+
+
+def test_dataset_kwargs_must_be_loader_arguments(tmp_path: Path) -> None:
+    """A misspelt --set (YAML without a space after the colon parses as one key) is a config
+    error naming the key and the fix, not a TypeError from the loader; the accepted names
+    are load_dataset's keyword-only arguments."""
+    with pytest.raises(ConfigError, match=r"\['convention:files'\] are not load_dataset arguments.*space"):
+        load_bench_config(write(tmp_path, "dataset: tiktok\n"), overrides={"dataset_kwargs": {"convention:files": None}})
+    with pytest.raises(ConfigError, match="must be a mapping"):
+        BenchConfig(dataset_kwargs=["files"])
+    assert BenchConfig(dataset_kwargs={"convention": "files", "split": None}).dataset_kwargs["convention"] == "files"
+    keyword_only = {n for n, p in inspect.signature(load_dataset).parameters.items() if p.kind is p.KEYWORD_ONLY}
+    assert _DATASET_KWARGS == keyword_only
 
 
 def test_model_specs() -> None:
