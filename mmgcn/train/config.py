@@ -81,6 +81,13 @@ class TrainConfig:
             Worth it on GPUs (tensor cores) and CPUs with bf16 matrix units.
         compile: ``torch.compile`` the training loss (default ``False``; compiled on the
             first step).
+        calibration_tolerance: for models with a post-training calibration
+            (``Recommender.calibration_candidates``; MMGCN+'s new-item scale and offset): the
+            share of the best candidate's validation metric the choice may give up to rank
+            cold items (no train edge) higher. ``0`` (default): the best candidate on the
+            metric. ``t > 0``: among the candidates within ``(1 - t)`` of the best, the one
+            with the highest validation metric over cold items (an exploration budget,
+            chosen on validation like the rest).
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or ``"auto"`` (default ``"cpu"``).
         deterministic: ask torch for deterministic kernels (default ``True``).
         progress: tqdm bar over each epoch's batches (default ``True``).
@@ -88,7 +95,8 @@ class TrainConfig:
 
     #: keys added after benchmark results existed: a bench cell's config hash includes them
     #: only when they differ from their default (``mmgcn.bench.runner.hashed_view``)
-    hashed_unless_default: ClassVar[tuple[str, ...]] = ("negatives", "num_neighbors", "precision", "compile")
+    hashed_unless_default: ClassVar[tuple[str, ...]] = ("negatives", "num_neighbors", "precision", "compile",
+                                                        "calibration_tolerance")
 
     epochs: int = 1000
     batch_size: int | None = None
@@ -108,6 +116,7 @@ class TrainConfig:
     num_neighbors: tuple[int, ...] | None = None
     precision: str = "fp32"
     compile: bool = False
+    calibration_tolerance: float = 0.0
     device: str = "cpu"
     deterministic: bool = True
     progress: bool = True
@@ -123,6 +132,8 @@ class TrainConfig:
                 f"train.lr {self.lr!r} is not a usable Adam learning rate (it must be finite and at most "
                 f"{MAX_LR:g}; typical values are 1e-4 .. 1e-1)"
             )
+        if not 0.0 <= self.calibration_tolerance < 1.0:
+            raise ValueError(f"train.calibration_tolerance must be in [0, 1), got {self.calibration_tolerance!r}")
         for name in ("weight_decay", "min_delta"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):

@@ -433,31 +433,43 @@ class Trainer:
 
         Each candidate of ``model.calibration_candidates()`` is applied to the restored best
         state and the valid split evaluated; the best value wins (the neutral first candidate
-        on ties) and is kept in the model's state -- and in ``best.pt``, so that every later
-        path (``mmgcn evaluate``, ``recommend``) ranks with it -- and ``calibration.json``.
-        In a data-parallel run rank 0 evaluates the candidates and every rank applies its choice.
+        on ties) -- or, with ``calibration_tolerance`` t > 0, the candidate with the best
+        cold-item value among those within (1 - t) of the best -- and is kept in the model's
+        state -- and in ``best.pt``, so that every later path (``mmgcn evaluate``,
+        ``recommend``) ranks with it -- and ``calibration.json``. In a data-parallel run
+        rank 0 evaluates the candidates and every rank applies its choice.
         """
         candidates = self.model.calibration_candidates()
         if not candidates:
             return
         cfg = self.config
+        tolerance = cfg.calibration_tolerance
         tried = []
         if self.is_main:
             for values in candidates:
                 self.model.apply_calibration(values)
                 result = evaluate(self.model, self.dataset, split="valid", ks=cfg.ks, mask=cfg.valid_mask,
-                                  block_size=cfg.eval_block_size)
-                tried.append({"values": dict(values), "valid": result.metrics[cfg.metric]})
+                                  block_size=cfg.eval_block_size, warm_cold=tolerance > 0)
+                entry = {"values": dict(values), "valid": result.metrics[cfg.metric]}
+                if tolerance > 0:
+                    cold = result.groups.get("cold")
+                    entry["valid_cold"] = cold.metrics[cfg.metric] if cold is not None and cold.n_users else 0.0
+                tried.append(entry)
         if self.dist is not None:
             tried = self.dist.broadcast(tried)
         best = tried[0]
         for entry in tried[1:]:
             if entry["valid"] > best["valid"] + cfg.min_delta:
                 best = entry
+        if tolerance > 0:
+            floor = best["valid"] * (1.0 - tolerance)
+            best = max((t for t in tried if t["valid"] >= floor), key=lambda t: t["valid_cold"])
         self.model.apply_calibration(best["values"])
-        log.info("calibration chosen on valid %s: %s (%.4f; tried %s)", cfg.metric, best["values"], best["valid"],
-                 ", ".join(f"{t['values']}: {t['valid']:.4f}" for t in tried))
-        self.calibration = {"metric": f"valid {cfg.metric}", "chosen": best, "tried": tried}
+        log.info("calibration chosen on valid %s%s: %s (%.4f; tried %s)", cfg.metric,
+                 f" (cold items, within {tolerance:.0%} of the best)" if tolerance > 0 else "", best["values"],
+                 best["valid"], ", ".join(f"{t['values']}: {t['valid']:.4f}" for t in tried))
+        self.calibration = {"metric": f"valid {cfg.metric}", "chosen": best, "tried": tried,
+                            **({"tolerance": tolerance} if tolerance > 0 else {})}
         self._best_model_state = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
         if self.run_dir is not None:
             atomic_write_json(self.run_dir / "calibration.json", self.calibration)

@@ -40,7 +40,8 @@ def test_ordinary_fields_are_hashed_at_their_defaults():
     assert resolved({})["model"]["content_dropout"] == 0.0
 
 
-@pytest.mark.parametrize(("key", "value"), [("negatives", "train-items"), ("precision", "bf16"), ("compile", True)])
+@pytest.mark.parametrize(("key", "value"), [("negatives", "train-items"), ("precision", "bf16"), ("compile", True),
+                                                ("calibration_tolerance", 0.02)])
 def test_trainer_keys_follow_the_same_rule(key, value):
     runner, spec = TrainerRunner(progress=False), ModelSpec.parse("lightgcn")
     plain = runner.resolve(spec, {}, {}, BenchConfig())["train"]
