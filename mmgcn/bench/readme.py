@@ -99,17 +99,18 @@ def results_table(results: BenchResults, published: Mapping[str, str] | None = N
 
 
 def cold_start_table(results: BenchResults) -> str:
-    """Cold-only, warm and cold (all-items ranking) Recall@K per model."""
+    """Cold-only, overall, warm and cold (all-items ranking) Recall@K per model."""
     metric = results.header.get("metric", "recall@20")
     uses = {c.model: c.uses_content for c in results.cells if c.status == "ok"}
-    groups = (("cold-only", "cold-only"), ("warm", "warm (all items)"), ("cold", "cold (all items)"))
+    groups = (("cold-only", "cold-only"), ("", "all items"), ("warm", "warm (all items)"),
+              ("cold", "cold (all items)"))
     head = ["model", "seeds", *(f"{label} {metric_label(metric)}" for _, label in groups)]
     rows = [head, ["---"] * len(head)]
     for s in results.summaries:
         row = [f"`{s.model}`", str(len(s.seeds))]
         for group, _ in groups:
             unable = group in ("cold-only", "cold") and uses.get(s.model) is False
-            row.append(UNABLE if unable else _mean_std(s, f"{group}/{metric}"))
+            row.append(UNABLE if unable else _mean_std(s, f"{group}/{metric}" if group else metric))
         rows.append(row)
     return _markdown(rows)
 

@@ -11,6 +11,7 @@ import pytest
 from mmgcn.bench.cells import load_per_user
 from mmgcn.bench.config import BenchConfig, ModelSpec
 from mmgcn.bench.harness import dataset_arguments, run_benchmark
+from mmgcn.bench.readme import cold_start_table
 from mmgcn.bench.runner import TrainerRunner
 from mmgcn.bench.tables import UNABLE, to_markdown
 from mmgcn.data.synthetic import make_synthetic
@@ -74,6 +75,15 @@ def test_cold_start_table_marks_id_only_models_unable(tmp_path: Path, cold_synth
     assert per_user["cold-only/recall@10"].mean() == pytest.approx(vbpr.test["cold-only/recall@10"])
     test_file = json.loads((folder / "cells" / "vbpr" / "seed-0" / "run" / "test_metrics.json").read_text())
     assert test_file["cold_only"]["n_candidates"] == n_cold
+
+    # the README block: cold-only, the overall figure, warm and cold of the all-items ranking
+    block = cold_start_table(run.results).splitlines()
+    assert block[0] == ("| model | seeds | cold-only Recall@10 | all items Recall@10 | warm (all items) Recall@10 "
+                        "| cold (all items) Recall@10 |")
+    rows = {line.split(" | ")[0]: line.split(" | ") for line in block[2:]}
+    assert rows["| `vbpr`"][3].startswith(f"{vbpr.test['recall@10']:.4f}")
+    assert rows["| `vbpr`"][2].startswith(f"{vbpr.test['cold-only/recall@10']:.4f}")
+    assert rows["| `bpr`"][2] == "unable (ID only)" and rows["| `bpr`"][3].startswith(f"{bpr.test['recall@10']:.4f}")
 
     markdown = to_markdown(run.results)
     assert f"among the {n_cold} cold test items only" in markdown
