@@ -194,3 +194,16 @@ def test_cli_bench_bad_fanout_is_one_line(tmp_path, capsys):
         assert "train.num_neighbors must be positive integers or -1" in err and value in err
         assert err.count("\n") == 0 and "Traceback" not in err
     assert not (tmp_path / "o").exists()
+
+
+def test_cli_bench_dataset_kwargs_without_a_space_after_the_colon_is_one_line(tmp_path, capsys):
+    # met while working: "--set dataset_kwargs={convention:files}" is YAML for one key
+    # "convention:files"; it reached load_dataset as a keyword and ended in an internal TypeError
+    good = tmp_path / "b.yaml"
+    good.write_text("dataset: synthetic\nmodels: [bpr]\n")
+    args = ["bench", "--config", str(good), "--set", "dataset_kwargs={convention:files}", "--out", str(tmp_path / "o")]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert "dataset_kwargs ['convention:files'] are not load_dataset arguments" in err
+    assert "space after each colon" in err and err.count("\n") == 0 and "Traceback" not in err
+    assert not (tmp_path / "o").exists()
