@@ -43,6 +43,8 @@ PROTOCOLS = ("standard", "cold-start")
 SELECTABLE_SPLITS = ("valid", "validation")
 # applied by --full when the file has no ``full:`` section: MMRec's complete protocol
 FULL_DEFAULTS: dict[str, Any] = {"seeds": 3, "train": {"epochs": 300, "patience": 20}}
+# the config section of overrides applied only under ``protocol: cold-start``
+COLD_START_SECTION = "cold-start"
 
 _SPEC_RE = re.compile(
     r"^(?P<base>[a-z0-9][a-z0-9_-]*)(?:\[(?P<mods>[A-Za-z0-9_+-]+)\])?(?::(?P<variant>[a-z0-9][a-z0-9_-]*))?$"
@@ -386,12 +388,18 @@ def load_bench_config(
     full: bool = False,
     overrides: Mapping[str, Any] | None = None,
 ) -> BenchConfig:
-    """Build a :class:`BenchConfig`: defaults < file ``path`` < its ``full:`` section < ``overrides``.
+    """Build a :class:`BenchConfig`: defaults < file ``path`` < its ``full:`` section < its
+    ``cold-start:`` section < ``overrides``.
 
     Args:
         path: a benchmark YAML file, or ``None`` for the built-in defaults.
         full: apply the file's ``full:`` section (or :data:`FULL_DEFAULTS` if it has none)
             and record ``mode: full``.
+
+    A ``cold-start:`` section (top level, or inside ``full:``: both apply under ``--full``,
+    the latter last) holds overrides for runs with ``protocol: cold-start`` only -- e.g. the
+    calibration of new items' scores, moot where every item has train edges, without
+    touching the standard cells' settings (and hashes).
         overrides: values from the command line (already parsed), applied last.
 
     Raises:
@@ -409,11 +417,21 @@ def load_bench_config(
     full_section = data.pop("full", None)
     if full_section is not None and not isinstance(full_section, Mapping):
         raise ConfigError(f"{where}: 'full' must be a mapping of overrides, got {full_section!r}")
+    cold_sections = [_pop_section(data, COLD_START_SECTION, where)]
+    if full_section is not None:
+        full_section = dict(full_section)
+        cold_sections.append(_pop_section(full_section, COLD_START_SECTION, f"{where}: full"))
     if "mode" in data:
         raise ConfigError(f"{where}: 'mode' is set by --full, not in the file")
     if full:
         data = merge(data, full_section if full_section is not None else FULL_DEFAULTS)
         data["mode"] = "full"
+    else:
+        cold_sections = cold_sections[:1]
+    protocol = (overrides or {}).get("protocol", data.get("protocol"))
+    if protocol == "cold-start":
+        for section in cold_sections:
+            data = merge(data, section)
     if overrides:
         data = merge(data, dict(overrides))
     try:
@@ -422,6 +440,18 @@ def load_bench_config(
         if where in str(exc):
             raise
         raise ConfigError(f"{where}: {exc}") from exc
+
+
+def _pop_section(data: dict[str, Any], key: str, where: str) -> dict[str, Any]:
+    section = data.pop(key, None)
+    if section is None:
+        return {}
+    if not isinstance(section, Mapping):
+        raise ConfigError(f"{where}: {key!r} must be a mapping of overrides, got {section!r}")
+    for forbidden in ("protocol", "mode", "full"):
+        if forbidden in section:
+            raise ConfigError(f"{where}: {key!r} cannot set {forbidden!r} (it applies when the protocol is cold-start)")
+    return dict(section)
 
 
 def parse_model_list(text: str | Sequence[str]) -> tuple[str, ...]:

@@ -87,6 +87,28 @@ def test_full_section_and_overrides(tmp_path: Path) -> None:
     assert plain.seeds == FULL_DEFAULTS["seeds"] and plain.train == FULL_DEFAULTS["train"]
 
 
+def test_cold_start_section_applies_under_that_protocol_only(tmp_path: Path) -> None:
+    path = write(tmp_path, "dataset: tiktok\nseeds: 1\nmodel_configs: {mmgcn-plus: {item_graph_k: 10, dim: 32}}\n"
+                           "cold-start:\n  model_configs: {mmgcn-plus: {item_graph_k: 0}}\n  seeds: 2\n"
+                           "full:\n  seeds: 5\n  cold-start: {seeds: 3}\n")
+    assert load_bench_config(path).model_configs == {"mmgcn-plus": {"item_graph_k": 10, "dim": 32}}
+    assert load_bench_config(path, full=True).seeds == 5
+    cold = load_bench_config(path, overrides={"protocol": "cold-start"})
+    # nested merge: only the named field changes; the full: section's cold-start part is --full's
+    assert cold.model_configs == {"mmgcn-plus": {"item_graph_k": 0, "dim": 32}} and cold.seeds == 2
+    cold_full = load_bench_config(path, full=True, overrides={"protocol": "cold-start"})
+    assert cold_full.seeds == 3 and cold_full.model_configs["mmgcn-plus"]["item_graph_k"] == 0
+    # the command line wins over the section
+    assert load_bench_config(path, full=True, overrides={"protocol": "cold-start", "seeds": 1}).seeds == 1
+    # the protocol may come from the file too
+    in_file = write(tmp_path, "protocol: cold-start\nseeds: 1\ncold-start: {seeds: 4}\n")
+    assert load_bench_config(in_file).seeds == 4
+    with pytest.raises(ConfigError, match="'cold-start' must be a mapping"):
+        load_bench_config(write(tmp_path, "seeds: 1\ncold-start: [1]\n"))
+    with pytest.raises(ConfigError, match="cannot set 'protocol'"):
+        load_bench_config(write(tmp_path, "seeds: 1\ncold-start: {protocol: standard}\n"))
+
+
 def test_unknown_keys_and_bad_values(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="unknown key"):
         load_bench_config(write(tmp_path, "epochs: 3\n"))
