@@ -1,8 +1,9 @@
 """Benchmark configuration: which models, seeds, protocol and settings a ``mmgcn bench`` run uses.
 
-A benchmark YAML file maps onto :class:`BenchConfig` (unknown keys are errors) plus one
+A benchmark YAML file maps onto :class:`BenchConfig` (unknown keys are errors) plus an
 optional ``full:`` section of overrides that ``--full`` applies on top (the complete
-protocol: more epochs, patience, seeds), e.g.::
+protocol: more epochs, patience, seeds) and an optional ``cold-start:`` section (top level
+or inside ``full:``) applied only under ``--protocol cold-start``, e.g.::
 
     dataset: tiktok
     models: [mmgcn, lightgcn, popular]
@@ -15,12 +16,16 @@ protocol: more epochs, patience, seeds), e.g.::
         params: {num_layers: [1, 2], reg_weight: [1.0e-4, 1.0e-3]}
         select_on: valid          # the only accepted value: "test" is refused
       mmgcn[image]: null          # a spec-name entry wins over the registry name's; null = no grid
+    cold-start:
+      model_configs:
+        mmgcn-plus: {content_dropout: 0.2}
     full:
       seeds: 3
       train: {epochs: 300, patience: 20}
 
 Precedence (lowest first): :class:`BenchConfig` defaults < file < ``full:`` section (with
-``--full``) < command-line flags. Model specs may name a modality subset for ablations:
+``--full``) < ``cold-start:`` sections (with ``--protocol cold-start``; the one inside
+``full:`` last) < command-line flags. Model specs may name a modality subset for ablations:
 ``mmgcn[visual]``, ``mmgcn[visual+acoustic]`` (see :class:`ModelSpec`).
 """
 
