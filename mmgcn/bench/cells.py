@@ -33,6 +33,7 @@ import contextlib
 import glob
 import io
 import json
+import logging
 import os
 import resource
 import shutil
@@ -48,9 +49,12 @@ from typing import Any
 import numpy as np
 
 from mmgcn.bench.config import BenchConfig, ModelSpec
-from mmgcn.bench.results import CellResult
+from mmgcn.bench.results import CellResult, calibration_record
 from mmgcn.data.dataset import DataError, Dataset
+from mmgcn.train.run_dir import CALIBRATION_FILE
 from mmgcn.utils.io import atomic_write_bytes, atomic_write_json, sha256_file
+
+log = logging.getLogger(__name__)
 
 MARKER = "DONE.json"
 STARTED = "STARTED.json"
@@ -256,8 +260,19 @@ def write_marker(directory: Path, config_hash: str, **extra: Any) -> None:
 
 
 def load_cell(directory: Path) -> CellResult:
+    """The finished cell's result; a cell finished before results kept the calibration
+    (``CellResult.calibration``) gets it from its run's own ``calibration.json``."""
     with open(directory / CELL_JSON, encoding="utf-8") as handle:
-        return CellResult.from_dict(json.load(handle))
+        result = CellResult.from_dict(json.load(handle))
+    path = directory / "run" / CALIBRATION_FILE
+    if result.calibration is None and path.is_file():
+        try:
+            with open(path, encoding="utf-8") as handle:
+                result.calibration = calibration_record(json.load(handle))
+        except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
+            log.warning("%s: unreadable (%s: %s); the cell's calibration is not reported", path,
+                        type(exc).__name__, exc)
+    return result
 
 
 def save_per_user(path: Path, arrays: Mapping[str, np.ndarray]) -> None:

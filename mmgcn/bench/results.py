@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,8 @@ class CellResult:
         uses_content: whether the model reads item features (ID-only models cannot rank
             cold items above chance).
         n_test_users: evaluated test users, overall (``"all"``) and per warm / cold group.
+        calibration: the model's post-training calibration chosen on validation (see
+            :func:`calibration_record`), ``None`` for models without one.
     """
 
     model: str
@@ -86,6 +89,7 @@ class CellResult:
     error: str | None = None
     uses_content: bool | None = None
     n_test_users: dict[str, int] = field(default_factory=dict)
+    calibration: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return _json_safe(dataclasses.asdict(self))
@@ -93,6 +97,27 @@ class CellResult:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CellResult:
         return cls(**_known_fields(cls, data))
+
+
+def calibration_record(calibration: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """What a cell keeps of the trainer's calibration (``Trainer.calibration``, also the
+    run's ``calibration.json``): the chosen values, the validation value before (the neutral
+    first candidate) and after, the number of candidates, and the exploration tolerance
+    with the chosen candidate's cold-item value when one was set. ``None`` passes through."""
+    if not calibration:
+        return None
+    chosen, tried = calibration["chosen"], calibration.get("tried") or []
+    record: dict[str, Any] = {
+        "metric": calibration.get("metric"),
+        "values": dict(chosen["values"]),
+        "valid": float(chosen["valid"]),
+        "valid_uncalibrated": float(tried[0]["valid"]) if tried else None,
+        "candidates": len(tried),
+    }
+    if calibration.get("tolerance"):
+        record["tolerance"] = float(calibration["tolerance"])
+        record["valid_cold"] = float(chosen.get("valid_cold", 0.0))
+    return record
 
 
 @dataclass

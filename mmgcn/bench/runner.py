@@ -35,7 +35,7 @@ import numpy as np
 
 from mmgcn.bench.cells import CellOutput, CellRunner, CellTask
 from mmgcn.bench.config import BenchConfig, ModelSpec
-from mmgcn.bench.results import CellResult
+from mmgcn.bench.results import CellResult, calibration_record
 from mmgcn.config import ConfigError, from_dict, to_dict
 from mmgcn.data.dataset import Dataset
 from mmgcn.models.base import build_config, build_model, model_class
@@ -188,6 +188,7 @@ class TrainerRunner(CellRunner):
             params=int(model.num_parameters()),
             model_config=to_dict(model.config),
             uses_content=uses_content,
+            calibration=calibration_record(trainer.calibration),
         )
         if trial:
             return CellOutput(result)

@@ -155,6 +155,7 @@ def to_markdown(results: BenchResults) -> str:
         lines += _table(rows) + [""]
     lines += _warm_cold_section(results, primary)
     lines += _degree_section(results)
+    lines += _calibration_section(results)
 
     if results.grids:
         lines += ["## Grids (selected on validation)", ""]
@@ -174,6 +175,37 @@ def to_markdown(results: BenchResults) -> str:
         lines += [f"- {c.model} seed {c.seed}: {c.error}" for c in failed]
         lines.append("")
     return "\n".join(lines)
+
+
+def _calibration_section(results: BenchResults) -> list[str]:
+    """One row per cell whose model calibrated itself after training (e.g. MMGCN+'s scale and
+    offset of new items' scores): the values chosen on validation, and validation before / after."""
+    order = {s.model: k for k, s in enumerate(results.summaries)}
+    cells = sorted((c for c in results.cells if c.status == "ok" and c.calibration),
+                   key=lambda c: (order.get(c.model, len(order)), c.model, c.seed))
+    if not cells:
+        return []
+    explore = any("tolerance" in c.calibration for c in cells)  # type: ignore[operator]
+    head = ["model", "seed", "chosen", "candidates", "valid before", "valid after"]
+    head += ["tolerance", "valid on cold items"] if explore else []
+    rows = [head]
+    for c in cells:
+        record = c.calibration or {}
+        chosen = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                           for k, v in sorted(record.get("values", {}).items()))
+        before = record.get("valid_uncalibrated")
+        row = [c.model, str(c.seed), chosen, str(record.get("candidates", "")),
+               "–" if before is None else f"{before:.4f}", f"{record['valid']:.4f}"]
+        if explore:
+            tolerance = record.get("tolerance")
+            row += ["–", "–"] if tolerance is None else [f"{tolerance:.0%}", f"{record['valid_cold']:.4f}"]
+        rows.append(row)
+    note = ("After training, a model with a calibration tries its candidates on the validation split "
+            "and keeps the best (with a tolerance t: the candidate with the most validation hits on "
+            "cold items among those within (1 - t) of the best); test is evaluated once, calibrated. "
+            "valid before: the uncalibrated model (the first, neutral candidate); the metric is the "
+            "selection metric.")
+    return ["## Post-training calibration (chosen on validation)", "", note, ""] + _table(rows) + [""]
 
 
 def degree_rows(results: BenchResults) -> list[list[str]]:

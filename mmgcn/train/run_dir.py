@@ -43,6 +43,8 @@ LAST_CHECKPOINT = "checkpoints/last.pt"
 BEST_CHECKPOINT = "checkpoints/best.pt"
 TEST_METRICS_FILE = "test_metrics.json"
 TEST_PER_USER_FILE = "test_per_user.npz"
+# the post-training calibration chosen on validation (models that have one)
+CALIBRATION_FILE = "calibration.json"
 LOG_FILE = "train.log"
 
 

@@ -472,7 +472,7 @@ class Trainer:
                             **({"tolerance": tolerance} if tolerance > 0 else {})}
         self._best_model_state = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
         if self.run_dir is not None:
-            atomic_write_json(self.run_dir / "calibration.json", self.calibration)
+            atomic_write_json(self.run_dir / rd.CALIBRATION_FILE, self.calibration)
             best_path = self.run_dir / rd.BEST_CHECKPOINT
             if best_path.exists():
                 state = load_checkpoint(best_path)

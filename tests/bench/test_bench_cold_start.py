@@ -99,3 +99,44 @@ def test_cold_start_table_marks_id_only_models_unable(tmp_path: Path, cold_synth
     assert rows["bpr"][columns.index("warm Recall@10")] == f"{bpr.test['warm/recall@10']:.4f}"
     assert rows["vbpr"][columns.index("cold-only Recall@10")] == f"{vbpr.test['cold-only/recall@10']:.4f}"
     assert rows["bpr"][columns.index("uses content")] == "no (ID only)"
+
+
+def test_cells_keep_the_calibration_chosen_on_validation(tmp_path: Path, cold_synthetic) -> None:
+    """An MMGCN+ cell under cold-start records its calibration (values, validation before and
+    after, candidates) as its run's calibration.json has it, results.md lists it, and a cell
+    finished before the record existed gets it back from that file."""
+    from mmgcn.bench.cells import load_cell
+
+    config = BenchConfig(
+        dataset="synthetic", models=("mmgcn-plus", "vbpr"), seeds=1, protocol="cold-start", baseline="vbpr",
+        ks=(5, 10), metric="recall@10", significance_metrics=("recall@10",),
+        train={"epochs": 2, "patience": 2, "batch_size": 128}, out=str(tmp_path),
+        model_configs={"mmgcn-plus": {"dim": 8, "item_graph_k": 2, "calibrate_new_items": [0.0, 0.5],
+                                      "calibrate_new_scales": [1.0, 2.0]}},
+    )
+    run = run_benchmark(config, dataset=cold_synthetic, progress=False, plots=False)
+    assert run.failed == 0
+    cells = {c.model: c for c in run.results.cells}
+    assert cells["vbpr"].calibration is None
+    record = cells["mmgcn-plus"].calibration
+    cell_dir = tmp_path / "synthetic-cold-start-quick" / "cells" / "mmgcn-plus" / "seed-0"
+    trainer_file = json.loads((cell_dir / "run" / "calibration.json").read_text())
+    assert record["values"] == trainer_file["chosen"]["values"]
+    assert record["valid"] == pytest.approx(trainer_file["chosen"]["valid"])
+    assert record["valid_uncalibrated"] == pytest.approx(trainer_file["tried"][0]["valid"])
+    assert record["candidates"] == len(trainer_file["tried"]) == 4
+    assert record["valid"] >= record["valid_uncalibrated"]  # the neutral candidate wins ties
+    assert "tolerance" not in record
+    markdown = to_markdown(run.results)
+    section = markdown[markdown.index("## Post-training calibration"):]
+    row = next(line for line in section.splitlines() if line.startswith("| mmgcn-plus"))
+    assert f"| {record['valid_uncalibrated']:.4f} | {record['valid']:.4f} |" in row and "| 4 |" in row
+    assert "| vbpr" not in section
+
+    # a cell.json written before the field existed: the record comes from the run's file
+    stored = json.loads((cell_dir / "cell.json").read_text())
+    del stored["calibration"]
+    (cell_dir / "cell.json").write_text(json.dumps(stored))
+    assert load_cell(cell_dir).calibration == record
+    (cell_dir / "run" / "calibration.json").write_text("{not json")
+    assert load_cell(cell_dir).calibration is None  # unreadable: left out, with a warning

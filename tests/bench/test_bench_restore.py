@@ -131,3 +131,21 @@ def test_dry_run_shows_cells_that_would_be_restored(tmp_path: Path, tiny_dataset
     fresh_clone(tmp_path / "results" / "tiny-quick")
     plan = plan_benchmark(config, ScriptedRunner(), tiny_dataset)
     assert {s for _, s in plan} == {"restores"} and len(plan) == 2 + 3 + 2
+
+
+def test_calibration_record_by_hand() -> None:
+    """What a cell keeps of the trainer's calibration: the chosen values and validation value,
+    the neutral first candidate's value, the count, and with a tolerance the cold value."""
+    from mmgcn.bench.results import calibration_record
+
+    trainer = {"metric": "valid recall@20",
+               "chosen": {"values": {"new_item_scale": 3.0, "new_item_offset": -0.5}, "valid": 0.12, "valid_cold": 0.4},
+               "tried": [{"values": {"new_item_scale": 1.0, "new_item_offset": 0.0}, "valid": 0.1, "valid_cold": 0.0},
+                         {"values": {"new_item_scale": 3.0, "new_item_offset": -0.5}, "valid": 0.12, "valid_cold": 0.4}],
+               "tolerance": 0.02}
+    assert calibration_record(trainer) == {
+        "metric": "valid recall@20", "values": {"new_item_scale": 3.0, "new_item_offset": -0.5}, "valid": 0.12,
+        "valid_uncalibrated": 0.1, "candidates": 2, "tolerance": 0.02, "valid_cold": 0.4}
+    del trainer["tolerance"]
+    assert "tolerance" not in calibration_record(trainer) and "valid_cold" not in calibration_record(trainer)
+    assert calibration_record(None) is None and calibration_record({}) is None
