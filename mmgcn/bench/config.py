@@ -396,15 +396,15 @@ def load_bench_config(
     """Build a :class:`BenchConfig`: defaults < file ``path`` < its ``full:`` section < its
     ``cold-start:`` section < ``overrides``.
 
-    Args:
-        path: a benchmark YAML file, or ``None`` for the built-in defaults.
-        full: apply the file's ``full:`` section (or :data:`FULL_DEFAULTS` if it has none)
-            and record ``mode: full``.
-
     A ``cold-start:`` section (top level, or inside ``full:``: both apply under ``--full``,
     the latter last) holds overrides for runs with ``protocol: cold-start`` only -- e.g. the
     calibration of new items' scores, moot where every item has train edges, without
     touching the standard cells' settings (and hashes).
+
+    Args:
+        path: a benchmark YAML file, or ``None`` for the built-in defaults.
+        full: apply the file's ``full:`` section (or :data:`FULL_DEFAULTS` if it has none)
+            and record ``mode: full``.
         overrides: values from the command line (already parsed), applied last.
 
     Raises:
