@@ -17,17 +17,16 @@ from torch import Tensor, nn
 from mmgcn.data.dataset import Dataset
 from mmgcn.features.transforms import fit_feature_transforms
 from mmgcn.models.base import Embeddings, ModelConfig, Recommender
-from mmgcn.models.simgcl import sign_aligned_noise
 from mmgcn.nn.content import check_new_item_features
 from mmgcn.nn.fusion import AttentionOutput, MLPScoreHead, check_modality_names
-from mmgcn.nn.losses import bpr_loss, info_nce, l2_reg
+from mmgcn.nn.losses import bpr_loss, l2_reg
 from mmgcn.nn.propagation import BipartitePropagation, layer_mean_propagation
 from mmgcn.utils.modes import eval_mode
 
 
 @dataclass(frozen=True)
 class FusionConfig(ModelConfig):
-    r"""Fields shared by the fusion baselines.
+    """Fields shared by the fusion baselines.
 
     Attributes:
         dim: width of ID embeddings and fused vectors (default 64).
@@ -43,18 +42,7 @@ class FusionConfig(ModelConfig):
         init_std: std of the normal init of ID embeddings (default 0.1).
         score_head: ``"dot"`` (default) or ``"mlp"`` (:class:`~mmgcn.nn.fusion.MLPScoreHead`).
         head_hidden_dims: hidden widths of the MLP score head (default ``(64,)``).
-        ssl_weight: weight of SimGCL's noise-perturbed contrast on the propagated vectors
-            (Yu et al., SIGIR 2022; the ``-graph`` variants only; default 0.0 = off): two
-            views of the LightGCN layer mean of (user IDs, fused items), uniform noise of
-            radius ``ssl_noise_eps`` added after every hop
-            (:func:`mmgcn.models.simgcl.sign_aligned_noise`), InfoNCE between them over the
-            batch's distinct users and over its distinct positive items.
-        ssl_noise_eps: the noise radius :math:`\epsilon` (default 0.1, SimGCL's).
-        ssl_temperature: the InfoNCE temperature (default 0.2, SimGCL's).
     """
-
-    # the contrast came after the committed benchmark cells: off, it leaves their hashes alone
-    hashed_unless_default: ClassVar[tuple[str, ...]] = ("ssl_weight", "ssl_noise_eps", "ssl_temperature")
 
     # stronger than the base default: the content path fits train pairs quickly (on TikTok
     # validation, 20 epochs at lr 1e-3: concat Recall@20 0.024 with 1e-4, 0.041 with 1e-2)
@@ -66,9 +54,6 @@ class FusionConfig(ModelConfig):
     init_std: float = 0.1
     score_head: Literal["dot", "mlp"] = "dot"
     head_hidden_dims: tuple[int, ...] = (64,)
-    ssl_weight: float = 0.0
-    ssl_noise_eps: float = 0.1
-    ssl_temperature: float = 0.2
 
     def __post_init__(self) -> None:
         if self.dim <= 0:
@@ -79,9 +64,6 @@ class FusionConfig(ModelConfig):
             raise ValueError(f"reg_weight must be >= 0, got {self.reg_weight}")
         if self.init_std <= 0:
             raise ValueError(f"init_std must be positive, got {self.init_std}")
-        if self.ssl_weight < 0 or self.ssl_noise_eps < 0 or self.ssl_temperature <= 0:
-            raise ValueError(f"ssl_weight and ssl_noise_eps must be >= 0 and ssl_temperature positive, got "
-                             f"{self.ssl_weight}, {self.ssl_noise_eps}, {self.ssl_temperature}")
 
 
 @dataclass
@@ -154,9 +136,6 @@ class FusionRecommender(Recommender):
         self.num_layers = int(getattr(config, "num_layers", 0))
         # built from dataset.train only: valid/test edges never enter propagation
         self.propagation = BipartitePropagation(dataset.train, norm="sym") if self.num_layers else None
-        if config.ssl_weight > 0 and not self.num_layers:
-            raise ValueError(f"{self.name}: ssl_weight contrasts views of the propagated vectors, and this model "
-                             f"does not propagate; use its -graph variant (e.g. attention-graph) or ssl_weight=0")
         self.user_emb = nn.Embedding(self.n_users, config.dim)
         self.item_emb = nn.Embedding(self.n_items, config.dim)
         self.fusion = self._build_fusion({m: dataset.features[m].shape[1] for m in self.modalities})
@@ -213,20 +192,6 @@ class FusionRecommender(Recommender):
             return users, items
         return layer_mean_propagation(self.propagation, users, items, self.num_layers)
 
-    def _perturbed_view(self, users: Tensor, items: Tensor) -> tuple[Tensor, Tensor]:
-        """One noise-perturbed view for the contrast: the layer mean of :meth:`_propagate`
-        (layer 0 unperturbed) with SimGCL's noise of radius ``ssl_noise_eps`` after every hop."""
-        eps = self.config.ssl_noise_eps
-        user_sum, item_sum = users, items
-        for _ in range(self.num_layers):
-            users, items = self.propagation(users, items)
-            if eps > 0:
-                users = users + sign_aligned_noise(users, eps)
-                items = items + sign_aligned_noise(items, eps)
-            user_sum, item_sum = user_sum + users, item_sum + items
-        scale = 1.0 / (self.num_layers + 1)
-        return user_sum * scale, item_sum * scale
-
     def _propagate_parts(self, users: Tensor, parts: dict[str, Tensor]) -> tuple[Tensor, Tensor, dict]:
         """Propagate each item part (user ID rows travel with ``"id"``); by linearity the
         final vectors are the sums over parts. Returns users, items, ``{part: (users, items_p)}``."""
@@ -275,13 +240,7 @@ class FusionRecommender(Recommender):
             pos_scores = (u * item_vecs[pos]).sum(dim=1)
             neg_scores = (u * item_vecs[neg]).sum(dim=1)
         reg = l2_reg(users0[users], fused.fused[pos], fused.fused[neg])
-        loss = bpr_loss(pos_scores, neg_scores) + self.config.reg_weight * reg
-        if self.config.ssl_weight > 0:
-            users1, items1 = self._perturbed_view(users0, fused.fused)
-            users2, items2 = self._perturbed_view(users0, fused.fused)
-            u, i, t = torch.unique(users), torch.unique(pos), self.config.ssl_temperature
-            loss = loss + self.config.ssl_weight * (info_nce(users1[u], users2[u], t) + info_nce(items1[i], items2[i], t))
-        return loss
+        return bpr_loss(pos_scores, neg_scores) + self.config.reg_weight * reg
 
     def score(self, users: Tensor, items: Tensor | None = None, emb: Embeddings | None = None) -> Tensor:
         if emb is None:

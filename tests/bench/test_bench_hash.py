@@ -62,13 +62,3 @@ def test_a_new_default_that_changes_behaviour_is_hashed_except_at_its_legacy_val
     assert config_hash(resolved({"calibrate_new_scales": (1.0,)})) == config_hash(resolved({"calibrate_new_scales": [1.0]}))
     assert config_hash(resolved({})) != config_hash(resolved({"calibrate_new_scales": [1.0]}))
     assert config_hash(resolved({"calibrate_new_scales": [1.0, 2.0]})) != config_hash(resolved({}))
-
-
-def test_the_fusion_contrast_at_its_defaults_is_not_hashed():
-    """The fusion rows' SimGCL contrast came after their committed cells: off (the default),
-    their hashes stay as they were; on, it is hashed."""
-    runner, spec = TrainerRunner(progress=False), ModelSpec.parse("attention-graph")
-    plain = runner.resolve(spec, {"reg_weight": 1.0e-3}, {}, BenchConfig())
-    assert not {"ssl_weight", "ssl_noise_eps", "ssl_temperature"} & set(plain["model"])
-    on = runner.resolve(spec, {"reg_weight": 1.0e-3, "ssl_weight": 0.02}, {}, BenchConfig())
-    assert on["model"]["ssl_weight"] == 0.02 and config_hash(on) != config_hash(plain)

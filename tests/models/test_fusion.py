@@ -261,62 +261,6 @@ def test_content_path_ranks_cold_items_by_planted_preference():
         assert wins.float().mean() > 0.9, name
 
 
-def _contrast_by_hand(a, b, t):
-    """-mean_k log softmax_j(cos(a_k, b_j) / t)[k]: InfoNCE written out, not the library's."""
-    a = a / a.norm(dim=1, keepdim=True)
-    b = b / b.norm(dim=1, keepdim=True)
-    logits = a @ b.T / t
-    return -(logits.diagonal() - logits.logsumexp(dim=1)).mean()
-
-
-@pytest.mark.parametrize("name", ["attention-graph", "concat-graph"])
-def test_contrast_without_noise_is_infonce_of_the_propagated_vectors_with_themselves(name, tiny_dataset):
-    """ssl_noise_eps=0: both views are the propagated (users, fused items), so the loss grows
-    by ssl_weight x (InfoNCE(u, u) + InfoNCE(i, i)) over the batch's distinct users and
-    positive items; at ssl_weight 0 nothing changes."""
-    users, pos, neg = torch.tensor([0, 1, 1, 2]), torch.tensor([1, 2, 2, 3]), torch.tensor([3, 0, 4, 0])
-    plain = _build(name, tiny_dataset, num_layers=2)
-    ssl = _build(name, tiny_dataset, num_layers=2, ssl_weight=0.3, ssl_noise_eps=0.0, ssl_temperature=0.5)
-    with torch.no_grad():
-        emb = ssl.embed()
-        expected = 0.3 * (_contrast_by_hand(emb.users[[0, 1, 2]], emb.users[[0, 1, 2]], 0.5)
-                          + _contrast_by_hand(emb.items[[1, 2, 3]], emb.items[[1, 2, 3]], 0.5))
-        base = plain.loss(users, pos, neg).item()
-    got = ssl.loss(users, pos, neg).item() - base
-    assert got == pytest.approx(expected.item(), rel=1e-5)
-
-
-def test_contrast_views_move_every_row_by_the_noise_radius(tiny_dataset):
-    """One layer: a view is (layer 0 + (A h + noise)) / 2 and every noise row has norm eps,
-    so each row sits eps / 2 from the clean vectors -- except the item without train edges,
-    whose propagated state is zero (the noise follows its sign, as SimGCL's); two views
-    differ, and the contrast's gradient reaches the IDs and the fusion."""
-    model = _build("attention-graph", tiny_dataset, num_layers=1, ssl_weight=0.1, ssl_noise_eps=0.2)
-    with torch.no_grad():
-        clean = model.embed()
-        id_emb, present = model._item_ids()
-        fused = model._fuse(id_emb, present, with_parts=False).fused
-        view1 = model._perturbed_view(model.user_emb.weight, fused)
-        view2 = model._perturbed_view(model.user_emb.weight, fused)
-    torch.testing.assert_close((view1[0] - clean.users).norm(dim=1), torch.full((tiny_dataset.n_users,), 0.1))
-    moved = torch.full((tiny_dataset.n_items,), 0.1)
-    moved[4] = 0.0  # tiny_dataset's item 4 has no train edge
-    torch.testing.assert_close((view1[1] - clean.items).norm(dim=1), moved)
-    assert not torch.allclose(view1[0], view2[0])
-    only_ssl = _build("attention-graph", tiny_dataset, num_layers=1, ssl_weight=1.0, ssl_noise_eps=0.2, reg_weight=0.0)
-    users, pos = torch.tensor([0, 1, 2]), torch.tensor([1, 2, 3])
-    only_ssl.loss(users, pos, torch.tensor([3, 0, 0])).backward()
-    assert only_ssl.user_emb.weight.grad.abs().sum() > 0
-    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in only_ssl.fusion.parameters())
-
-
-def test_contrast_needs_propagation(tiny_dataset):
-    with pytest.raises(ValueError, match="does not propagate"):
-        build_model("attention", tiny_dataset, {"ssl_weight": 0.1})
-    with pytest.raises(ConfigError, match="ssl_temperature"):
-        build_model("attention-graph", tiny_dataset, {"ssl_weight": 0.1, "ssl_temperature": 0.0})
-
-
 def test_config_errors(tiny_dataset):
     with pytest.raises(ConfigError, match="unknown key"):
         build_model("concat", tiny_dataset, {"num_layers": 2})
