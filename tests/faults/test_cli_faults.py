@@ -138,6 +138,8 @@ def test_recommend_on_non_finite_weights_is_an_error(run, capsys):
     assert "hold NaN/inf" in one_line_error(capsys)
 
 
+# the pickle-payload case: torch warns that the hostile file's pickle protocol is not its default
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol:UserWarning")
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "empty", "pickle-payload"])
 def test_damaged_checkpoint_is_a_clear_error(run, capsys, damage, tmp_path):
     path = run / rd.BEST_CHECKPOINT
