@@ -235,12 +235,21 @@ def degree_comparisons(
 
 
 # ---------------------------------------------------------------- comparisons
+def tested_valid(cell: CellResult) -> float | None:
+    """The validation value of the model the cell tested: after its post-training
+    calibration where it chose one (``calibration["valid"]``), else at its best epoch."""
+    if cell.calibration and cell.calibration.get("valid") is not None:
+        return float(cell.calibration["valid"])
+    return cell.best_valid
+
+
 def best_on_validation(candidates: Sequence[str], cells: Sequence[CellResult]) -> str | None:
-    """The candidate with the best mean validation value (``best_valid``) over its finished
-    seeds; ``None`` if none finished. Ties go to the earlier candidate."""
+    """The candidate with the best mean validation value of the tested models
+    (:func:`tested_valid`: calibrated where the model calibrates) over its finished seeds;
+    ``None`` if none finished. Ties go to the earlier candidate."""
     best: tuple[float, str] | None = None
     for name in candidates:
-        values = [c.best_valid for c in cells if c.model == name and c.status == "ok" and c.best_valid is not None]
+        values = [v for c in cells if c.model == name and c.status == "ok" and (v := tested_valid(c)) is not None]
         if values and (best is None or float(np.mean(values)) > best[0]):
             best = (float(np.mean(values)), name)
     return None if best is None else best[1]
@@ -324,6 +333,7 @@ __all__ = [
     "degree_comparisons",
     "compare_models",
     "best_on_validation",
+    "tested_valid",
     "comparison_pairs",
     "keep_arrays",
     "read_per_user",

@@ -149,3 +149,23 @@ def test_calibration_record_by_hand() -> None:
     del trainer["tolerance"]
     assert "tolerance" not in calibration_record(trainer) and "valid_cold" not in calibration_record(trainer)
     assert calibration_record(None) is None and calibration_record({}) is None
+
+
+def test_best_on_validation_reads_the_tested_models_validation() -> None:
+    """A `best:` selector compares the validation of the models that were tested: after the
+    calibration a model chose (its record), else at the best epoch. By hand: a (mean 0.100)
+    beats b (mean 0.099) before calibration; b's calibration lifts it to 0.1015 and it wins."""
+    from mmgcn.bench.aggregate import best_on_validation, tested_valid
+    from mmgcn.bench.results import CellResult
+
+    def cell(model, seed, valid, calibrated=None):
+        record = None if calibrated is None else {"values": {"new_item_scale": 2.0}, "valid": calibrated,
+                                                  "valid_uncalibrated": valid, "candidates": 4}
+        return CellResult(model, seed, best_valid=valid, calibration=record)
+
+    plain = [cell("a", 0, 0.100), cell("a", 1, 0.100), cell("b", 0, 0.098), cell("b", 1, 0.100)]
+    assert best_on_validation(["a", "b"], plain) == "a"
+    calibrated = plain[:2] + [cell("b", 0, 0.098, 0.101), cell("b", 1, 0.100, 0.102)]
+    assert [tested_valid(c) for c in calibrated] == [0.100, 0.100, 0.101, 0.102]
+    assert best_on_validation(["a", "b"], calibrated) == "b"
+    assert best_on_validation(["c"], calibrated) is None
