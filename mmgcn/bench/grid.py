@@ -70,7 +70,11 @@ class GridOutcome:
 
     def mean_valid(self, index: int) -> float | None:
         """Mean best validation value of point ``index`` over its finished seeds (``None`` if
-        any seed of it failed: a point is compared on all grid seeds or not at all)."""
+        any seed of it failed: a point is compared on all grid seeds or not at all).
+
+        The best-epoch value, before any post-training calibration: committed grid rows keep
+        that value only, so a fresh clone restoring them selects as the run that made them
+        (``best:`` selectors, over finished cells, read the calibrated value instead)."""
         values = [t.result.best_valid for t in self.trials if t.index == index]
         if not values or any(t.result.status != "ok" or v is None
                              for t, v in zip([t for t in self.trials if t.index == index], values)):
