@@ -207,3 +207,15 @@ def test_cli_bench_dataset_kwargs_without_a_space_after_the_colon_is_one_line(tm
     assert "dataset_kwargs ['convention:files'] are not load_dataset arguments" in err
     assert "space after each colon" in err and err.count("\n") == 0 and "Traceback" not in err
     assert not (tmp_path / "o").exists()
+
+
+def test_cli_bench_models_leaving_out_a_configured_comparison_is_one_line(tmp_path, capsys):
+    # met while working: `--models lgmrec` with a config whose comparisons name other models
+    cfg = tmp_path / "b.yaml"
+    cfg.write_text("dataset: synthetic\nmodels: [bpr, popular]\ncomparisons: [[bpr, popular]]\n")
+    args = ["bench", "--config", str(cfg), "--models", "bpr", "--out", str(tmp_path / "o")]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert "comparisons ['bpr', 'popular'] name ['popular'], not in models ['bpr']" in err
+    assert err.count("\n") == 0 and "Traceback" not in err
+    assert not (tmp_path / "o").exists()
