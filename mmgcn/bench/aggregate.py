@@ -258,8 +258,10 @@ def best_on_validation(candidates: Sequence[str], cells: Sequence[CellResult]) -
 def resolve_selectors(extra: Sequence[Sequence[str]], cells: Sequence[CellResult]) -> tuple[list[tuple[str, str]], dict[str, str]]:
     """Replace every ``"best:a,b"`` side of ``extra`` by the validation-selected model.
 
-    Returns the resolved pairs (a pair whose selector has no finished candidate is dropped)
-    and ``{selector: chosen model}``.
+    Returns the resolved pairs and ``{selector: chosen model}``. A pair whose selector has no
+    finished candidate is dropped, and so is one that resolves to a pair already listed
+    (e.g. ``[diffmm, simgcl]`` next to a ``best:`` pair whose picks are DiffMM and SimGCL)
+    or to a model against itself: every pair enters each Holm family once.
     """
     from mmgcn.bench.config import BEST_PREFIX, selector_candidates
 
@@ -278,7 +280,11 @@ def resolve_selectors(extra: Sequence[Sequence[str]], cells: Sequence[CellResult
             else:
                 resolved.append(side)
         else:
-            pairs.append((resolved[0], resolved[1]))
+            pair_resolved = (resolved[0], resolved[1])
+            if pair_resolved in pairs or pair_resolved[0] == pair_resolved[1]:
+                log.info("comparison %s resolves to %s, %s: counted once", list(pair), *pair_resolved)
+            else:
+                pairs.append(pair_resolved)
     return pairs, chosen
 
 

@@ -80,7 +80,7 @@ from mmgcn.bench.cells import (
 )
 from mmgcn.bench.config import BenchConfig, ModelSpec, config_hash
 from mmgcn.bench.grid import GridOutcome, drop_checkpoints, reuse_trial, run_grid, split_point
-from mmgcn.bench.header import build_header
+from mmgcn.bench.header import build_header, describe_significance
 from mmgcn.bench.lock import BenchLock
 from mmgcn.bench.plots import write_plots
 from mmgcn.bench.restore import CommittedResults
@@ -469,6 +469,7 @@ def _run_benchmark_locked(
     extra, chosen = resolve_selectors(config.comparisons, all_cells)
     if chosen:
         header["selected_for_comparison"] = {k: f"{v} (best mean validation {config.metric})" for k, v in chosen.items()}
+    header["significance"] = describe_significance(config, extra)
     pairs = comparison_pairs(config.models, config.reference, extra)
     results = BenchResults(
         header=header,

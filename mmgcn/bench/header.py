@@ -134,8 +134,13 @@ def describe_representation(models: Mapping[str, Mapping[str, Any]]) -> str:
         policy, lambda p: "from content alone, as new items" if p == "content" else "each model's own embedding")
 
 
-def describe_significance(config: BenchConfig) -> str:
-    pairs = comparison_pairs(config.models, config.reference, config.comparisons)
+def describe_significance(config: BenchConfig, resolved: Sequence[tuple[str, str]] | None = None) -> str:
+    """The header's significance line. The Holm family is counted over ``resolved`` (the
+    config's comparisons with their ``best:`` sides resolved, :func:`mmgcn.bench.aggregate.resolve_selectors`)
+    where given: before the cells have finished a selector's pick is unknown, and a pick
+    that repeats a listed pair is compared once."""
+    pairs = comparison_pairs(config.models, config.reference,
+                             config.comparisons if resolved is None else resolved)
     family = len(pairs) * len(config.significance_metrics)
     extra = "".join(f", {m} vs {r}" for m, r in config.comparisons)
     return (

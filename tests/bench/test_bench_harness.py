@@ -457,6 +457,26 @@ def test_best_on_validation_selectors_in_comparisons(tmp_path: Path, tiny_datase
         make_config(tmp_path, comparisons=[["best:bpr,lightgcn", "mmgcn"]])
 
 
+def test_a_selector_that_repeats_a_listed_pair_is_compared_once(tmp_path: Path, tiny_dataset: Dataset,
+                                                                 monkeypatch) -> None:
+    # bpr (dim 32) is the validation pick of both selectors: the second pair repeats the first,
+    # the third is bpr against itself. Each enters the Holm families once, or not at all
+    monkeypatch.setattr("mmgcn.bench.aggregate.MIN_BUCKET_USERS", 10)
+    config = make_config(tmp_path, model_configs={"bpr": {"dim": 32}},
+                         comparisons=[["bpr", "popular"], ["best:bpr,mmgcn", "popular"],
+                                      ["best:popular,bpr", "best:mmgcn,bpr"]])
+    res = run(config, ScriptedRunner(), tiny_dataset).results
+    # mmgcn is the reference: bpr and popular against it, then bpr against popular
+    assert [(c.model, c.reference) for c in res.comparisons if c.metric == "recall@20"] == [
+        ("bpr", "mmgcn"), ("popular", "mmgcn"), ("bpr", "popular")]
+    assert len(res.comparisons) == 3 * 2
+    assert "Holm correction over the 6 comparisons of this table" in res.header["significance"]
+    rows = res.breakdowns["user_degree_comparisons"]["rows"]
+    assert [(r["model"], r["reference"], r["bucket"]) for r in rows] == [("bpr", "popular", b) for b in ("1", "2", "3-4")]
+    # the degree family is Holm-adjusted over its 3 rows, not 6 or 9
+    assert [r["p_holm"] for r in rows] == pytest.approx(holm([r["p"] for r in rows]))
+
+
 def test_readme_output_blocks_quote_a_scripts_committed_output(tmp_path: Path) -> None:
     from mmgcn.bench.readme import check_readme, render_blocks, update_readme
 
