@@ -469,14 +469,15 @@ def _run_benchmark_locked(
     extra, chosen = resolve_selectors(config.comparisons, all_cells)
     if chosen:
         header["selected_for_comparison"] = {k: f"{v} (best mean validation {config.metric})" for k, v in chosen.items()}
-    header["significance"] = describe_significance(config, extra)
     pairs = comparison_pairs(config.models, config.reference, extra)
+    comparisons = compare_models(per_user, pairs, config.significance_metrics)
+    header["significance"] = describe_significance(config, family=len(comparisons))
     results = BenchResults(
         header=header,
         summaries=summaries,
         cells=all_cells,
         grids=grid_report,
-        comparisons=compare_models(per_user, pairs, config.significance_metrics),
+        comparisons=comparisons,
         breakdowns={"user_degree": degree_breakdown(per_user, config.significance_metrics[0]),
                     "user_degree_comparisons": degree_comparisons(per_user, extra, config.significance_metrics[0])},
     )

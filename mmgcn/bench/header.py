@@ -134,14 +134,14 @@ def describe_representation(models: Mapping[str, Mapping[str, Any]]) -> str:
         policy, lambda p: "from content alone, as new items" if p == "content" else "each model's own embedding")
 
 
-def describe_significance(config: BenchConfig, resolved: Sequence[tuple[str, str]] | None = None) -> str:
-    """The header's significance line. The Holm family is counted over ``resolved`` (the
-    config's comparisons with their ``best:`` sides resolved, :func:`mmgcn.bench.aggregate.resolve_selectors`)
-    where given: before the cells have finished a selector's pick is unknown, and a pick
-    that repeats a listed pair is compared once."""
-    pairs = comparison_pairs(config.models, config.reference,
-                             config.comparisons if resolved is None else resolved)
-    family = len(pairs) * len(config.significance_metrics)
+def describe_significance(config: BenchConfig, family: int | None = None) -> str:
+    """The header's significance line. ``family``: the number of comparisons in the Holm
+    family as run (default: the config's pairs x metrics, counted before the cells finish,
+    when a ``best:`` side's pick is unknown; the harness passes the family it compared,
+    where a pick that repeats a listed pair counts once and a pair without data is left out)."""
+    if family is None:
+        family = len(comparison_pairs(config.models, config.reference, config.comparisons)) * len(
+            config.significance_metrics)
     extra = "".join(f", {m} vs {r}" for m, r in config.comparisons)
     return (
         f"each model vs {config.reference}{extra} on per-user test {', '.join(config.significance_metrics)}: "

@@ -11,6 +11,7 @@ re-trained and no per-cell file is needed. With ``recompute=True`` (``mmgcn repo
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,6 +66,10 @@ def recompute_comparisons(results: BenchResults, folder: Path) -> BenchResults:
     pairs = comparison_pairs(models, header["baseline"], extra)
     per_user = read_per_user(path)
     results.comparisons = compare_models(per_user, pairs, header["significance_metrics"])
+    if "significance" in header:  # the family as compared now (the header was written with the cells)
+        header["significance"] = re.sub(r"Holm correction over the \d+ comparisons",
+                                        f"Holm correction over the {len(results.comparisons)} comparisons",
+                                        header["significance"])
     results.breakdowns = {"user_degree": degree_breakdown(per_user, header["significance_metrics"][0]),
                           "user_degree_comparisons": degree_comparisons(per_user, extra,
                                                                         header["significance_metrics"][0])}
