@@ -299,6 +299,28 @@ def comparison_pairs(models: Sequence[str], reference: str, extra: Sequence[Sequ
     return pairs
 
 
+def compare_table(
+    per_user: PerUser,
+    models: Sequence[str],
+    reference: str,
+    comparisons: Sequence[Sequence[str]],
+    cells: Sequence[CellResult],
+    metrics: Sequence[str],
+) -> tuple[list[SeedComparison], dict[str, Any], dict[str, str]]:
+    """A table's comparisons, from its per-user metrics: every model against ``reference``
+    and the configured ``comparisons`` (``best:`` sides resolved on validation,
+    :func:`resolve_selectors`), Holm over them (:func:`compare_models`); the user-degree
+    breakdown of the first metric and the configured pairs within each bucket.
+
+    Returns ``(comparisons, breakdowns, {selector: chosen model})``.
+    """
+    extra, chosen = resolve_selectors(comparisons, cells)
+    pairs = comparison_pairs(models, reference, extra)
+    breakdowns = {"user_degree": degree_breakdown(per_user, metrics[0]),
+                  "user_degree_comparisons": degree_comparisons(per_user, extra, metrics[0])}
+    return compare_models(per_user, pairs, metrics), breakdowns, chosen
+
+
 def compare_models(
     per_user: PerUser,
     pairs: Sequence[tuple[str, str]],
@@ -338,6 +360,7 @@ __all__ = [
     "degree_breakdown",
     "degree_comparisons",
     "compare_models",
+    "compare_table",
     "best_on_validation",
     "tested_valid",
     "comparison_pairs",

@@ -52,12 +52,8 @@ from tqdm.auto import tqdm
 from mmgcn.bench.aggregate import (
     DATASET_KEY,
     PerUser,
-    compare_models,
-    comparison_pairs,
-    degree_breakdown,
-    degree_comparisons,
+    compare_table,
     keep_arrays,
-    resolve_selectors,
     summarise_model,
     write_per_user,
 )
@@ -466,21 +462,13 @@ def _run_benchmark_locked(
     per_user[DATASET_KEY] = {0: {"train_degree": np.diff(dataset.train.indptr).astype(np.int32)}}
     write_per_user(folder / PER_USER_NPZ, per_user)
     all_cells = [c for s in config.specs for c in cells_by_model.get(s.name, [])]
-    extra, chosen = resolve_selectors(config.comparisons, all_cells)
+    comparisons, breakdowns, chosen = compare_table(per_user, config.models, config.reference, config.comparisons,
+                                                    all_cells, config.significance_metrics)
     if chosen:
         header["selected_for_comparison"] = {k: f"{v} (best mean validation {config.metric})" for k, v in chosen.items()}
-    pairs = comparison_pairs(config.models, config.reference, extra)
-    comparisons = compare_models(per_user, pairs, config.significance_metrics)
     header["significance"] = describe_significance(config, family=len(comparisons))
-    results = BenchResults(
-        header=header,
-        summaries=summaries,
-        cells=all_cells,
-        grids=grid_report,
-        comparisons=comparisons,
-        breakdowns={"user_degree": degree_breakdown(per_user, config.significance_metrics[0]),
-                    "user_degree_comparisons": degree_comparisons(per_user, extra, config.significance_metrics[0])},
-    )
+    results = BenchResults(header=header, summaries=summaries, cells=all_cells, grids=grid_report,
+                           comparisons=comparisons, breakdowns=breakdowns)
     run.results = results
     run.files = write_results(results, folder)
     if plots:

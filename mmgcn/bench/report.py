@@ -16,12 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mmgcn.bench.aggregate import (
-    compare_models,
-    comparison_pairs,
-    degree_breakdown,
-    degree_comparisons,
+    compare_table,
     read_per_user,
-    resolve_selectors,
 )
 from mmgcn.bench.plots import write_plots
 from mmgcn.bench.results import (
@@ -62,17 +58,13 @@ def recompute_comparisons(results: BenchResults, folder: Path) -> BenchResults:
         raise FileNotFoundError(f"{path}: no per-user metrics to recompute the comparisons from; re-run the benchmark")
     header = results.header
     models = [s.model for s in results.summaries]
-    extra, _ = resolve_selectors([tuple(p) for p in header.get("comparisons", [])], results.cells)
-    pairs = comparison_pairs(models, header["baseline"], extra)
-    per_user = read_per_user(path)
-    results.comparisons = compare_models(per_user, pairs, header["significance_metrics"])
+    results.comparisons, results.breakdowns, _ = compare_table(
+        read_per_user(path), models, header["baseline"], [tuple(p) for p in header.get("comparisons", [])],
+        results.cells, header["significance_metrics"])
     if "significance" in header:  # the family as compared now (the header was written with the cells)
         header["significance"] = re.sub(r"Holm correction over the \d+ comparisons",
                                         f"Holm correction over the {len(results.comparisons)} comparisons",
                                         header["significance"])
-    results.breakdowns = {"user_degree": degree_breakdown(per_user, header["significance_metrics"][0]),
-                          "user_degree_comparisons": degree_comparisons(per_user, extra,
-                                                                        header["significance_metrics"][0])}
     return results
 
 
