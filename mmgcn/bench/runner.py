@@ -53,21 +53,17 @@ NOT_HASHED = ("progress", "eval_block_size")
 
 def hashed_view(config: Any) -> dict[str, Any]:
     """A config dataclass as a plain dict for a cell's hash. Fields added after results
-    existed are left out while they hold the value that reproduces the behaviour before them,
-    so the cells finished before them stay valid: the fields its class lists in
-    ``hashed_unless_default`` at their default, those in ``legacy_values`` (a new default
-    that changes behaviour) at the value given there."""
+    existed (its class's ``legacy_values``: name -> the value that reproduces the behaviour
+    before them) are left out while they hold that value, so the cells finished before them
+    stay valid."""
     values = to_dict(config)
     legacy = getattr(type(config), "legacy_values", {})
-    for f in dataclasses.fields(config):
-        if f.name in type(config).hashed_unless_default:
-            neutral = f.default_factory() if f.default is dataclasses.MISSING else f.default
-        elif f.name in legacy:
-            neutral = legacy[f.name]
-        else:
-            continue
-        if _same(getattr(config, f.name), neutral):
-            values.pop(f.name)
+    unknown = sorted(set(legacy) - {f.name for f in dataclasses.fields(config)})
+    if unknown:
+        raise TypeError(f"{type(config).__name__}.legacy_values names no field {unknown}")
+    for name, neutral in legacy.items():
+        if _same(getattr(config, name), neutral):
+            values.pop(name)
     return values
 
 

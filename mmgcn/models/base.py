@@ -129,15 +129,13 @@ class ModelConfig:
             :meth:`Recommender.represent_new_items`; content models only).
 
     A subclass that gains a field after benchmark cells were committed lists it in
-    ``hashed_unless_default``: at its default value (the behaviour before) it stays out of
-    a cell's config hash, so the finished cells remain valid; any other value is hashed.
-    A field whose default changes the behaviour goes in ``legacy_values`` with the value
-    that reproduces the behaviour before it: only at that value is it left out.
+    ``legacy_values`` with the value that reproduces the behaviour before it (often, but
+    not always, its default): only at that value does it stay out of a cell's config hash,
+    so the finished cells remain valid; any other value is hashed. The value is written out
+    rather than read from the default, so that a later change of the default is hashed.
     """
 
-    #: fields added after results existed: hashed only when set to a non-default value
-    hashed_unless_default: ClassVar[tuple[str, ...]] = ()
-    #: fields added after results existed with a new behaviour by default: name -> the old value
+    #: fields added after results existed: name -> the value of the behaviour before them
     legacy_values: ClassVar[Mapping[str, Any]] = {}
 
     dim: int = 64

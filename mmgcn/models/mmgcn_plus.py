@@ -136,10 +136,11 @@ class MMGCNPlusConfig(ModelConfig):
             :math:`\lambda \hat y_{ui} + o`; both are kept in the model's state.
     """
 
-    # step 5 came after the committed benchmark cells: off, it leaves their hashes alone
-    hashed_unless_default: ClassVar[tuple[str, ...]] = ("ssl_weight", "ssl_noise_eps", "ssl_temperature")
-    # the scale grid came later still: the cells committed before it ran without one (1.0 only)
-    legacy_values: ClassVar[Mapping[str, object]] = {"calibrate_new_scales": (1.0,)}
+    # step 5 came after the committed benchmark cells: off (weight 0; its two settings then
+    # unused at these values), it leaves their hashes alone. The scale grid came later still:
+    # the cells committed before it ran without one (1.0 only).
+    legacy_values: ClassVar[Mapping[str, object]] = {"ssl_weight": 0.0, "ssl_noise_eps": 0.1, "ssl_temperature": 0.2,
+                                                     "calibrate_new_scales": (1.0,)}
 
     dim: int = 64
     reg_weight: float = 1e-4

@@ -1,6 +1,5 @@
-"""Model-config fields added after cells were committed leave the finished cells' hashes
-alone at the value of the behaviour before them (``hashed_unless_default``: the default;
-``legacy_values``: a given value) and enter the hash otherwise."""
+"""Config fields added after cells were committed leave the finished cells' hashes alone at
+the value of the behaviour before them (``legacy_values``) and enter the hash otherwise."""
 
 from __future__ import annotations
 
@@ -9,7 +8,7 @@ import dataclasses
 import pytest
 
 from mmgcn.bench.config import BenchConfig, ModelSpec, config_hash
-from mmgcn.bench.runner import TrainerRunner
+from mmgcn.bench.runner import TrainerRunner, hashed_view
 from mmgcn.models.mmgcn_plus import MMGCNPlusConfig
 
 ADDED = ("ssl_weight", "ssl_noise_eps", "ssl_temperature")
@@ -53,7 +52,7 @@ def test_a_new_default_that_changes_behaviour_is_hashed_except_at_its_legacy_val
     """``legacy_values``: the scale grid of MMGCN+'s calibration is on by default (a new
     behaviour, so hashed) and leaves the hash only at (1.0,), the behaviour of the cells run
     before it -- also when YAML gives it as a list."""
-    assert MMGCNPlusConfig.legacy_values == {"calibrate_new_scales": (1.0,)}
+    assert MMGCNPlusConfig.legacy_values["calibrate_new_scales"] == (1.0,)
     default = resolved({})["model"]
     assert default["calibrate_new_scales"] == [1.0, 2.0, 3.0, 4.0]
     legacy = resolved({"calibrate_new_scales": [1.0]})["model"]
@@ -62,3 +61,25 @@ def test_a_new_default_that_changes_behaviour_is_hashed_except_at_its_legacy_val
     assert config_hash(resolved({"calibrate_new_scales": (1.0,)})) == config_hash(resolved({"calibrate_new_scales": [1.0]}))
     assert config_hash(resolved({})) != config_hash(resolved({"calibrate_new_scales": [1.0]}))
     assert config_hash(resolved({"calibrate_new_scales": [1.0, 2.0]})) != config_hash(resolved({}))
+
+
+def test_a_later_change_of_a_default_enters_the_hash():
+    """The legacy value is written out, not read from the default: had a later version made
+    SimGCL-style contrast MMGCN+'s default, its cells would hash apart from the committed
+    ones (run without it) instead of silently restoring them."""
+    @dataclasses.dataclass(frozen=True)
+    class Later(MMGCNPlusConfig):
+        ssl_weight: float = 0.05
+
+    assert hashed_view(Later())["ssl_weight"] == 0.05
+    assert "ssl_weight" not in hashed_view(Later(ssl_weight=0.0))
+    assert "ssl_weight" not in hashed_view(MMGCNPlusConfig())
+
+
+def test_a_legacy_value_must_name_a_field():
+    @dataclasses.dataclass(frozen=True)
+    class Misspelt(MMGCNPlusConfig):
+        legacy_values = {**MMGCNPlusConfig.legacy_values, "ssl_wieght": 0.0}
+
+    with pytest.raises(TypeError, match=r"Misspelt.legacy_values names no field \['ssl_wieght'\]"):
+        hashed_view(Misspelt())
