@@ -35,7 +35,7 @@ read no content (``uses_content=False``) raise :class:`NewItemsUnsupportedError`
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -370,6 +370,15 @@ class Recommender(nn.Module):
     def apply_calibration(self, values: Mapping[str, float]) -> None:
         """Set a calibration returned by :meth:`calibration_candidates`."""
         raise NotImplementedError(f"model '{self.name}' has no calibration")
+
+    def calibrated_embeddings(self, candidates: Sequence[Mapping[str, float]]) -> Iterator[Embeddings]:
+        """For each candidate in turn: apply it (:meth:`apply_calibration`) and yield
+        :meth:`ranking_embed` as it then is; the last candidate stays applied. A model whose
+        calibration changes a few rows in a known way overrides this to compute the
+        representations once and derive each candidate's from them."""
+        for values in candidates:
+            self.apply_calibration(values)
+            yield self.ranking_embed()
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad)

@@ -70,7 +70,7 @@ perturbed views of the ID branch (the branch's own layer mean, noise added after
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -412,6 +412,33 @@ class MMGCNPlus(Recommender):
     def apply_calibration(self, values: Mapping[str, float]) -> None:
         self.new_item_offset.fill_(float(values["new_item_offset"]))
         self.new_item_scale.fill_(float(values.get("new_item_scale", 1.0)))
+
+    @torch.no_grad()
+    def calibrated_embeddings(self, candidates: Sequence[Mapping[str, float]]) -> Iterator[Embeddings]:
+        """As :meth:`Recommender.calibrated_embeddings`, with one forward pass: a candidate
+        changes only the rows of the items represented as new, whose branch parts are linear
+        in the scale (``_as_new``) and whose ``"bias"`` part is the offset (plus the learned
+        new-item bias), so each candidate's representations are the neutral ones with those
+        rows rescaled and offset (about 50 candidates; on TikTok this saves one propagation
+        and one kNN query of the edgeless items per candidate)."""
+        self.apply_calibration({"new_item_scale": 1.0, "new_item_offset": 0.0})
+        base = self.ranking_embed()
+        rows = torch.from_numpy(self.edgeless_item_ids).to(base.items.device)
+        for values in candidates:
+            self.apply_calibration(values)
+            if rows.numel() == 0 or "bias" not in base.parts:
+                yield self.ranking_embed()
+                continue
+            scale, offset = float(self.new_item_scale), float(self.new_item_offset)
+            parts = {}
+            for key, (users, items) in base.parts.items():
+                items = items.clone()
+                if key == "bias":
+                    items[rows] += offset
+                else:
+                    items[rows] *= scale
+                parts[key] = (users, items)
+            yield Embeddings(base.users, torch.cat([i for _, i in parts.values()], dim=1), parts)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[no-untyped-def]
         # models saved before the scale existed ranked new items at scale 1

@@ -446,10 +446,9 @@ class Trainer:
         tolerance = cfg.calibration_tolerance
         tried = []
         if self.is_main:
-            for values in candidates:
-                self.model.apply_calibration(values)
+            for values, emb in zip(candidates, self.model.calibrated_embeddings(candidates), strict=True):
                 result = evaluate(self.model, self.dataset, split="valid", ks=cfg.ks, mask=cfg.valid_mask,
-                                  block_size=cfg.eval_block_size, warm_cold=tolerance > 0)
+                                  block_size=cfg.eval_block_size, warm_cold=tolerance > 0, emb=emb)
                 entry = {"values": dict(values), "valid": result.metrics[cfg.metric]}
                 if tolerance > 0:
                     cold = result.groups.get("cold")

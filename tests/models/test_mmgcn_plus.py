@@ -215,6 +215,31 @@ def test_calibration_scales_and_offsets_new_items_only(tiny_dataset):
     assert _model(tiny_dataset, edgeless_items="own").calibration_candidates() == []
 
 
+@pytest.mark.parametrize("extra", [{}, {"content_dropout": 0.5, "new_item_bias": True}])
+def test_calibrated_embeddings_equal_a_recomputation_per_candidate(tiny_dataset, extra):
+    """The one-pass representations of each candidate (rescaled, offset rows of the items
+    represented as new) score exactly as applying the candidate and recomputing
+    ``ranking_embed`` does -- also with a learned new-item bias -- and leave the last
+    candidate applied."""
+    model = _model(tiny_dataset, item_graph_k=2, edgeless_items="content", calibrate_new_items=(-1.0, 0.0, 0.5),
+                   calibrate_new_scales=(1.0, 3.0), **extra)
+    if model.new_bias is not None:
+        with torch.no_grad():
+            model.new_bias.fill_(0.3)
+    candidates = model.calibration_candidates()
+    users = torch.arange(tiny_dataset.n_users)
+    fast = [model.score(users, emb=emb) for emb in model.calibrated_embeddings(candidates)]
+    assert float(model.new_item_scale) == candidates[-1]["new_item_scale"]
+    assert float(model.new_item_offset) == pytest.approx(candidates[-1]["new_item_offset"])
+    assert len(fast) == len(candidates) == 6
+    for values, scores in zip(candidates, fast, strict=True):
+        model.apply_calibration(values)
+        with torch.no_grad():
+            torch.testing.assert_close(scores, model.score(users, emb=model.ranking_embed()))
+    # the candidates differ on the new items, so a wrong derivation could not pass unnoticed
+    assert not torch.allclose(fast[0][:, COLD], fast[-1][:, COLD])
+
+
 def test_models_saved_before_the_scale_load_at_scale_one(tiny_dataset):
     """A state dict without ``new_item_scale`` (saved before it existed) loads strictly,
     ranking new items as it did then (scale 1, its own offset)."""
