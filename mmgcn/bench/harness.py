@@ -84,6 +84,8 @@ from mmgcn.bench.results import PER_USER_NPZ, BenchResults, CellResult, write_re
 from mmgcn.bench.tables import header_lines
 from mmgcn.config import ConfigError, merge
 from mmgcn.data.dataset import Dataset
+from mmgcn.eval.floors import cold_only_floors
+from mmgcn.train.config import TrainConfig
 from mmgcn.utils.io import atomic_write_json
 
 GRIDS_JSON = "grids.json"
@@ -464,6 +466,12 @@ def _run_benchmark_locked(
     all_cells = [c for s in config.specs for c in cells_by_model.get(s.name, [])]
     comparisons, breakdowns, chosen = compare_table(per_user, config.models, config.reference, config.comparisons,
                                                     all_cells, config.significance_metrics)
+    if config.protocol == "cold-start":
+        # the rankings a cold-only column is read against, from the split alone
+        mask = config.train.get("test_mask", TrainConfig.test_mask)
+        floors = cold_only_floors(dataset, "test", config.ks, mask)
+        if floors is not None:
+            breakdowns["cold_only_floors"] = floors
     if chosen:
         header["selected_for_comparison"] = {k: f"{v} (best mean validation {config.metric})" for k, v in chosen.items()}
     header["significance"] = describe_significance(config, family=len(comparisons))

@@ -46,6 +46,7 @@ import yaml
 
 from mmgcn.bench.results import BenchResults, read_results
 from mmgcn.bench.tables import (
+    FLOOR_LABELS,
     UNABLE,
     _mean_std,
     _p_value,
@@ -99,7 +100,8 @@ def results_table(results: BenchResults, published: Mapping[str, str] | None = N
 
 
 def cold_start_table(results: BenchResults) -> str:
-    """Cold-only, overall, warm and cold (all-items ranking) Recall@K per model."""
+    """Cold-only, overall, warm and cold (all-items ranking) Recall@K per model, then the
+    cold-only floors (:func:`mmgcn.eval.floors.cold_only_floors`) where the results have them."""
     metric = results.header.get("metric", "recall@20")
     uses = {c.model: c.uses_content for c in results.cells if c.status == "ok"}
     groups = (("cold-only", "cold-only"), ("", "all items"), ("warm", "warm (all items)"),
@@ -112,6 +114,10 @@ def cold_start_table(results: BenchResults) -> str:
             unable = group in ("cold-only", "cold") and uses.get(s.model) is False
             row.append(UNABLE if unable else _mean_std(s, f"{group}/{metric}" if group else metric))
         rows.append(row)
+    floors = results.breakdowns.get("cold_only_floors")
+    for key, label in FLOOR_LABELS.items():
+        if floors is not None and metric in floors[key]:
+            rows.append([f"*{label}*", "–", f"{floors[key][metric]:.4f}", "–", "–", "–"])
     return _markdown(rows)
 
 

@@ -58,9 +58,11 @@ def recompute_comparisons(results: BenchResults, folder: Path) -> BenchResults:
         raise FileNotFoundError(f"{path}: no per-user metrics to recompute the comparisons from; re-run the benchmark")
     header = results.header
     models = [s.model for s in results.summaries]
-    results.comparisons, results.breakdowns, _ = compare_table(
+    results.comparisons, breakdowns, _ = compare_table(
         read_per_user(path), models, header["baseline"], [tuple(p) for p in header.get("comparisons", [])],
         results.cells, header["significance_metrics"])
+    # the per-user breakdowns are recomputed; the others (the cold-only floors, from the split) kept
+    results.breakdowns = {**results.breakdowns, **breakdowns}
     if "significance" in header:  # the family as compared now (the header was written with the cells)
         header["significance"] = re.sub(r"Holm correction over the \d+ comparisons",
                                         f"Holm correction over the {len(results.comparisons)} comparisons",

@@ -162,7 +162,9 @@ class BenchResults:
         comparisons: the seed-aware comparisons of the table (every model against the
             reference, plus the config's extra pairs), Holm-adjusted over all of them.
         breakdowns: descriptive breakdowns, e.g. ``{"user_degree": {...}}`` (test metric by
-            user train-degree bucket, :func:`mmgcn.bench.aggregate.degree_breakdown`).
+            user train-degree bucket, :func:`mmgcn.bench.aggregate.degree_breakdown`) and,
+            under the cold-start protocol, ``"cold_only_floors"`` (the random and item-id
+            order rankings of the cold test items, :func:`mmgcn.eval.floors.cold_only_floors`).
     """
 
     header: dict[str, Any]

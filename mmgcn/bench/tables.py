@@ -262,6 +262,8 @@ COLD_START_GROUPS = ("warm", "cold", "cold-only")
 # groups an ID-only model cannot be measured on: it has no representation of those items
 CONTENT_ONLY_GROUPS = ("cold", "cold-only")
 UNABLE = "unable (ID only)"
+#: the cold-only floors' rows (``breakdowns["cold_only_floors"]``), as the tables name them
+FLOOR_LABELS = {"random": "random ranking (expected)", "item_order": "item-id order (no model)"}
 
 
 def _warm_cold_section(results: BenchResults, primary: list[str]) -> list[str]:
@@ -291,7 +293,22 @@ def _warm_cold_section(results: BenchResults, primary: list[str]) -> list[str]:
         "test items of that group, counting only that group's items as hits. cold-only: a second "
         "ranking among the cold test items only."
     )
-    return ["## Warm and cold test items (mean ± std over seeds)", "", note, ""] + _table(rows) + [""]
+    lines = ["## Warm and cold test items (mean ± std over seeds)", "", note, ""] + _table(rows) + [""]
+    floors = results.breakdowns.get("cold_only_floors")
+    if floors is not None:
+        lines += [
+            f"Cold-only floors ({floors['n_users']} users, {floors['n_candidates']} cold test items; "
+            f"masked: {', '.join(floors['mask']) or 'nothing'}): rankings that read no model. Random: the "
+            "expected value of a uniformly random order, min(K, n) / n for a user with n candidates. "
+            "Item-id order: ascending ids, the order the evaluator gives equal scores; it is high where a "
+            "dataset's ids follow its catalogue's history and that tracks popularity.",
+            "",
+        ]
+        ks = [k for k in floors["random"] if k in floors["item_order"]]
+        lines += _table([["ranking", *(metric_label(k) for k in ks)],
+                         *([FLOOR_LABELS[key], *(f"{floors[key][k]:.4f}" for k in ks)] for key in FLOOR_LABELS)])
+        lines += [""]
+    return lines
 
 
 def to_csv(results: BenchResults) -> str:

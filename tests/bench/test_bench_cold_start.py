@@ -15,6 +15,7 @@ from mmgcn.bench.readme import cold_start_table
 from mmgcn.bench.runner import TrainerRunner
 from mmgcn.bench.tables import UNABLE, to_markdown
 from mmgcn.data.synthetic import make_synthetic
+from mmgcn.eval.floors import cold_only_floors
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +85,13 @@ def test_cold_start_table_marks_id_only_models_unable(tmp_path: Path, cold_synth
     assert rows["| `vbpr`"][3].startswith(f"{vbpr.test['recall@10']:.4f}")
     assert rows["| `vbpr`"][2].startswith(f"{vbpr.test['cold-only/recall@10']:.4f}")
     assert rows["| `bpr`"][2] == "unable (ID only)" and rows["| `bpr`"][3].startswith(f"{bpr.test['recall@10']:.4f}")
+    # the floors: computed from the split the cells were tested on (same users), shown as rows
+    floors = run.results.breakdowns["cold_only_floors"]
+    assert floors == cold_only_floors(cold_synthetic, "test", (5, 10), ("train", "valid"))
+    assert floors["n_users"] == vbpr.n_test_users["cold-only"] and floors["n_candidates"] == n_cold
+    assert rows["| *random ranking (expected)*"][2] == f"{floors['random']['recall@10']:.4f}"
+    assert rows["| *item-id order (no model)*"][2] == f"{floors['item_order']['recall@10']:.4f}"
+    assert json.loads((folder / "results.json").read_text())["breakdowns"]["cold_only_floors"] == floors
 
     markdown = to_markdown(run.results)
     assert f"among the {n_cold} cold test items only" in markdown
@@ -99,6 +107,8 @@ def test_cold_start_table_marks_id_only_models_unable(tmp_path: Path, cold_synth
     assert rows["bpr"][columns.index("warm Recall@10")] == f"{bpr.test['warm/recall@10']:.4f}"
     assert rows["vbpr"][columns.index("cold-only Recall@10")] == f"{vbpr.test['cold-only/recall@10']:.4f}"
     assert rows["bpr"][columns.index("uses content")] == "no (ID only)"
+    assert f"Cold-only floors ({floors['n_users']} users, {n_cold} cold test items; masked: train, valid)" in section
+    assert f"| item-id order (no model) | {floors['item_order']['recall@5']:.4f} | " in section
 
 
 def test_cells_keep_the_calibration_chosen_on_validation(tmp_path: Path, cold_synthetic) -> None:

@@ -241,6 +241,9 @@ def test_report_recomputes_comparisons_from_the_per_user_file(tmp_path: Path, ti
     data = json.loads((folder / "results.json").read_text())
     assert "Holm correction over the 4 comparisons" in original["header"]["significance"]  # 2 pairs x 2 metrics
     data["comparisons"] = []
+    # a breakdown that does not come from the per-user file (the cold-only floors) is kept
+    floors = {"split": "test", "n_users": 3, "random": {"recall@20": 0.5}, "item_order": {"recall@20": 0.25}}
+    original["breakdowns"]["cold_only_floors"] = data["breakdowns"]["cold_only_floors"] = floors
     # a header written when the family was counted differently is brought to the family compared
     data["header"]["significance"] = original["header"]["significance"].replace("over the 4 ", "over the 6 ")
     (folder / "results.json").write_text(json.dumps(data))
