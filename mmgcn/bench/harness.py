@@ -467,7 +467,8 @@ def _run_benchmark_locked(
     comparisons, breakdowns, chosen = compare_table(per_user, config.models, config.reference, config.comparisons,
                                                     all_cells, config.significance_metrics)
     if config.protocol == "cold-start":
-        # the rankings a cold-only column is read against, from the split alone
+        # the rankings a cold-only column is read against, from the split alone, under the
+        # table's test mask (a model_train override of test_mask would rank other users)
         mask = config.train.get("test_mask", TrainConfig.test_mask)
         floors = cold_only_floors(dataset, "test", config.ks, mask)
         if floors is not None:

@@ -115,9 +115,9 @@ def cold_start_table(results: BenchResults) -> str:
             row.append(UNABLE if unable else _mean_std(s, f"{group}/{metric}" if group else metric))
         rows.append(row)
     floors = results.breakdowns.get("cold_only_floors")
-    for key, label in FLOOR_LABELS.items():
-        if floors is not None and metric in floors[key]:
-            rows.append([f"*{label}*", "–", f"{floors[key][metric]:.4f}", "–", "–", "–"])
+    if floors is not None:
+        rows += [[f"*{label}*", "–", f"{floors[key][metric]:.4f}", "–", "–", "–"]
+                 for key, label in FLOOR_LABELS.items() if metric in floors[key]]
     return _markdown(rows)
 
 

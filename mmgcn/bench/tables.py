@@ -300,8 +300,9 @@ def _warm_cold_section(results: BenchResults, primary: list[str]) -> list[str]:
             f"Cold-only floors ({floors['n_users']} users, {floors['n_candidates']} cold test items; "
             f"masked: {', '.join(floors['mask']) or 'nothing'}): rankings that read no model. Random: the "
             "expected value of a uniformly random order, min(K, n) / n for a user with n candidates. "
-            "Item-id order: ascending ids, the order the evaluator gives equal scores; it is high where a "
-            "dataset's ids follow its catalogue's history and that tracks popularity.",
+            "Item-id order: ascending ids, the order the evaluator gives equal scores; it reads no model, "
+            "but scores above random where a dataset's ids track its items' popularity (e.g. ids given in "
+            "catalogue order), which a model whose scores of new items tie would inherit.",
             "",
         ]
         ks = [k for k in floors["random"] if k in floors["item_order"]]

@@ -24,7 +24,8 @@ from collections.abc import Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from mmgcn.data.dataset import Dataset
+from mmgcn.data.dataset import SPLITS, Dataset
+from mmgcn.eval.evaluator import DEFAULT_MASKS
 from mmgcn.utils.ranking import binary_union
 
 
@@ -32,15 +33,28 @@ def cold_only_floors(
     dataset: Dataset,
     split: str = "test",
     ks: Sequence[int] = (10, 20, 50),
-    mask: Sequence[str] = ("train", "valid"),
+    mask: Sequence[str] | None = None,
 ) -> dict[str, object] | None:
     """Mean Recall@K of the random (expected) and item-id-order rankings of the cold items of
     ``split`` (its items without a train edge), over the users the evaluator would score.
 
+    Args:
+        mask: splits whose items are never ranked (default: the evaluator's for ``split``,
+            ``("train", "valid")`` for test); ``split`` itself may not be masked.
+
     Returns ``{"split", "mask", "n_candidates", "n_users", "random": {"recall@K": ...},
     "item_order": {...}}``, or ``None`` when no item of ``split`` lacks a train edge or no
     user holds one after masking.
+
+    Raises:
+        ValueError: an unknown split, a mask naming one, or ``split`` in ``mask``.
     """
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+    mask = tuple(DEFAULT_MASKS[split] if mask is None else mask)
+    bad = [m for m in mask if m not in SPLITS]
+    if bad or split in mask:
+        raise ValueError(f"mask must name splits other than {split!r} from {SPLITS}, got {list(mask)}")
     candidates = dataset.cold_items(split)
     if candidates.size == 0:
         return None

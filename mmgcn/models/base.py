@@ -371,6 +371,7 @@ class Recommender(nn.Module):
         """Set a calibration returned by :meth:`calibration_candidates`."""
         raise NotImplementedError(f"model '{self.name}' has no calibration")
 
+    @torch.no_grad()
     def calibrated_embeddings(self, candidates: Sequence[Mapping[str, float]]) -> Iterator[Embeddings]:
         """For each candidate in turn: apply it (:meth:`apply_calibration`) and yield
         :meth:`ranking_embed` as it then is; the last candidate stays applied. A model whose

@@ -63,15 +63,24 @@ def random_dataset(seed: int) -> Dataset:
     return Dataset("random", n_users, n_items, train, valid, test)
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_item_order_equals_the_evaluator_ranking_by_id(seed):
+def test_bad_split_or_mask_is_refused(hand_made):
+    with pytest.raises(ValueError, match="unknown split 'tset'"):
+        cold_only_floors(hand_made, "tset")
+    with pytest.raises(ValueError, match=r"mask must name splits other than 'valid'.*\['train', 'valid'\]"):
+        cold_only_floors(hand_made, "valid", mask=("train", "valid"))
+    assert cold_only_floors(hand_made)["mask"] == ["train", "valid"]  # the evaluator's test default
+
+
+@pytest.mark.parametrize(("seed", "mask"), [(0, None), (1, None), (2, None), (0, ()), (1, ("train",)), (2, ("valid",))])
+def test_item_order_equals_the_evaluator_ranking_by_id(seed, mask):
     """Same users, masking and metric as the evaluator's cold-only ranking of a model whose
-    scores follow the id order; the random floor equals the mean of many random rankings."""
+    scores follow the id order, under every mask (users whose cold test items are all masked
+    drop out of both); the random floor equals the mean of many random rankings."""
     data = random_dataset(seed)
-    floors = cold_only_floors(data, ks=(5, 10))
+    floors = cold_only_floors(data, ks=(5, 10), mask=mask)
     cold = data.cold_items("test")
     model = IdOrder(ModelConfig(), data)
-    result = evaluate(model, data, split="test", ks=(5, 10), candidate_items=cold)
+    result = evaluate(model, data, split="test", ks=(5, 10), candidate_items=cold, mask=mask)
     assert floors["n_users"] == result.n_users
     for k in (5, 10):
         assert floors["item_order"][f"recall@{k}"] == pytest.approx(result.metrics[f"recall@{k}"])
@@ -80,6 +89,6 @@ def test_item_order_equals_the_evaluator_ranking_by_id(seed):
     for _ in range(300):
         model_random = IdOrder(ModelConfig(), data)
         items = torch.rand(data.n_items, 1, generator=generator)
-        draws.append(evaluate(model_random, data, split="test", ks=(10,), candidate_items=cold,
+        draws.append(evaluate(model_random, data, split="test", ks=(10,), candidate_items=cold, mask=mask,
                               emb=Embeddings(torch.ones(data.n_users, 1), items)).metrics["recall@10"])
     assert floors["random"]["recall@10"] == pytest.approx(np.mean(draws), abs=0.01)

@@ -215,29 +215,45 @@ def test_calibration_scales_and_offsets_new_items_only(tiny_dataset):
     assert _model(tiny_dataset, edgeless_items="own").calibration_candidates() == []
 
 
-@pytest.mark.parametrize("extra", [{}, {"content_dropout": 0.5, "new_item_bias": True}])
+@pytest.mark.parametrize("extra", [{}, {"content_dropout": 0.5, "new_item_bias": True}, {"num_layers": 2},
+                                   {"num_layers": 1, "item_graph_k": 0}])
 def test_calibrated_embeddings_equal_a_recomputation_per_candidate(tiny_dataset, extra):
-    """The one-pass representations of each candidate (rescaled, offset rows of the items
-    represented as new) score exactly as applying the candidate and recomputing
-    ``ranking_embed`` does -- also with a learned new-item bias -- and leave the last
-    candidate applied."""
-    model = _model(tiny_dataset, item_graph_k=2, edgeless_items="content", calibrate_new_items=(-1.0, 0.0, 0.5),
-                   calibrate_new_scales=(1.0, 3.0), **extra)
+    """The one-pass representations of each candidate (the new items' rows rescaled and
+    offset) give the very floats of applying the candidate and recomputing
+    ``ranking_embed`` -- with a learned new-item bias, at depths whose 1/(L+1) is not a power
+    of two, without the item graph -- and leave the last candidate applied."""
+    model = _model(tiny_dataset, **{"item_graph_k": 2, **extra}, edgeless_items="content",
+                   calibrate_new_items=(-1.0, 0.0, 0.5), calibrate_new_scales=(1.0, 3.0))
     if model.new_bias is not None:
         with torch.no_grad():
             model.new_bias.fill_(0.3)
     candidates = model.calibration_candidates()
     users = torch.arange(tiny_dataset.n_users)
     fast = [model.score(users, emb=emb) for emb in model.calibrated_embeddings(candidates)]
+    assert not any(scores.requires_grad for scores in fast)
     assert float(model.new_item_scale) == candidates[-1]["new_item_scale"]
     assert float(model.new_item_offset) == pytest.approx(candidates[-1]["new_item_offset"])
     assert len(fast) == len(candidates) == 6
     for values, scores in zip(candidates, fast, strict=True):
         model.apply_calibration(values)
         with torch.no_grad():
-            torch.testing.assert_close(scores, model.score(users, emb=model.ranking_embed()))
+            assert torch.equal(scores, model.score(users, emb=model.ranking_embed()))
     # the candidates differ on the new items, so a wrong derivation could not pass unnoticed
     assert not torch.allclose(fast[0][:, COLD], fast[-1][:, COLD])
+
+
+def test_calibrated_embeddings_follow_the_item_policy(tiny_dataset):
+    """With ``edgeless_items="own"`` the rows of items without a train edge are the model's
+    own, whatever the calibration (given candidates explicitly: the model proposes none);
+    no candidate yields nothing and leaves the calibration as it was."""
+    model = _model(tiny_dataset, item_graph_k=2, edgeless_items="own")
+    candidates = [{"new_item_scale": 1.0, "new_item_offset": 0.0}, {"new_item_scale": 3.0, "new_item_offset": 0.5}]
+    users = torch.arange(tiny_dataset.n_users)
+    with torch.no_grad():
+        own = model.score(users, emb=model.ranking_embed())
+    for emb in model.calibrated_embeddings(candidates):
+        assert torch.equal(model.score(users, emb=emb), own)
+    assert list(model.calibrated_embeddings([])) == [] and float(model.new_item_scale) == 3.0
 
 
 def test_models_saved_before_the_scale_load_at_scale_one(tiny_dataset):
