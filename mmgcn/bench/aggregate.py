@@ -49,6 +49,8 @@ PerUser = dict[str, dict[int, dict[str, np.ndarray]]]
 DATASET_KEY = "_dataset"
 #: lower edges of the user train-degree buckets of the breakdown table
 DEGREE_EDGES = (0, 1, 2, 3, 5, 10, 20, 50, 100, 200)
+#: the per-user group of the cold-start protocol's ranking among the cold test items only
+COLD_ONLY = "cold-only"
 #: buckets with fewer test users are left out of the per-bucket comparisons (no usable interval)
 MIN_BUCKET_USERS = 30
 _KEY = re.compile(r"^(?P<model>[^/]+)/seed-(?P<seed>-?\d+)/(?P<name>.+)$")
@@ -318,7 +320,34 @@ def compare_table(
     pairs = comparison_pairs(models, reference, extra)
     breakdowns = {"user_degree": degree_breakdown(per_user, metrics[0]),
                   "user_degree_comparisons": degree_comparisons(per_user, extra, metrics[0])}
+    cold_only = cold_only_comparisons(per_user, extra, metrics)
+    if cold_only:
+        breakdowns["cold_only_comparisons"] = cold_only
     return compare_models(per_user, pairs, metrics), breakdowns, chosen
+
+
+def cold_only_comparisons(
+    per_user: PerUser,
+    pairs: Sequence[tuple[str, str]],
+    metrics: Sequence[str],
+    n_boot: int = N_BOOT,
+    seed: int = BOOT_SEED,
+) -> dict[str, Any]:
+    """The configured pairs on the cold-start protocol's second ranking, among the cold test
+    items only (``cold-only/<metric>`` per-user arrays): seed-aware, Holm-adjusted over this
+    family of its own (pairs x metrics). A pair with a model that has no such ranking (ID
+    only) is left out.
+
+    Returns ``{"rows": [SeedComparison.to_dict(), ...]}`` (``{}`` without a usable pair).
+    """
+    names = [f"{COLD_ONLY}/{m}" for m in metrics]
+
+    def ranked(model: str) -> bool:
+        return any(names[0] in arrays for arrays in per_user.get(model, {}).values())
+
+    usable = [(model, reference) for model, reference in pairs if ranked(model) and ranked(reference)]
+    rows = compare_models(per_user, usable, names, n_boot, seed) if usable else []
+    return {"rows": [c.to_dict() for c in rows]} if rows else {}
 
 
 def compare_models(
@@ -361,6 +390,7 @@ __all__ = [
     "degree_comparisons",
     "compare_models",
     "compare_table",
+    "cold_only_comparisons",
     "best_on_validation",
     "tested_valid",
     "comparison_pairs",

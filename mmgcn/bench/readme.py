@@ -16,6 +16,8 @@ A Markdown file marks each generated block with an opening and a closing comment
     <!-- /mmgcn:degrees -->
     <!-- mmgcn:degree-comparisons tiktok -->  the comparisons within each degree bucket
     <!-- /mmgcn:degree-comparisons -->
+    <!-- mmgcn:cold-only-comparisons tiktok-cold-start -->  the comparisons on the cold-only ranking
+    <!-- /mmgcn:cold-only-comparisons -->
     <!-- mmgcn:output scale/output.txt -->  a benchmark script's committed printed output
     <!-- /mmgcn:output -->
 
@@ -28,7 +30,9 @@ model's cold-only, warm and cold (all-items ranking) Recall@20; the comparisons 
 the configured pairs beyond the reference (the ``best:`` choices resolved on validation)
 with their seed-aware interval, Holm-adjusted p and a verdict that says "unresolved" unless
 the interval excludes zero; the degrees block the breakdown by user train degree, and the
-degree-comparisons block those comparisons within each degree bucket; an output
+degree-comparisons block those comparisons within each degree bucket, and the
+cold-only-comparisons block the configured pairs on the cold-start protocol's ranking among
+the cold test items only (Holm over their own family); an output
 block quotes a file under the results root verbatim (the printed table of a script such as
 ``benchmarks/scale.py``, committed beside its JSON).
 ``check_readme`` tells
@@ -50,14 +54,16 @@ from mmgcn.bench.tables import (
     UNABLE,
     _mean_std,
     _p_value,
+    cold_only_comparison_rows,
     degree_comparison_rows,
     degree_rows,
     difference_cell,
     metric_label,
 )
+from mmgcn.eval.significance import SeedComparison
 
 _BLOCK = re.compile(
-    r"(?P<open><!-- mmgcn:(?P<kind>results|cold-start|comparisons|degrees|degree-comparisons|output) (?P<folder>[A-Za-z0-9_./-]+) -->\n)"
+    r"(?P<open><!-- mmgcn:(?P<kind>results|cold-start|comparisons|degrees|degree-comparisons|cold-only-comparisons|output) (?P<folder>[A-Za-z0-9_./-]+) -->\n)"
     r"(?P<body>.*?)"
     r"(?P<close><!-- /mmgcn:(?P=kind) -->)",
     re.DOTALL,
@@ -174,8 +180,19 @@ def degree_comparisons_table(results: BenchResults) -> str:
     return _markdown(table)
 
 
+def cold_only_comparisons_table(results: BenchResults) -> str:
+    """The configured comparisons on the cold-only ranking (Holm over its own rows), with verdicts."""
+    rows = cold_only_comparison_rows(results)
+    if not rows:
+        return "(no cold-only comparisons in this results folder)\n"
+    compared = [SeedComparison.from_dict(row) for row in results.breakdowns["cold_only_comparisons"]["rows"]]
+    table = [[*rows[0], "verdict"], ["---"] * (len(rows[0]) + 1)]
+    table += [[f"`{r[0]}`", f"`{r[1]}`", *r[2:], verdict(c)] for r, c in zip(rows[1:], compared, strict=True)]
+    return _markdown(table)
+
+
 _RENDER = {"results": None, "cold-start": cold_start_table, "comparisons": comparisons_table, "degrees": degrees_table,
-           "degree-comparisons": degree_comparisons_table}
+           "degree-comparisons": degree_comparisons_table, "cold-only-comparisons": cold_only_comparisons_table}
 
 
 def render_blocks(text: str, results_root: str | Path, published: Mapping[str, Mapping[str, str]]) -> str:

@@ -246,6 +246,19 @@ def degree_comparison_rows(results: BenchResults) -> list[list[str]]:
     return rows
 
 
+def cold_only_comparison_rows(results: BenchResults) -> list[list[str]]:
+    """Header and one row per pair x metric of the cold-only comparisons (``[]`` if none)."""
+    rows = (results.breakdowns.get("cold_only_comparisons") or {}).get("rows") or []
+    if not rows:
+        return []
+    out = [["model", "reference", "metric", "users", "model mean", "reference mean", "Δ [95% CI]", "p Holm"]]
+    for row in rows:
+        c = SeedComparison.from_dict(row)
+        out.append([c.model, c.reference, metric_label(c.metric), f"{c.n_users:,}", f"{c.mean_model:.4f}",
+                    f"{c.mean_reference:.4f}", difference_cell(c), _p_value(c.p_holm, c.n_boot)])
+    return out
+
+
 def _degree_comparisons(results: BenchResults) -> list[str]:
     rows = degree_comparison_rows(results)
     if not rows:
@@ -294,6 +307,15 @@ def _warm_cold_section(results: BenchResults, primary: list[str]) -> list[str]:
         "ranking among the cold test items only."
     )
     lines = ["## Warm and cold test items (mean ± std over seeds)", "", note, ""] + _table(rows) + [""]
+    compared = cold_only_comparison_rows(results)
+    if compared:
+        lines += [
+            "The configured comparisons on the cold-only ranking: difference with its 95% seed-aware interval "
+            f"(training runs resampled, then users); p Holm-adjusted over the {len(compared) - 1} rows of this "
+            "table (a family of its own, apart from the all-items comparisons); * = Holm p < 0.05. Pairs with "
+            "an ID-only model are left out.",
+            "",
+        ] + _table(compared) + [""]
     floors = results.breakdowns.get("cold_only_floors")
     if floors is not None:
         lines += [
