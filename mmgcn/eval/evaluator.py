@@ -128,6 +128,39 @@ def _check_ks(ks: Iterable[int]) -> tuple[int, ...]:
 
 
 @torch.no_grad()
+def check_mask(split: str, mask: Sequence[str] | None) -> tuple[str, ...]:
+    """The splits masked when ranking ``split``: ``mask``, or the default for ``split``
+    (:data:`DEFAULT_MASKS`), checked (known names, never ``split`` itself)."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+    mask = tuple(DEFAULT_MASKS[split] if mask is None else mask)
+    bad = [m for m in mask if m not in SPLITS]
+    if bad:
+        raise ValueError(f"mask names unknown split(s) {bad}; expected names from {SPLITS}")
+    if split in mask:
+        raise ValueError(f"cannot mask the evaluated split {split!r} (mask={mask})")
+    return mask
+
+
+def held_out_positives(
+    dataset: Dataset, split: str, mask: tuple[str, ...], candidates: np.ndarray | None = None
+) -> tuple[sp.csr_matrix, sp.csr_matrix | None]:
+    """``(positives, masked)``, users x candidates (all items by default, else the sorted ids
+    ``candidates``, column j = ``candidates[j]``): the items of ``split`` that are not in a
+    ``mask`` split, with sorted indices, and the union of the ``mask`` splits (``None``
+    without a mask). A user's row of ``positives`` is what the evaluator counts as hits."""
+    target = dataset.split(split)
+    masked = binary_union([dataset.split(m) for m in mask], (dataset.n_users, dataset.n_items)) if mask else None
+    if candidates is not None:
+        target = target[:, candidates]
+        masked = masked[:, candidates] if masked is not None else None
+    positives = target if masked is None else target - target.multiply(masked)
+    positives = sp.csr_matrix(positives)
+    positives.eliminate_zeros()
+    positives.sort_indices()
+    return positives, None if masked is None else sp.csr_matrix(masked)
+
+
 def evaluate(
     model: Recommender,
     dataset: Dataset,
@@ -165,15 +198,8 @@ def evaluate(
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
     ks = _check_ks(ks)
-    mask = tuple(DEFAULT_MASKS[split] if mask is None else mask)
-    bad = [m for m in mask if m not in SPLITS]
-    if bad:
-        raise ValueError(f"mask names unknown split(s) {bad}; expected names from {SPLITS}")
-    if split in mask:
-        raise ValueError(f"cannot mask the evaluated split {split!r} (mask={mask})")
+    mask = check_mask(split, mask)
     n_users, n_items = dataset.n_users, dataset.n_items
-    target = dataset.split(split)
-    masked = binary_union([dataset.split(m) for m in mask], (n_users, n_items)) if mask else None
 
     # ---- candidates: positions 0..n_cand-1 in ascending item id
     if candidate_items is None:
@@ -186,12 +212,7 @@ def evaluate(
         if candidates[0] < 0 or candidates[-1] >= n_items:
             raise ValueError(f"candidate_items must be item ids in [0, {n_items}), got {candidates[0]}..{candidates[-1]}")
         n_cand = int(candidates.size)
-        target = target[:, candidates]
-        masked = masked[:, candidates] if masked is not None else None
-    positives = target if masked is None else target - target.multiply(masked)
-    positives = sp.csr_matrix(positives)
-    positives.eliminate_zeros()
-    positives.sort_indices()
+    positives, masked = held_out_positives(dataset, split, mask, candidates)
 
     # ---- users
     considered = np.arange(n_users) if users is None else np.unique(np.asarray(users, dtype=np.int64))

@@ -24,9 +24,8 @@ from collections.abc import Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from mmgcn.data.dataset import SPLITS, Dataset
-from mmgcn.eval.evaluator import DEFAULT_MASKS
-from mmgcn.utils.ranking import binary_union
+from mmgcn.data.dataset import Dataset
+from mmgcn.eval.evaluator import check_mask, held_out_positives
 
 
 def cold_only_floors(
@@ -47,29 +46,16 @@ def cold_only_floors(
     user holds one after masking.
 
     Raises:
-        ValueError: an unknown split, a mask naming one, or ``split`` in ``mask``.
+        ValueError: an unknown split, a mask naming one, or ``split`` in ``mask``
+            (:func:`mmgcn.eval.evaluator.check_mask`).
     """
-    if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
-    mask = tuple(DEFAULT_MASKS[split] if mask is None else mask)
-    bad = [m for m in mask if m not in SPLITS]
-    if bad or split in mask:
-        raise ValueError(f"mask must name splits other than {split!r} from {SPLITS}, got {list(mask)}")
+    mask = check_mask(split, mask)
     candidates = dataset.cold_items(split)
     if candidates.size == 0:
         return None
-    n_users = dataset.n_users
-    target = sp.csr_matrix(dataset.split(split)[:, candidates])
-    if mask:
-        masked = sp.csr_matrix(binary_union([dataset.split(m) for m in mask], (n_users, dataset.n_items))[:, candidates])
-        masked.data[:] = 1
-        masked.eliminate_zeros()
-        positives = sp.csr_matrix(target - target.multiply(masked))
-    else:
-        masked = sp.csr_matrix((n_users, candidates.size))
-        positives = target
-    positives.data[:] = 1
-    positives.eliminate_zeros()
+    positives, masked = held_out_positives(dataset, split, mask, candidates)
+    if masked is None:
+        masked = sp.csr_matrix((dataset.n_users, candidates.size))
     n_pos = np.diff(positives.indptr)
     users = np.flatnonzero(n_pos > 0)
     if users.size == 0:

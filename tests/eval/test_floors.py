@@ -66,8 +66,10 @@ def random_dataset(seed: int) -> Dataset:
 def test_bad_split_or_mask_is_refused(hand_made):
     with pytest.raises(ValueError, match="unknown split 'tset'"):
         cold_only_floors(hand_made, "tset")
-    with pytest.raises(ValueError, match=r"mask must name splits other than 'valid'.*\['train', 'valid'\]"):
+    with pytest.raises(ValueError, match=r"cannot mask the evaluated split 'valid' \(mask=\('train', 'valid'\)\)"):
         cold_only_floors(hand_made, "valid", mask=("train", "valid"))
+    with pytest.raises(ValueError, match=r"mask names unknown split\(s\) \['trian'\]"):
+        cold_only_floors(hand_made, mask=("trian",))
     assert cold_only_floors(hand_made)["mask"] == ["train", "valid"]  # the evaluator's test default
 
 
