@@ -429,22 +429,38 @@ def load_bench_config(
     if "mode" in data:
         raise ConfigError(f"{where}: 'mode' is set by --full, not in the file")
     if full:
-        data = merge(data, full_section if full_section is not None else FULL_DEFAULTS)
+        data = overlay(data, full_section if full_section is not None else FULL_DEFAULTS)
         data["mode"] = "full"
     else:
         cold_sections = cold_sections[:1]
     protocol = (overrides or {}).get("protocol", data.get("protocol"))
     if protocol == "cold-start":
         for section in cold_sections:
-            data = merge(data, section)
+            data = overlay(data, section)
     if overrides:
-        data = merge(data, dict(overrides))
+        data = overlay(data, dict(overrides))
     try:
         return from_dict(BenchConfig, data, where=where)
     except ConfigError as exc:
         if where in str(exc):
             raise
         raise ConfigError(f"{where}: {exc}") from exc
+
+
+def overlay(data: Mapping[str, Any], section: Mapping[str, Any]) -> dict[str, Any]:
+    """``section`` on top of ``data``: a nested merge, except that a model's ``grids:`` entry
+    is replaced whole.
+
+    A grid is one set of points: a later section's grid for a model is that model's grid,
+    not its params added to the earlier ones' (a ``cold-start:`` rate grid would otherwise
+    multiply with the ``full:`` grid's other params). The other models' entries stay.
+    """
+    out = merge(data, {key: value for key, value in section.items() if key != "grids"})
+    if "grids" in section:
+        grids, earlier = section["grids"], data.get("grids")
+        out["grids"] = ({**earlier, **grids} if isinstance(grids, Mapping) and isinstance(earlier, Mapping)
+                        else grids)
+    return out
 
 
 def _pop_section(data: dict[str, Any], key: str, where: str) -> dict[str, Any]:

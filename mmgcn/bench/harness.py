@@ -219,6 +219,36 @@ def restorable(committed: CommittedResults | None, task: CellTask) -> bool:
     return found is not None
 
 
+def cell_as_trial(task: CellTask, folder: Path, committed: CommittedResults | None) -> tuple[CellResult, str] | None:
+    """The grid trial ``task`` answered by the benchmark cell it duplicates, when there is one.
+
+    A trial's config hash is computed like a benchmark cell's (the grid point is not part
+    of it), so a trial whose point is the configuration a finished cell of the same model
+    and seed already ran -- e.g. a rate grid added after a run without grids -- would train
+    the very same model again. Its validation record is taken from that cell instead: the
+    cell finished on disk (``"skipped"``), else the folder's committed ``results.json``
+    (``"restored"``). Only the validation side is kept (the test metrics stay with the
+    cell): the grid selects on validation alone. ``None`` when no cell matches the hash.
+    """
+    if task.grid_point is None:
+        return None
+    directory = folder / "cells" / task.spec.dirname / f"seed-{task.seed}"
+    result, how = None, "skipped"
+    if is_finished(directory, task.config_hash):
+        try:
+            result = load_cell(directory)
+        except (OSError, ValueError, TypeError):
+            result = None
+    if result is None and committed is not None:
+        stored = committed.cells.get((task.spec.name, task.seed))
+        if stored is not None and stored.config_hash == task.config_hash:
+            result, how = stored, "restored"
+    if result is None or result.status != "ok" or result.config_hash != task.config_hash:
+        return None
+    trial = dataclasses.replace(result, test={}, eval_s=None, n_test_users={}, peak_mem_mb=None)
+    return trial, how
+
+
 def verify_committed(committed: CommittedResults | None, config: BenchConfig, runner: CellRunner,
                      fingerprint: dict[str, Any], folder: Path) -> None:
     """Mark the models whose committed selected grid point hashes as their committed cells
@@ -256,6 +286,9 @@ def plan_benchmark(config: BenchConfig, runner: CellRunner, dataset: Dataset) ->
     def status(task: CellTask) -> str:
         if is_finished(task.directory, task.config_hash, per_user=task.grid_point is None):
             return "finished"
+        reused = cell_as_trial(task, folder, committed)
+        if reused is not None:
+            return "finished" if reused[1] == "skipped" else "restores"
         if restorable(committed, task):
             return "restores"
         staged = dataclasses.replace(task, directory=staging_dir(task.directory))
@@ -281,7 +314,11 @@ def plan_benchmark(config: BenchConfig, runner: CellRunner, dataset: Dataset) ->
                     state = status(task)
                     trial_states.append(state)
                     plan.append((task.label, state))
-                    if state == "finished":
+                    reused = (None if is_finished(directory, task.config_hash, per_user=False)
+                              else cell_as_trial(task, folder, committed))
+                    if reused is not None:
+                        values.append(reused[0].best_valid)
+                    elif state == "finished":
                         values.append(load_cell(directory).best_valid)
                     elif state == "restores":
                         values.append(committed.trial(task).best_valid)  # type: ignore[union-attr]
@@ -396,6 +433,14 @@ def _run_benchmark_locked(
 
     def step(task: CellTask, force_task: bool = force) -> CellResult:
         bar.set_postfix_str(task.label, refresh=True)
+        if not force_task and not is_finished(task.directory, task.config_hash, per_user=task.grid_point is None):
+            reused = cell_as_trial(task, folder, committed)
+            if reused is not None:
+                log.info("%s: the benchmark cell of seed %d ran this very configuration (same config hash); "
+                         "its validation record answers the trial", task.label, task.seed)
+                setattr(run, reused[1], getattr(run, reused[1]) + 1)
+                bar.update(1)
+                return reused[0]
         if not force_task and restorable(committed, task):
             restored = committed.restore(task)  # type: ignore[union-attr]
             if restored is not None:

@@ -109,6 +109,25 @@ def test_cold_start_section_applies_under_that_protocol_only(tmp_path: Path) -> 
         load_bench_config(write(tmp_path, "seeds: 1\ncold-start: {protocol: standard}\n"))
 
 
+def test_a_later_sections_grid_replaces_the_models_grid_whole(tmp_path: Path) -> None:
+    path = write(tmp_path, "dataset: tiktok\nseeds: 1\n"
+                           "grids:\n  bpr: {params: {reg_weight: [0.01, 0.1]}}\n"
+                           "  lightgcn: {params: {num_layers: [1, 2]}}\n"
+                           "full:\n  grids:\n    bpr: {params: {train.lr: [0.001, 0.005]}}\n"
+                           "  cold-start:\n    grids: {lightgcn: null, vbpr: {params: {dim: [32, 64]}}}\n")
+    plain = load_bench_config(path)
+    assert plain.grids["bpr"].points() == [{"reg_weight": 0.01}, {"reg_weight": 0.1}]
+    full = load_bench_config(path, full=True)
+    # the full: grid of bpr is its grid, not 2 x 2 points; lightgcn's grid stays
+    assert full.grids["bpr"].points() == [{"train.lr": 0.001}, {"train.lr": 0.005}]
+    assert full.grids["lightgcn"].points() == [{"num_layers": 1}, {"num_layers": 2}]
+    cold = load_bench_config(path, full=True, overrides={"protocol": "cold-start"})
+    assert cold.grids["lightgcn"] is None and cold.grids["vbpr"].points() == [{"dim": 32}, {"dim": 64}]
+    assert cold.grids["bpr"].points() == [{"train.lr": 0.001}, {"train.lr": 0.005}]
+    # the other fields still merge field by field
+    assert cold.seeds == 1
+
+
 def test_unknown_keys_and_bad_values(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="unknown key"):
         load_bench_config(write(tmp_path, "epochs: 3\n"))

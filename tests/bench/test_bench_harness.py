@@ -293,6 +293,55 @@ def test_grid_train_keys_and_variants(tmp_path: Path, tiny_dataset: Dataset) -> 
     assert result.results.summaries[0].selected == {"dim": 64, "train.lr": 0.01}
 
 
+def test_a_grid_point_a_finished_cell_already_ran_is_not_trained_again(tmp_path: Path, tiny_dataset: Dataset) -> None:
+    import shutil
+
+    from mmgcn.bench.harness import plan_benchmark
+
+    before = make_config(tmp_path, models=("bpr",), model_configs={"bpr": {"dim": 16}})
+    first = run(before, ScriptedRunner(), tiny_dataset)
+    cell_hash = {c.seed: c.config_hash for c in first.results.cells}
+    # a rate-like grid added later: its point dim=16 is the configuration the cells ran
+    gridded = make_config(tmp_path, models=("bpr",), model_configs={"bpr": {"dim": 16}},
+                          grids={"bpr": {"params": {"dim": [4, 16]}}})
+    plan = plan_benchmark(gridded, ScriptedRunner(), tiny_dataset)
+    assert [s for _, s in plan] == ["runs", "finished", "after grid", "after grid"]
+    runner = ScriptedRunner()
+    result = run(gridded, runner, tiny_dataset)
+    assert runner.calls == [("bpr", 0, json.dumps({"dim": 4}))]  # only the new point trained
+    assert result.ran == 1 and result.skipped == 3
+    rows = result.results.grids["bpr"]
+    assert rows[1]["valid_by_seed"] == {"0": pytest.approx(0.16)} and rows[1]["selected"]
+    assert rows[1]["config_hash_by_seed"] == {"0": cell_hash[0]}
+    assert result.results.summaries[0].selected == {"dim": 16}
+    assert [c.test for c in result.results.cells] == [c.test for c in first.results.cells]
+    # a fresh clone (only the committed files): the point comes from the committed cell
+    clone = tmp_path / "clone"
+    folder = clone / "results" / result.folder.name
+    folder.mkdir(parents=True)
+    for name in ("results.json", "per_user.npz"):
+        shutil.copy(result.folder / name, folder / name)
+    cloned = make_config(clone, models=("bpr",), model_configs={"bpr": {"dim": 16}},
+                         grids={"bpr": {"params": {"dim": [4, 16]}}})
+    assert [s for _, s in plan_benchmark(cloned, ScriptedRunner(), tiny_dataset)] == ["restores"] * 4
+    again = ScriptedRunner()
+    restored = run(cloned, again, tiny_dataset)
+    assert again.calls == [] and restored.restored == 4
+    # with the committed grid row gone too, the trial still comes from the committed cell
+    data = json.loads((folder / "results.json").read_text())
+    shutil.rmtree(folder / "grid")
+    shutil.rmtree(folder / "cells")
+    data["grids"] = {}
+    (folder / "results.json").write_text(json.dumps(data))
+    third = ScriptedRunner()
+    run(cloned, third, tiny_dataset)
+    assert third.calls == [("bpr", 0, json.dumps({"dim": 4}))]
+    # force trains every trial and cell
+    forced = ScriptedRunner()
+    run(gridded, forced, tiny_dataset, force=True)
+    assert [c[2] for c in forced.calls] == [json.dumps({"dim": 4}), json.dumps({"dim": 16}), None, None]
+
+
 def test_header_is_generated_from_the_resolved_configs(tmp_path: Path, tiny_dataset: Dataset) -> None:
     runner = TrainerRunner(progress=False)
     plain = header_lines(build_header(make_config(tmp_path), tiny_dataset, runner))
