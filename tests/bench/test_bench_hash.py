@@ -83,3 +83,14 @@ def test_a_legacy_value_must_name_a_field():
 
     with pytest.raises(TypeError, match=r"Misspelt.legacy_values names no field \['ssl_wieght'\]"):
         hashed_view(Misspelt())
+
+
+def test_every_registered_config_names_real_fields_in_its_legacy_values():
+    """A misspelt legacy name would otherwise surface only when a cell of that model is
+    hashed; every registered model (and the trainer) resolves here, at its defaults."""
+    from mmgcn.models.base import available_models
+
+    runner = TrainerRunner(progress=False)
+    for name in available_models():
+        payload = runner.resolve(ModelSpec.parse(name), {}, {}, BenchConfig())
+        assert payload["model"] and "train" in payload, name
