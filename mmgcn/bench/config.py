@@ -25,7 +25,9 @@ or inside ``full:``) applied only under ``--protocol cold-start``, e.g.::
 
 Precedence (lowest first): :class:`BenchConfig` defaults < file < ``full:`` section (with
 ``--full``) < ``cold-start:`` sections (with ``--protocol cold-start``; the one inside
-``full:`` last) < command-line flags. Model specs may name a modality subset for ablations:
+``full:`` last) < command-line flags. Each layer merges into the ones below it field by
+field, except that a file section's (``full:``, ``cold-start:``) grid for a model replaces
+that model's grid whole (see :func:`overlay`); command-line values always merge. Model specs may name a modality subset for ablations:
 ``mmgcn[visual]``, ``mmgcn[visual+acoustic]`` (see :class:`ModelSpec`).
 """
 
@@ -438,7 +440,8 @@ def load_bench_config(
         for section in cold_sections:
             data = overlay(data, section)
     if overrides:
-        data = overlay(data, dict(overrides))
+        # command-line values are edits of single fields (--set grids.vbpr.seeds=[0,1]): they merge
+        data = merge(data, dict(overrides))
     try:
         return from_dict(BenchConfig, data, where=where)
     except ConfigError as exc:

@@ -13,7 +13,10 @@ runs grids only). For one model spec and one :class:`~mmgcn.bench.config.GridCon
    same configuration and seed reuses the trained model and only evaluates test once
    (:func:`reuse_trial`); the other trials' checkpoints are deleted.
 
-Trials live in ``<folder>/grid/<model>/point-<i>/seed-<k>/``.
+Trials live in ``<folder>/grid/<model>/point-<i>/seed-<k>/``. The benchmark harness's
+``step`` answers a trial that duplicates a finished benchmark cell (same config hash) from
+that cell's validation record instead of training it
+(:func:`mmgcn.bench.harness.cell_as_trial`).
 """
 
 from __future__ import annotations

@@ -29,7 +29,10 @@ checksums, unless ``force``; a damaged cell is named and re-run; a cell that rai
 recorded as failed (traceback in its staging directory's ``error.txt``) and the run goes on.
 A cell absent on disk whose identical configuration is recorded in the folder's committed
 ``results.json`` (a fresh clone: cells are not committed) is restored from it instead of
-re-trained (:mod:`mmgcn.bench.restore`).
+re-trained (:mod:`mmgcn.bench.restore`). A grid trial hashes like a cell (its point is part
+of the resolved config, not of the hash), so a trial whose configuration a finished or
+committed cell of the same seed ran is answered by that cell's validation record
+(:func:`cell_as_trial`) and written as a finished trial, not trained again.
 The whole run holds the folder's lock (:mod:`mmgcn.bench.lock`) and rebuilds
 ``results.json`` from the cells on disk.
 
@@ -59,6 +62,7 @@ from mmgcn.bench.aggregate import (
 )
 from mmgcn.bench.cells import (
     ERROR_TXT,
+    CellOutput,
     CellRunner,
     CellTask,
     PeakMemory,
@@ -249,6 +253,16 @@ def cell_as_trial(task: CellTask, folder: Path, committed: CommittedResults | No
     return trial, how
 
 
+def write_trial_record(task: CellTask, result: CellResult) -> None:
+    """Write a trial answered by a benchmark cell (:func:`cell_as_trial`) into place as a
+    finished trial (its validation record only), so that it outlives a later re-run of
+    that cell with another configuration."""
+    staging = staging_dir(task.directory)
+    clear_cell(staging)
+    save_cell(staging, CellOutput(result), task.config_hash)
+    publish_cell(staging, task.directory)
+
+
 def verify_committed(committed: CommittedResults | None, config: BenchConfig, runner: CellRunner,
                      fingerprint: dict[str, Any], folder: Path) -> None:
     """Mark the models whose committed selected grid point hashes as their committed cells
@@ -282,12 +296,14 @@ def plan_benchmark(config: BenchConfig, runner: CellRunner, dataset: Dataset) ->
     plan: list[tuple[str, str]] = []
     committed = CommittedResults.load(folder)
     verify_committed(committed, config, runner, fingerprint, folder)
+    answered: dict[Path, CellResult] = {}  # trials a benchmark cell answers (cell_as_trial)
 
     def status(task: CellTask) -> str:
         if is_finished(task.directory, task.config_hash, per_user=task.grid_point is None):
             return "finished"
         reused = cell_as_trial(task, folder, committed)
         if reused is not None:
+            answered[task.directory] = reused[0]
             return "finished" if reused[1] == "skipped" else "restores"
         if restorable(committed, task):
             return "restores"
@@ -314,10 +330,8 @@ def plan_benchmark(config: BenchConfig, runner: CellRunner, dataset: Dataset) ->
                     state = status(task)
                     trial_states.append(state)
                     plan.append((task.label, state))
-                    reused = (None if is_finished(directory, task.config_hash, per_user=False)
-                              else cell_as_trial(task, folder, committed))
-                    if reused is not None:
-                        values.append(reused[0].best_valid)
+                    if directory in answered:
+                        values.append(answered[directory].best_valid)
                     elif state == "finished":
                         values.append(load_cell(directory).best_valid)
                     elif state == "restores":
@@ -433,11 +447,13 @@ def _run_benchmark_locked(
 
     def step(task: CellTask, force_task: bool = force) -> CellResult:
         bar.set_postfix_str(task.label, refresh=True)
-        if not force_task and not is_finished(task.directory, task.config_hash, per_user=task.grid_point is None):
+        if (not force_task and task.grid_point is not None
+                and not is_finished(task.directory, task.config_hash, per_user=False)):
             reused = cell_as_trial(task, folder, committed)
             if reused is not None:
                 log.info("%s: the benchmark cell of seed %d ran this very configuration (same config hash); "
                          "its validation record answers the trial", task.label, task.seed)
+                write_trial_record(task, reused[0])
                 setattr(run, reused[1], getattr(run, reused[1]) + 1)
                 bar.update(1)
                 return reused[0]

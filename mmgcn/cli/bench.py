@@ -120,7 +120,7 @@ def run_bench(args: argparse.Namespace) -> int:
 
     check_device(config.device)  # a missing GPU fails now, not after the dataset has loaded
     if args.no_grids:
-        # an empty mapping cannot replace one through --set (mappings merge), hence the flag
+        # an empty mapping cannot replace one through --set (command-line mappings merge), hence the flag
         config = dataclasses.replace(config, grids={})
     if args.seeds is not None:
         # model_seeds lowers a model's count below the run's (a deterministic model, an

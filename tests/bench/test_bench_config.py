@@ -126,6 +126,10 @@ def test_a_later_sections_grid_replaces_the_models_grid_whole(tmp_path: Path) ->
     assert cold.grids["bpr"].points() == [{"train.lr": 0.001}, {"train.lr": 0.005}]
     # the other fields still merge field by field
     assert cold.seeds == 1
+    # a command-line value edits one field of a grid: it merges
+    seeded = load_bench_config(path, full=True, overrides={"grids": {"bpr": {"seeds": [0, 1]}}})
+    assert seeded.grids["bpr"].points() == [{"train.lr": 0.001}, {"train.lr": 0.005}]
+    assert list(seeded.grids["bpr"].seeds) == [0, 1]
 
 
 def test_unknown_keys_and_bad_values(tmp_path: Path) -> None:

@@ -296,32 +296,39 @@ def test_grid_train_keys_and_variants(tmp_path: Path, tiny_dataset: Dataset) -> 
 def test_a_grid_point_a_finished_cell_already_ran_is_not_trained_again(tmp_path: Path, tiny_dataset: Dataset) -> None:
     import shutil
 
+    from mmgcn.bench.cells import is_finished, load_cell
     from mmgcn.bench.harness import plan_benchmark
 
-    before = make_config(tmp_path, models=("bpr",), model_configs={"bpr": {"dim": 16}})
+    # a variant spec: its results name (bpr:wide) and folder name (bpr@wide) differ
+    spec = "bpr:wide"
+    before = make_config(tmp_path, models=(spec,), model_configs={spec: {"dim": 16}})
     first = run(before, ScriptedRunner(), tiny_dataset)
     cell_hash = {c.seed: c.config_hash for c in first.results.cells}
     # a rate-like grid added later: its point dim=16 is the configuration the cells ran
-    gridded = make_config(tmp_path, models=("bpr",), model_configs={"bpr": {"dim": 16}},
+    gridded = make_config(tmp_path, models=(spec,), model_configs={spec: {"dim": 16}},
                           grids={"bpr": {"params": {"dim": [4, 16]}}})
     plan = plan_benchmark(gridded, ScriptedRunner(), tiny_dataset)
     assert [s for _, s in plan] == ["runs", "finished", "after grid", "after grid"]
     runner = ScriptedRunner()
     result = run(gridded, runner, tiny_dataset)
-    assert runner.calls == [("bpr", 0, json.dumps({"dim": 4}))]  # only the new point trained
+    assert runner.calls == [(spec, 0, json.dumps({"dim": 4}))]  # only the new point trained
     assert result.ran == 1 and result.skipped == 3
-    rows = result.results.grids["bpr"]
+    rows = result.results.grids[spec]
     assert rows[1]["valid_by_seed"] == {"0": pytest.approx(0.16)} and rows[1]["selected"]
     assert rows[1]["config_hash_by_seed"] == {"0": cell_hash[0]}
     assert result.results.summaries[0].selected == {"dim": 16}
     assert [c.test for c in result.results.cells] == [c.test for c in first.results.cells]
+    # the answered trial is written as a finished trial: its validation record, no test metric
+    trial = result.folder / "grid" / "bpr@wide" / "point-1" / "seed-0"
+    assert is_finished(trial, cell_hash[0], per_user=False) and not (trial / "per_user.npz").exists()
+    assert load_cell(trial).test == {} and load_cell(trial).best_valid == pytest.approx(0.16)
     # a fresh clone (only the committed files): the point comes from the committed cell
     clone = tmp_path / "clone"
     folder = clone / "results" / result.folder.name
     folder.mkdir(parents=True)
     for name in ("results.json", "per_user.npz"):
         shutil.copy(result.folder / name, folder / name)
-    cloned = make_config(clone, models=("bpr",), model_configs={"bpr": {"dim": 16}},
+    cloned = make_config(clone, models=(spec,), model_configs={spec: {"dim": 16}},
                          grids={"bpr": {"params": {"dim": [4, 16]}}})
     assert [s for _, s in plan_benchmark(cloned, ScriptedRunner(), tiny_dataset)] == ["restores"] * 4
     again = ScriptedRunner()
@@ -335,7 +342,23 @@ def test_a_grid_point_a_finished_cell_already_ran_is_not_trained_again(tmp_path:
     (folder / "results.json").write_text(json.dumps(data))
     third = ScriptedRunner()
     run(cloned, third, tiny_dataset)
-    assert third.calls == [("bpr", 0, json.dumps({"dim": 4}))]
+    assert third.calls == [(spec, 0, json.dumps({"dim": 4}))]
+    # a committed cell of another configuration answers nothing: its hash differs
+    data["grids"], data["cells"] = {}, [{**c, "config_hash": "0" * 64} for c in data["cells"]]
+    (folder / "results.json").write_text(json.dumps(data))
+    shutil.rmtree(folder / "grid")
+    shutil.rmtree(folder / "cells")
+    stale = ScriptedRunner()
+    run(cloned, stale, tiny_dataset)
+    assert [c[2] for c in stale.calls] == [json.dumps({"dim": 4}), json.dumps({"dim": 16}), None, None]
+    # nor does a finished cell on disk of another configuration (dim 32): the point dim=16 trains
+    other = tmp_path / "other"
+    run(make_config(other, models=(spec,), model_configs={spec: {"dim": 32}}), ScriptedRunner(), tiny_dataset)
+    fourth = ScriptedRunner()
+    run(make_config(other, models=(spec,), model_configs={spec: {"dim": 32}},
+                    grids={"bpr": {"params": {"dim": [16, 32]}, "seeds": [0, 1]}}), fourth, tiny_dataset)
+    # with two grid seeds, each seed's cell answers its own trial
+    assert fourth.calls == [(spec, 0, json.dumps({"dim": 16})), (spec, 1, json.dumps({"dim": 16}))]
     # force trains every trial and cell
     forced = ScriptedRunner()
     run(gridded, forced, tiny_dataset, force=True)
