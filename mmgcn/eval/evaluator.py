@@ -127,7 +127,6 @@ def _check_ks(ks: Iterable[int]) -> tuple[int, ...]:
     return tuple(sorted(set(ks)))
 
 
-@torch.no_grad()
 def check_mask(split: str, mask: Sequence[str] | None) -> tuple[str, ...]:
     """The splits masked when ranking ``split``: ``mask``, or the default for ``split``
     (:data:`DEFAULT_MASKS`), checked (known names, never ``split`` itself)."""
@@ -161,6 +160,7 @@ def held_out_positives(
     return positives, None if masked is None else sp.csr_matrix(masked)
 
 
+@torch.no_grad()
 def evaluate(
     model: Recommender,
     dataset: Dataset,
@@ -195,10 +195,8 @@ def evaluate(
         ValueError: bad arguments, NaN scores, or no user with a held-out positive.
     """
     started = time.perf_counter()
-    if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
-    ks = _check_ks(ks)
     mask = check_mask(split, mask)
+    ks = _check_ks(ks)
     n_users, n_items = dataset.n_users, dataset.n_items
 
     # ---- candidates: positions 0..n_cand-1 in ascending item id

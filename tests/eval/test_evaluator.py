@@ -189,6 +189,26 @@ def test_errors(tiny_dataset):
         evaluate(nan_model, tiny_dataset, "valid")
 
 
+def test_scores_are_computed_without_autograd(tiny_dataset):
+    """Ranking builds no autograd graph (validation runs every epoch, inside training)."""
+    grad_seen = []
+
+    class Watched(FixedScores):
+        def ranking_embed(self):
+            grad_seen.append(torch.is_grad_enabled())
+            return super().ranking_embed()
+
+        def score(self, users, items=None, emb=None):
+            grad_seen.append(torch.is_grad_enabled())
+            return super().score(users, items=items, emb=emb)
+
+    model = Watched(tiny_dataset, np.ones((4, 5)))
+    assert torch.is_grad_enabled()
+    evaluate(model, tiny_dataset, "valid", ks=(1,))
+    assert grad_seen and not any(grad_seen)
+    assert torch.is_grad_enabled()  # restored for the training that follows
+
+
 def test_model_mode_restored_and_scores_not_mutated(tiny_dataset):
     class Expanded(FixedScores):
         def score(self, users, items=None, emb=None):
