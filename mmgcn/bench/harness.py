@@ -110,6 +110,11 @@ class BenchRun:
     restored: int = 0
 
 
+def cell_dir(folder: Path, spec: ModelSpec, seed: int) -> Path:
+    """Where the benchmark cell of ``spec`` and ``seed`` lives in the results ``folder``."""
+    return folder / "cells" / spec.dirname / f"seed-{seed}"
+
+
 def dataset_fingerprint(dataset: Dataset) -> dict[str, Any]:
     """Sizes that change when the data changes (part of every cell's config hash)."""
     return {
@@ -236,7 +241,7 @@ def cell_as_trial(task: CellTask, folder: Path, committed: CommittedResults | No
     """
     if task.grid_point is None:
         return None
-    directory = folder / "cells" / task.spec.dirname / f"seed-{task.seed}"
+    directory = cell_dir(folder, task.spec, task.seed)
     result, how = None, "skipped"
     if is_finished(directory, task.config_hash):
         try:
@@ -349,7 +354,7 @@ def plan_benchmark(config: BenchConfig, runner: CellRunner, dataset: Dataset) ->
                 plan.append((f"{spec.name} seed {seed}", "after grid"))
                 continue
             model_overrides, train_overrides = split_point(chosen)
-            directory = folder / "cells" / spec.dirname / f"seed-{seed}"
+            directory = cell_dir(folder, spec, seed)
             task = _task(config, runner, fingerprint, spec, seed, directory, None,
                          {**base_config, **model_overrides}, train_overrides)
             plan.append((task.label, status(task)))
@@ -485,7 +490,7 @@ def _run_benchmark_locked(
                 selected_points[spec.name] = outcome.chosen
             cells = []
             for seed in () if grids_only else config.seeds_for(spec):
-                directory = folder / "cells" / spec.dirname / f"seed-{seed}"
+                directory = cell_dir(folder, spec, seed)
                 if outcome is not None and outcome.chosen is None:
                     bar.update(1)
                     run.failed += 1
@@ -512,7 +517,7 @@ def _run_benchmark_locked(
         return run
 
     # results.json is rebuilt from the cells as they are on disk, under the folder's lock
-    cells_by_model = {name: [read_back(c, folder / "cells" / ModelSpec.parse(name).dirname / f"seed-{c.seed}")
+    cells_by_model = {name: [read_back(c, cell_dir(folder, ModelSpec.parse(name), c.seed))
                              for c in cells] for name, cells in cells_by_model.items()}
     summaries = [summarise_model(s.name, cells_by_model.get(s.name, []), selected_points.get(s.name)) for s in config.specs]
     per_user: PerUser = {}
@@ -520,7 +525,7 @@ def _run_benchmark_locked(
         for cell in cells_by_model.get(spec.name, []):
             if cell.status != "ok":
                 continue
-            path = folder / "cells" / spec.dirname / f"seed-{cell.seed}" / "per_user.npz"
+            path = cell_dir(folder, spec, cell.seed) / "per_user.npz"
             per_user.setdefault(spec.name, {})[cell.seed] = keep_arrays(load_per_user(path), config.significance_metrics)
     per_user[DATASET_KEY] = {0: {"train_degree": np.diff(dataset.train.indptr).astype(np.int32)}}
     write_per_user(folder / PER_USER_NPZ, per_user)
