@@ -27,8 +27,9 @@ Precedence (lowest first): :class:`BenchConfig` defaults < file < ``full:`` sect
 ``--full``) < ``cold-start:`` sections (with ``--protocol cold-start``; the one inside
 ``full:`` last) < command-line flags. Each layer merges into the ones below it field by
 field, except that a file section's (``full:``, ``cold-start:``) grid for a model replaces
-that model's grid whole (see :func:`overlay`); command-line values always merge. Model specs may name a modality subset for ablations:
-``mmgcn[visual]``, ``mmgcn[visual+acoustic]`` (see :class:`ModelSpec`).
+that model's grid whole (see :func:`overlay`); command-line values always merge. Model
+specs may name a modality subset for ablations: ``mmgcn[visual]``,
+``mmgcn[visual+acoustic]`` (see :class:`ModelSpec`).
 """
 
 from __future__ import annotations
