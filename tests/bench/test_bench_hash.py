@@ -87,10 +87,16 @@ def test_a_legacy_value_must_name_a_field():
 
 def test_every_registered_config_names_real_fields_in_its_legacy_values():
     """A misspelt legacy name would otherwise surface only when a cell of that model is
-    hashed; every registered model (and the trainer) resolves here, at its defaults."""
-    from mmgcn.models.base import available_models
+    hashed: every registered model's config class (and the trainer's) lists fields it has,
+    and each resolves, hashed, at its defaults."""
+    from mmgcn.models.base import available_models, model_class
+    from mmgcn.train.config import TrainConfig
 
     runner = TrainerRunner(progress=False)
+    classes = {TrainConfig, *(model_class(name).Config for name in available_models())}
+    assert MMGCNPlusConfig in classes and len(classes) > 10
+    for cls in classes:
+        fields = {f.name for f in dataclasses.fields(cls)}
+        assert set(cls.legacy_values) <= fields, (cls.__name__, sorted(set(cls.legacy_values) - fields))
     for name in available_models():
-        payload = runner.resolve(ModelSpec.parse(name), {}, {}, BenchConfig())
-        assert payload["model"] and "train" in payload, name
+        runner.resolve(ModelSpec.parse(name), {}, {}, BenchConfig())
