@@ -130,6 +130,9 @@ def test_a_later_sections_grid_replaces_the_models_grid_whole(tmp_path: Path) ->
     seeded = load_bench_config(path, full=True, overrides={"grids": {"bpr": {"seeds": [0, 1]}}})
     assert seeded.grids["bpr"].points() == [{"train.lr": 0.001}, {"train.lr": 0.005}]
     assert list(seeded.grids["bpr"].seeds) == [0, 1]
+    # a section whose grids are not a mapping is refused, naming the field
+    with pytest.raises(ConfigError, match=r"grids: expected a mapping, got \[1\]"):
+        load_bench_config(write(tmp_path, "dataset: tiktok\nseeds: 1\nfull:\n  grids: [1]\n"), full=True)
 
 
 def test_unknown_keys_and_bad_values(tmp_path: Path) -> None:
